@@ -1,0 +1,1 @@
+"""comparemode: quality control for comparison-mode preference votes."""

@@ -1,0 +1,49 @@
+"""Named constants shared across the package (one place, passed explicitly).
+
+Nothing in comparemode reads global ArviZ or matplotlib settings; functions that need one of
+these numbers take it as an argument whose default is the constant here.
+"""
+
+from __future__ import annotations
+
+#: Canonical column names of the votes table (Chatbot Arena convention).
+USER = "user"
+MODEL_A = "model_a"
+MODEL_B = "model_b"
+WINNER = "winner"
+PROMPT_ID = "prompt_id"
+MU = "mu"
+REQUIRED_COLUMNS = (USER, MODEL_A, MODEL_B, WINNER)
+OPTIONAL_COLUMNS = (PROMPT_ID, MU)
+
+#: Allowed values of the ``winner`` column.
+WIN_A = "model_a"
+WIN_B = "model_b"
+TIE = "tie"
+TIE_BOTHBAD = "tie (bothbad)"
+WINNER_VALUES = (WIN_A, WIN_B, TIE, TIE_BOTHBAD)
+TIE_VALUES = (TIE, TIE_BOTHBAD)
+
+#: Integer codes of a vote's outcome used by the encoded arrays.
+CODE_A = 0
+CODE_B = 1
+CODE_TIE = 2
+
+#: Default keep rule of the EM filter: keep users whose P(attentive) is at least this.
+DEFAULT_THRESHOLD = 0.5
+
+#: Elo ratings: a difference of ELO_SCALE points means odds of 10 to 1.
+ELO_SCALE = 400.0
+
+#: EM defaults.
+DEFAULT_TOL = 1e-10  # stop when the log-likelihood gain per user falls below this
+DEFAULT_MAX_ITER = 2000
+DEFAULT_N_STARTS = 3
+#: A log-likelihood decrease larger than this (relative to 1 + |loglik|) is a bug.
+LOGLIK_DECREASE_TOL = 1e-9
+
+#: Posterior interval probability used by reports and checks (passed explicitly).
+INTERVAL_PROB = 0.94
+
+#: Number of votes above which the command line reports progress stage by stage.
+PROGRESS_MIN_VOTES = 100_000

@@ -1,0 +1,73 @@
+"""Exception classes of comparemode.
+
+Every error the package raises on purpose is a :class:`ComparemodeError`. The classes
+also derive from the built-in exception a Python user would expect (``ValueError`` for
+bad values, ``KeyError`` is never used), so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ComparemodeError",
+    "VotesError",
+    "MissingColumnError",
+    "InvalidValueError",
+    "EmptyVotesError",
+    "MuError",
+    "StrengthsError",
+    "NotIdentifiableError",
+    "ConfigError",
+    "NotFittedError",
+    "LikelihoodDecreaseError",
+    "OutputExistsError",
+]
+
+
+class ComparemodeError(Exception):
+    """Base class of every error raised by comparemode on purpose."""
+
+
+class VotesError(ComparemodeError, ValueError):
+    """The votes table breaks the data contract (see :func:`comparemode.load_votes`)."""
+
+
+class MissingColumnError(VotesError):
+    """A required column is absent from the votes table."""
+
+
+class InvalidValueError(VotesError):
+    """Some rows hold a value the contract does not allow; the message names the rows."""
+
+
+class EmptyVotesError(VotesError):
+    """The votes table has no rows."""
+
+
+class MuError(ComparemodeError, ValueError):
+    """The reference probability mu (scalar or column) is invalid."""
+
+
+class StrengthsError(ComparemodeError, ValueError):
+    """A table of model strengths is invalid or does not cover the voted models."""
+
+
+
+
+class NotIdentifiableError(ComparemodeError, ValueError):
+    """Nothing in the data separates attentive from careless voting."""
+
+
+class ConfigError(ComparemodeError, ValueError):
+    """An estimator, simulator or command-line setting is invalid."""
+
+
+class NotFittedError(ComparemodeError, AttributeError):
+    """A result was asked for before ``fit`` was called."""
+
+
+class LikelihoodDecreaseError(ComparemodeError, RuntimeError):
+    """The EM observed log-likelihood went down: a bug, never expected in practice."""
+
+
+class OutputExistsError(ComparemodeError, FileExistsError):
+    """An output file already exists and overwriting was not asked for."""
