@@ -20,6 +20,7 @@ __all__ = [
     "NotFittedError",
     "LikelihoodDecreaseError",
     "OutputExistsError",
+    "InputNotFoundError",
 ]
 
 
@@ -71,3 +72,7 @@ class LikelihoodDecreaseError(ComparemodeError, RuntimeError):
 
 class OutputExistsError(ComparemodeError, FileExistsError):
     """An output file already exists and overwriting was not asked for."""
+
+
+class InputNotFoundError(ComparemodeError, FileNotFoundError):
+    """An input file (for example a votes file) does not exist."""

@@ -1,0 +1,890 @@
+"""The votes table: data contract, loaders and validation.
+
+Every part of comparemode reads votes from one *canonical* table, one row per vote, in the
+Chatbot Arena convention:
+
+Columns
+-------
+user : hashable
+    Who cast the vote (any hashable, non-missing id; ints stay ints, strings stay strings).
+    Chatbot Arena files call it ``judge``, LLMFAO files ``worker``.
+model_a : str
+    The model whose answer was shown **first** (left). Numbers are turned into strings.
+model_b : str
+    The model whose answer was shown second (right). Never equal to ``model_a`` on a row.
+winner : str
+    ``"model_a"``, ``"model_b"``, ``"tie"`` or ``"tie (bothbad)"``
+    (see :data:`comparemode.constants.WINNER_VALUES`).
+prompt_id : hashable, optional
+    Groups votes cast on the same prompt. Passed through unchecked.
+mu : float64, optional
+    Known probability, strictly inside (0, 1), that ``model_a``'s answer is truly better.
+
+Every other column passes through unchanged, after the canonical ones, so kept votes keep
+their ids and texts. Row labels are kept for a DataFrame input (they must be unique) and are
+0-based data-row numbers (a ``RangeIndex``) for a file.
+
+Loaders never drop or repair a bad row silently: a row that breaks the contract raises an
+error that names the column, the number of bad rows, the first row labels and the offending
+values, and says how to fix it. The only rows ever removed are ties, and only on request
+(``ties="drop"``), with the count recorded in ``out.attrs["comparemode"]``.
+
+Functions
+---------
+load_votes
+    Read a DataFrame or a file (CSV, Parquet, JSON lines, JSON), map its layout onto the
+    canonical one (canonical, Chatbot Arena battles, LLMFAO crowd comparisons, or explicit
+    column and winner mappings) and validate it.
+validate_votes
+    Check a table that already has the canonical columns.
+read_arena, read_llmfao
+    ``load_votes`` with the format fixed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .constants import (
+    MODEL_A,
+    MODEL_B,
+    MU,
+    OPTIONAL_COLUMNS,
+    PROMPT_ID,
+    REQUIRED_COLUMNS,
+    TIE,
+    TIE_VALUES,
+    USER,
+    WIN_A,
+    WIN_B,
+    WINNER,
+    WINNER_VALUES,
+)
+from .errors import (
+    ConfigError,
+    EmptyVotesError,
+    InputNotFoundError,
+    InvalidValueError,
+    MissingColumnError,
+    MuError,
+    VotesError,
+)
+
+__all__ = [
+    "load_votes",
+    "validate_votes",
+    "read_arena",
+    "read_llmfao",
+    "FORMATS",
+    "FILE_EXTENSIONS",
+]
+
+#: Accepted values of ``format``.
+FORMATS = ("auto", "canonical", "arena", "llmfao")
+
+#: Accepted values of ``ties``.
+TIES_OPTIONS = ("model", "drop")
+
+#: File name endings understood by :func:`load_votes` (matched case-insensitively).
+FILE_EXTENSIONS = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+}
+
+#: Column each known layout reads a canonical column from (identity when absent).
+_FORMAT_COLUMNS: dict[str, dict[str, str]] = {
+    "canonical": {},
+    "arena": {USER: "judge", PROMPT_ID: "question_id"},
+    "llmfao": {USER: "worker", MODEL_A: "left", MODEL_B: "right", PROMPT_ID: "prompt"},
+}
+
+#: Winner values each known layout maps (on top of the canonical values).
+_FORMAT_WINNER_VALUES: dict[str, dict[str, str]] = {
+    "llmfao": {"left": WIN_A, "right": WIN_B, "tie": TIE},
+}
+
+#: Order in which ``format="auto"`` tries the layouts.
+_AUTO_ORDER = ("canonical", "arena", "llmfao")
+
+_ROLES = {
+    USER: "who cast the vote",
+    MODEL_A: "the model shown first",
+    MODEL_B: "the model shown second",
+    WINNER: "the vote: " + ", ".join(repr(v) for v in WINNER_VALUES),
+    PROMPT_ID: "groups votes on the same prompt",
+    MU: "probability that model_a's answer is better",
+}
+
+#: Column names other datasets use for a canonical column; suggested when present.
+_ALIASES = {
+    USER: ("judge", "worker", "annotator", "rater", "voter", "labeler", "performer", "user_id"),
+    MODEL_A: ("left", "model_1", "model1", "system_a", "model_left"),
+    MODEL_B: ("right", "model_2", "model2", "system_b", "model_right"),
+    WINNER: ("label", "preference", "choice", "vote", "outcome", "result"),
+}
+
+_MAX_LABELS = 5
+_MAX_VALUES = 10
+_MAX_COLUMNS_SHOWN = 40
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def load_votes(
+    source: pd.DataFrame | str | os.PathLike,
+    *,
+    format: str = "auto",
+    user: Hashable | None = None,
+    model_a: Hashable | None = None,
+    model_b: Hashable | None = None,
+    winner: Hashable | None = None,
+    prompt_id: Hashable | None = None,
+    mu: Hashable | None = None,
+    winner_values: Mapping[Any, str] | None = None,
+    ties: str = "model",
+) -> pd.DataFrame:
+    """Load votes into the canonical table and validate them.
+
+    Parameters
+    ----------
+    source : pandas.DataFrame or str or os.PathLike
+        A DataFrame (never modified) or the path of a file: CSV (``.csv``, ``.csv.gz``),
+        Parquet (``.parquet``, ``.pq``), JSON lines (``.jsonl``, ``.ndjson``) or ``.json``
+        (a JSON array of records, as FastChat's ``clean_battle_*.json``, or JSON lines).
+    format : {"auto", "canonical", "arena", "llmfao"}, default "auto"
+        Layout of the input.
+
+        - ``"canonical"``: columns ``user, model_a, model_b, winner`` (+ ``prompt_id``, ``mu``).
+        - ``"arena"``: FastChat / Chatbot Arena battles; ``judge`` is the user and
+          ``question_id`` the prompt id; winners are already canonical.
+        - ``"llmfao"``: LLMFAO crowd comparisons (``id, prompt, model_x, model_y, worker,
+          winner, left, right``); ``worker`` is the user, ``left``/``right`` the models shown
+          first/second, ``prompt`` the prompt id, and winner ``left``/``right``/``tie``
+          becomes ``model_a``/``model_b``/``tie``.
+        - ``"auto"``: the first of canonical, arena, llmfao whose required columns are all
+          present (``user/model_a/model_b/winner``, ``judge/model_a/model_b/winner``,
+          ``worker/left/right/winner``).
+    user, model_a, model_b, winner, prompt_id, mu : column label, optional
+        Read this canonical column from another input column (the column is renamed, not
+        copied). Overrides what ``format`` implies.
+    winner_values : mapping, optional
+        Maps raw winner values onto canonical ones, e.g.
+        ``{"A": "model_a", "B": "model_b", "draw": "tie"}``. Keys are matched exactly, then
+        (for strings) after ``str.strip().lower()``. Values not in the mapping are accepted
+        if ``str.strip().lower()`` makes them canonical.
+    ties : {"model", "drop"}, default "model"
+        ``"model"`` keeps tie votes (they are data); ``"drop"`` removes rows whose winner is
+        ``"tie"`` or ``"tie (bothbad)"`` (the paper's binary labels) and records how many.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``user, model_a, model_b, winner``, then ``prompt_id`` and ``mu`` when
+        present, then every other input column unchanged. ``model_a``/``model_b`` hold
+        Python strings, ``winner`` the canonical strings, ``mu`` float64, ``user`` its
+        input values. The index is the input's (DataFrame) or a RangeIndex of data rows
+        (file); ``ties="drop"`` keeps the labels of the remaining rows.
+        ``out.attrs["comparemode"]`` records ``rows_in``, ``ties_dropped``, ``rows_out``,
+        ``format`` (the detected one), ``source`` and ``columns`` (canonical column ->
+        input column, for renamed ones).
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``format``, ``ties`` or file extension; a bad ``winner_values``; mapping
+        arguments that clash (two arguments naming one column, or a rename onto a column
+        that already exists).
+    InputNotFoundError
+        ``source`` is a path that does not exist (also a ``FileNotFoundError``).
+    EmptyVotesError
+        The table has no rows (empty file, header only, empty DataFrame), or
+        ``ties="drop"`` removed every row.
+    MissingColumnError
+        A required column is absent, or a mapping argument names a column that is absent.
+        The message lists the available columns and the argument that fixes it.
+    InvalidValueError
+        Non-unique index; missing or unhashable user id; missing model; unknown winner
+        value; ``model_a == model_b`` on a row. The message names the column, the number of
+        rows, the first row labels and the values.
+    MuError
+        The ``mu`` column is not numeric, is NaN or infinite, or is not strictly inside
+        (0, 1).
+    VotesError
+        A file exists but cannot be parsed.
+
+    Examples
+    --------
+    >>> votes = load_votes("crowd-comparisons.csv")          # doctest: +SKIP
+    >>> votes = load_votes(df, user="worker", winner_values={"A": "model_a", "B": "model_b"})
+    ... # doctest: +SKIP
+    """
+    if format not in FORMATS:
+        raise ConfigError(f"format={format!r} is not one of {FORMATS}")
+    _check_ties(ties)
+    explicit = {
+        canon: src
+        for canon, src in (
+            (USER, user),
+            (MODEL_A, model_a),
+            (MODEL_B, model_b),
+            (WINNER, winner),
+            (PROMPT_ID, prompt_id),
+            (MU, mu),
+        )
+        if src is not None
+    }
+    for canon, src in explicit.items():
+        if not isinstance(src, Hashable):
+            raise ConfigError(f"{canon}={src!r} must be a column label, got {type(src).__name__}")
+    if winner_values is not None:
+        _check_winner_values(winner_values)
+
+    if isinstance(source, pd.DataFrame):
+        df = source
+        from_file = False
+        source_desc = "DataFrame"
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        df = _read_file(path)
+        from_file = True
+        source_desc = str(path)
+    else:
+        raise ConfigError(
+            f"source must be a pandas DataFrame or a file path, got {type(source).__name__}"
+        )
+
+    rows_in = len(df)
+    if rows_in == 0:
+        if from_file:
+            raise EmptyVotesError(f"{source_desc} has a header but no rows: there are no votes")
+        raise EmptyVotesError("the votes table has no rows: there are no votes")
+    if not from_file:
+        _check_index(df.index)
+
+    fmt, mapping = _resolve_columns(df.columns, format, explicit)
+    renamed = {canon: src for canon, src in mapping.items() if src != canon}
+    out = _to_canonical(df, mapping)
+
+    values_map = dict(_FORMAT_WINNER_VALUES.get(fmt, {}))
+    if winner_values is not None:
+        values_map.update(winner_values)
+
+    out = _validate(out, winner_values=values_map, sources=renamed, from_file=from_file)
+
+    ties_dropped = 0
+    if ties == "drop":
+        is_tie = out[WINNER].isin(TIE_VALUES).to_numpy(dtype=bool, na_value=False)
+        ties_dropped = int(is_tie.sum())
+        if ties_dropped:
+            if ties_dropped == len(out):
+                raise EmptyVotesError(
+                    f"all {ties_dropped:,} votes are ties: ties='drop' leaves no votes; "
+                    "use ties='model' to keep them"
+                )
+            out = out.loc[~is_tie]
+    if out is df:
+        out = df.copy(deep=False)  # never touch the caller's object, not even its attrs
+    out.attrs["comparemode"] = {
+        "rows_in": rows_in,
+        "ties_dropped": ties_dropped,
+        "rows_out": len(out),
+        "format": fmt,
+        "source": source_desc,
+        "columns": renamed,
+        "ties": ties,
+    }
+    return out
+
+
+def validate_votes(votes: pd.DataFrame) -> pd.DataFrame:
+    """Check a table that already has the canonical columns and return it.
+
+    Runs the checks of :func:`load_votes` (required columns, unique index, user ids, models,
+    winner values, ``model_a != model_b``, ``mu``) without any column mapping. Winner values
+    are accepted after ``str.strip().lower()``.
+
+    Parameters
+    ----------
+    votes : pandas.DataFrame
+        Columns ``user, model_a, model_b, winner`` and optionally ``prompt_id``, ``mu`` and
+        any others.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``votes`` itself if nothing needs changing; otherwise a new table (the input is
+        never modified) with the canonical columns first, non-string model names turned
+        into strings, winners normalised and ``mu`` as float64.
+
+    Raises
+    ------
+    EmptyVotesError, MissingColumnError, InvalidValueError, MuError
+        As in :func:`load_votes`.
+    """
+    if not isinstance(votes, pd.DataFrame):
+        raise ConfigError(f"votes must be a pandas DataFrame, got {type(votes).__name__}")
+    if len(votes) == 0:
+        raise EmptyVotesError("the votes table has no rows: there are no votes")
+    _check_index(votes.index)
+    _resolve_columns(votes.columns, "canonical", {})
+    out = _reorder(votes)
+    return _validate(out, winner_values={}, sources={}, from_file=False)
+
+
+def read_llmfao(path: str | os.PathLike, **kw: Any) -> pd.DataFrame:
+    """Read an LLMFAO crowd-comparisons file: ``load_votes(path, format="llmfao", **kw)``."""
+    return load_votes(path, format="llmfao", **kw)
+
+
+def read_arena(path: str | os.PathLike, **kw: Any) -> pd.DataFrame:
+    """Read a FastChat / Chatbot Arena battles file: ``load_votes(path, format="arena", **kw)``."""
+    return load_votes(path, format="arena", **kw)
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _check_ties(ties: Any) -> None:
+    if not isinstance(ties, str) or ties not in TIES_OPTIONS:
+        raise ConfigError(
+            f"ties={ties!r} is not one of {TIES_OPTIONS}: 'model' keeps tie votes, "
+            "'drop' removes them"
+        )
+
+
+def _check_winner_values(winner_values: Any) -> None:
+    if not isinstance(winner_values, Mapping):
+        raise ConfigError(
+            f"winner_values must be a mapping from raw winner values to one of {WINNER_VALUES}, "
+            f"got {type(winner_values).__name__}"
+        )
+    bad = {
+        k: v
+        for k, v in winner_values.items()
+        if not (isinstance(v, str) and v in WINNER_VALUES)
+    }
+    if bad:
+        raise ConfigError(
+            f"winner_values maps onto values outside {WINNER_VALUES}: {bad!r}"
+        )
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _file_kind(path: Path) -> str:
+    name = path.name.lower()
+    for ext in sorted(FILE_EXTENSIONS, key=len, reverse=True):
+        if name.endswith(ext):
+            return FILE_EXTENSIONS[ext]
+    ext = "".join(path.suffixes[-2:]) if path.suffixes else ""
+    shown = repr(ext) if ext else "no extension"
+    raise ConfigError(
+        f"cannot read {str(path)!r}: unknown file extension ({shown}); supported: "
+        + ", ".join(FILE_EXTENSIONS)
+    )
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise InputNotFoundError(f"votes file not found: {str(path)!r}")
+    kind = _file_kind(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise EmptyVotesError(f"{str(path)!r} is empty: there are no votes")
+    try:
+        if kind == "csv":
+            df = pd.read_csv(path, low_memory=False)
+        elif kind == "parquet":
+            df = pd.read_parquet(path)
+        elif kind == "jsonl":
+            df = pd.read_json(path, lines=True, dtype=False)
+        else:
+            df = _read_json(path)
+    except pd.errors.EmptyDataError as exc:
+        raise EmptyVotesError(f"{str(path)!r} is empty: there are no votes") from exc
+    except EmptyVotesError:
+        raise
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise VotesError(f"cannot read {str(path)!r} as {kind}: {exc}") from exc
+    if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1:
+        df = df.reset_index(drop=True)
+    return df
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    """A ``.json`` file: a JSON array of records, else JSON lines."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip()
+        while not head:
+            chunk = fh.read(65536)
+            if not chunk:
+                raise EmptyVotesError(f"{str(path)!r} is empty: there are no votes")
+            head = chunk.lstrip()
+    if head.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
+        head = head[3:].lstrip()
+    if head.startswith(b"["):
+        return pd.read_json(path, orient="records", dtype=False)
+    try:
+        return pd.read_json(path, lines=True, dtype=False)
+    except ValueError:
+        return pd.read_json(path, dtype=False)  # a single JSON object of columns
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _shown_columns(columns: list) -> str:
+    if len(columns) <= _MAX_COLUMNS_SHOWN:
+        return repr(columns)
+    more = len(columns) - _MAX_COLUMNS_SHOWN
+    return repr(columns[:_MAX_COLUMNS_SHOWN])[:-1] + f", ... ({more} more)]"
+
+
+def _case_variants(columns: list, name: Any) -> list:
+    if not isinstance(name, str):
+        return []
+    key = name.strip().lower()
+    return [c for c in columns if isinstance(c, str) and c != name and c.strip().lower() == key]
+
+
+def _required_sources(fmt: str, explicit: Mapping[str, Any]) -> dict[str, Any]:
+    implied = _FORMAT_COLUMNS[fmt]
+    return {c: explicit.get(c, implied.get(c, c)) for c in REQUIRED_COLUMNS}
+
+
+def _resolve_columns(
+    columns: pd.Index, format: str, explicit: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Pick the layout and return it with the map canonical column -> input column."""
+    cols = list(columns)
+    present = set(cols)
+
+    for canon, src in explicit.items():
+        if src not in present:
+            msg = f"{canon}={src!r}: the votes table has no column {src!r}"
+            variants = _case_variants(cols, src)
+            if variants:
+                msg += f"; did you mean {variants[0]!r}? pass {canon}={variants[0]!r}"
+            raise MissingColumnError(msg + f". Available columns: {_shown_columns(cols)}")
+
+    if format == "auto":
+        for fmt in _AUTO_ORDER:
+            if all(s in present for s in _required_sources(fmt, explicit).values()):
+                break
+        else:
+            raise MissingColumnError(_missing_message("auto", cols, explicit))
+    else:
+        fmt = format
+        if not all(s in present for s in _required_sources(fmt, explicit).values()):
+            raise MissingColumnError(_missing_message(fmt, cols, explicit))
+
+    mapping: dict[str, Any] = _required_sources(fmt, explicit)
+    for canon in OPTIONAL_COLUMNS:
+        if canon in explicit:
+            mapping[canon] = explicit[canon]
+            continue
+        implied = _FORMAT_COLUMNS[fmt].get(canon)
+        if implied is not None and implied in present and canon not in present:
+            mapping[canon] = implied
+        elif canon in present:
+            mapping[canon] = canon
+
+    # Two canonical columns from one input column, or a rename onto an existing column.
+    by_source: dict[Any, str] = {}
+    for canon, src in mapping.items():
+        if src in by_source:
+            raise ConfigError(
+                f"input column {src!r} is used for both {by_source[src]!r} and {canon!r}; "
+                "each canonical column needs its own input column"
+            )
+        by_source[src] = canon
+    for canon, src in mapping.items():
+        if src != canon and canon in present and canon not in by_source:
+            how = f"{canon}={src!r}" if canon in explicit else f"format={fmt!r}"
+            raise ConfigError(
+                f"{how} reads {canon!r} from column {src!r}, but the votes table already has a "
+                f"column {canon!r}; drop or rename it first (e.g. df.drop(columns={canon!r})) "
+                f"or pass {canon}={canon!r} to use it"
+            )
+
+    _check_unique_columns(cols, mapping)
+    return fmt, mapping
+
+
+def _check_unique_columns(cols: list, mapping: Mapping[str, Any]) -> None:
+    for canon, src in mapping.items():
+        n = sum(1 for c in cols if c == src)
+        if n > 1:
+            raise InvalidValueError(
+                f"column {src!r} (read as {canon!r}) appears {n} times in the votes table; "
+                "column names must be unique: rename or drop the duplicates"
+            )
+
+
+def _missing_message(fmt: str, cols: list, explicit: Mapping[str, Any]) -> str:
+    """Message for a layout whose required columns are not all present."""
+    present = set(cols)
+    base = "canonical" if fmt == "auto" else fmt
+    sources = _required_sources(base, explicit)
+    missing = [(c, s) for c, s in sources.items() if s not in present]
+    names = ", ".join(repr(s) for _, s in missing)
+    if fmt == "auto" or fmt == "canonical":
+        msg = f"the votes table lacks required column(s) {names}."
+    else:
+        msg = f"format={fmt!r} needs column(s) {names}, which the votes table lacks."
+    msg += f" Available columns: {_shown_columns(cols)}."
+    for canon, src in missing:
+        role = f"{canon!r} ({_ROLES[canon]})"
+        if src != canon:
+            role = f"{canon!r} ({_ROLES[canon]}; format={base!r} reads it from {src!r})"
+        variants = _case_variants(cols, src) or _case_variants(cols, canon)
+        aliases = [a for a in _ALIASES.get(canon, ()) if a in present]
+        if variants:
+            hint = f"did you mean {variants[0]!r}? pass {canon}={variants[0]!r}"
+        elif aliases:
+            hint = f"pass {canon}={aliases[0]!r} to read it from column {aliases[0]!r}"
+        else:
+            hint = f"pass {canon}='<column>' to read it from another column"
+        msg += f" {role}: {hint}."
+    if fmt == "auto":
+        layouts = "; ".join(
+            f"{f}: " + ", ".join(_required_sources(f, {}).values()) for f in _AUTO_ORDER
+        )
+        msg += f" format='auto' recognises no known layout ({layouts})."
+    else:
+        fits = [
+            f
+            for f in _AUTO_ORDER
+            if f != fmt and all(s in present for s in _required_sources(f, explicit).values())
+        ]
+        if fits:
+            msg += f" The table looks like format={fits[0]!r}."
+    return msg
+
+
+def _to_canonical(df: pd.DataFrame, mapping: Mapping[str, Any]) -> pd.DataFrame:
+    """Rename mapped columns and put the canonical ones first (a new object, data shared)."""
+    renames = {src: canon for canon, src in mapping.items() if src != canon}
+    out = df.rename(columns=renames) if renames else df
+    return _reorder(out)
+
+
+def _reorder(df: pd.DataFrame) -> pd.DataFrame:
+    """Canonical columns first, the others after in input order (positional: duplicated
+    pass-through labels stay as they are)."""
+    cols = list(df.columns)
+    is_first = [isinstance(c, str) and c in _CANONICAL_SET for c in cols]
+    rank = {c: i for i, c in enumerate(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}
+    first = sorted((i for i, f in enumerate(is_first) if f), key=lambda i: rank[cols[i]])
+    order = first + [i for i, f in enumerate(is_first) if not f]
+    if order == list(range(len(cols))):
+        return df
+    return df.iloc[:, order]
+
+
+_CANONICAL_SET = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _check_index(index: pd.Index) -> None:
+    if index.is_unique:
+        return
+    dup = index[index.duplicated()].unique()
+    shown = list(dup[:_MAX_LABELS])
+    raise InvalidValueError(
+        f"the votes table's index has {len(dup):,} duplicated label(s) (first: {shown!r}); "
+        "errors name rows by label, so labels must be unique: call "
+        "votes.reset_index(drop=True) first"
+    )
+
+
+class _Context:
+    """What row-level error messages need to know."""
+
+    def __init__(self, index: pd.Index, sources: Mapping[str, Any], from_file: bool) -> None:
+        self.index = index
+        self.sources = sources
+        self.from_file = from_file
+
+    def column(self, canon: str) -> str:
+        src = self.sources.get(canon)
+        return f"column {canon!r}" + (f" (input column {src!r})" if src is not None else "")
+
+    def rows(self, mask: np.ndarray) -> str:
+        pos = np.flatnonzero(mask)
+        labels = ", ".join(repr(_py(v)) for v in self.index.take(pos[:_MAX_LABELS]))
+        if len(pos) > _MAX_LABELS:
+            labels += ", ..."
+        where = ", 0-based data rows of the file" if self.from_file else ""
+        return f"{len(pos):,} row(s) (first row labels{where}: [{labels}])"
+
+
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _shown_values(values: Any) -> str:
+    """The distinct values (first few) as a list literal; only called on error paths."""
+    seen: list = []
+    keys: set = set()
+    for i, v in enumerate(values):
+        if i >= 100_000:
+            break
+        v = _py(v)
+        key = (type(v).__name__, repr(v))
+        if key in keys:
+            continue
+        keys.add(key)
+        seen.append(v)
+        if len(seen) > _MAX_VALUES:
+            break
+    text = ", ".join(repr(v) for v in seen[:_MAX_VALUES])
+    if len(seen) > _MAX_VALUES:
+        text += ", ..."
+    return f"[{text}]"
+
+
+def _blank_mask(s: pd.Series) -> np.ndarray:
+    """True where a value is missing: NaN/None/NA or a string that is empty after strip()."""
+    mask = np.array(s.isna().to_numpy(dtype=bool), dtype=bool, copy=True)
+    dtype = s.dtype
+    if isinstance(dtype, pd.StringDtype):
+        blank = s.eq("") | s.str.isspace()
+        mask |= blank.to_numpy(dtype=bool, na_value=False)
+    elif isinstance(dtype, pd.CategoricalDtype):
+        cats = pd.Series(dtype.categories)
+        cat_blank = _blank_mask(cats) if len(cats) else np.zeros(0, dtype=bool)
+        if cat_blank.any():
+            codes = s.cat.codes.to_numpy()
+            mask |= (codes >= 0) & cat_blank[np.maximum(codes, 0)]
+    elif dtype == object:
+        kind = pd.api.types.infer_dtype(s, skipna=True)
+        if kind in ("string", "mixed", "mixed-integer"):
+            blank = s.str.strip().eq("")
+            mask |= blank.to_numpy(dtype=bool, na_value=False)
+    return mask
+
+
+def _is_str_valued(s: pd.Series) -> bool:
+    if isinstance(s.dtype, pd.StringDtype):
+        return True
+    return s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) == "string"
+
+
+_HASHABLE_KINDS = {
+    "string",
+    "bytes",
+    "integer",
+    "floating",
+    "mixed-integer-float",
+    "decimal",
+    "boolean",
+    "empty",
+}
+
+
+def _check_user(s: pd.Series, ctx: _Context) -> None:
+    missing = _blank_mask(s)
+    if missing.any():
+        raise InvalidValueError(
+            f"{ctx.column(USER)} has no user id on {ctx.rows(missing)}; values: "
+            f"{_shown_values(s[missing])}. Every vote needs the id of the user who cast it: "
+            "fill in the ids or drop those rows"
+        )
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in _HASHABLE_KINDS:
+        try:
+            pd.unique(s)
+        except TypeError:
+            bad = s.map(lambda v: not _hashable(v)).to_numpy(dtype=bool)
+            raise InvalidValueError(
+                f"{ctx.column(USER)} holds unhashable values on {ctx.rows(bad)}; values: "
+                f"{_shown_values(s[bad])}. User ids must be hashable (str, int, tuple...): "
+                "convert them, e.g. votes['user'] = votes['user'].astype(str)"
+            ) from None
+
+
+def _hashable(v: Any) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
+
+
+def _check_models(out: pd.DataFrame, ctx: _Context) -> dict[str, pd.Series]:
+    """Check missing models; return converted model columns (only those that changed)."""
+    changed: dict[str, pd.Series] = {}
+    for canon in (MODEL_A, MODEL_B):
+        s = out[canon]
+        missing = _blank_mask(s)
+        if missing.any():
+            raise InvalidValueError(
+                f"{ctx.column(canon)} has no model name on {ctx.rows(missing)}; values: "
+                f"{_shown_values(s[missing])}. Every vote needs both models: fill them in or "
+                "drop those rows"
+            )
+        if not _is_str_valued(s):
+            changed[canon] = s.astype("str")
+    return changed
+
+
+def _winner_column(
+    s: pd.Series, winner_values: Mapping[Any, str], ctx: _Context
+) -> pd.Series | None:
+    """Validate the winner column; return the canonical column, or None if unchanged."""
+    norm_map = {
+        k.strip().lower(): v for k, v in winner_values.items() if isinstance(k, str)
+    }
+
+    def canonical(v: Any) -> str | None:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            return None
+        try:
+            if v in winner_values:
+                return winner_values[v]
+        except TypeError:
+            return None
+        if isinstance(v, str):
+            key = v.strip().lower()
+            if key in norm_map:
+                return norm_map[key]
+            if key in WINNER_VALUES:
+                return key
+        return None
+
+    try:
+        uniques = s.unique()
+    except TypeError:
+        bad = s.map(lambda v: not _hashable(v)).to_numpy(dtype=bool)
+        raise InvalidValueError(
+            f"{ctx.column(WINNER)} holds unhashable values on {ctx.rows(bad)}; values: "
+            f"{_shown_values(s[bad])}. Allowed values: {WINNER_VALUES}"
+        ) from None
+    mapped = {}
+    bad_values = []
+    for v in uniques:
+        v = _py(v)
+        c = canonical(v)
+        if c is None:
+            bad_values.append(v)
+        else:
+            mapped[v] = c
+    if bad_values:
+        bad_mask = s.isin([v for v in bad_values if not pd.isna(v)]).to_numpy(
+            dtype=bool, na_value=False
+        )
+        if any(pd.isna(v) for v in bad_values):
+            bad_mask = bad_mask | s.isna().to_numpy(dtype=bool)
+        raise InvalidValueError(
+            f"{ctx.column(WINNER)} has values outside {WINNER_VALUES} on {ctx.rows(bad_mask)}; "
+            f"bad values: {_shown_values(bad_values)}. Values are accepted after "
+            "str.strip().lower(); pass winner_values={<raw value>: <allowed value>, ...} "
+            "(e.g. winner_values={'A': 'model_a', 'B': 'model_b', 'draw': 'tie'}) to map "
+            "other values, or drop those rows"
+        )
+    identity = all(isinstance(v, str) and v == c for v, c in mapped.items())
+    if identity and (isinstance(s.dtype, pd.StringDtype) or s.dtype == object):
+        return None
+    codes, uniq = pd.factorize(s)
+    targets = np.array([mapped[_py(v)] for v in uniq], dtype=object)
+    return pd.Series(pd.array(targets[codes], dtype="str"), index=s.index, name=s.name)
+
+
+def _check_same_model(a: pd.Series, b: pd.Series, ctx: _Context) -> None:
+    same = np.asarray(a.array == b.array, dtype=bool)
+    if same.any():
+        raise InvalidValueError(
+            f"model_a == model_b on {ctx.rows(same)}; models: {_shown_values(a[same])}. "
+            "Both answers from the same model: nothing to compare; drop those rows "
+            "(e.g. votes[votes['model_a'] != votes['model_b']])"
+        )
+
+
+def _is_real_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_)
+    )
+
+
+_NUMERIC_KINDS = {"integer", "floating", "mixed-integer-float", "decimal", "empty"}
+
+
+def _mu_column(s: pd.Series, ctx: _Context) -> pd.Series | None:
+    """Validate the mu column; return it as float64, or None if it already is."""
+    dtype = s.dtype
+    is_num = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+    if not is_num:
+        kind = pd.api.types.infer_dtype(s, skipna=True) if dtype == object else None
+        if kind not in _NUMERIC_KINDS:
+            bad = s.map(lambda v: not (v is None or _is_real_number(v))).to_numpy(
+                dtype=bool, na_value=True
+            )
+            if not bad.any():  # e.g. an all-missing column; the NaN check below names it
+                bad = np.ones(len(s), dtype=bool)
+            raise MuError(
+                f"{ctx.column(MU)} must hold numbers (probabilities that model_a's answer is "
+                f"better), but is not numeric on {ctx.rows(bad)}; values: "
+                f"{_shown_values(s[bad])}. Convert it, e.g. "
+                "pd.to_numeric(votes['mu']), or drop the column"
+            )
+    try:
+        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    nonfinite = ~np.isfinite(values)
+    if nonfinite.any():
+        raise MuError(
+            f"{ctx.column(MU)} is NaN or infinite on {ctx.rows(nonfinite)}; values: "
+            f"{_shown_values(values[nonfinite])}. mu is the probability that model_a's answer "
+            "is better: fill it in, drop those rows, or drop the column"
+        )
+    outside = (values <= 0.0) | (values >= 1.0)
+    if outside.any():
+        raise MuError(
+            f"{ctx.column(MU)} must lie strictly between 0 and 1, but does not on "
+            f"{ctx.rows(outside)}; values: {_shown_values(values[outside])}. Clip it, e.g. "
+            "votes['mu'].clip(1e-6, 1 - 1e-6), or fix its source"
+        )
+    if dtype == np.float64:
+        return None
+    return pd.Series(values, index=s.index, name=s.name)
+
+
+def _validate(
+    out: pd.DataFrame,
+    *,
+    winner_values: Mapping[Any, str],
+    sources: Mapping[str, Any],
+    from_file: bool,
+) -> pd.DataFrame:
+    """Row checks on a table with canonical column names; returns ``out`` or a new frame."""
+    ctx = _Context(out.index, sources, from_file)
+    _check_user(out[USER], ctx)
+    changed = _check_models(out, ctx)
+    new_winner = _winner_column(out[WINNER], winner_values, ctx)
+    if new_winner is not None:
+        changed[WINNER] = new_winner
+    _check_same_model(changed.get(MODEL_A, out[MODEL_A]), changed.get(MODEL_B, out[MODEL_B]), ctx)
+    if MU in out.columns:
+        new_mu = _mu_column(out[MU], ctx)
+        if new_mu is not None:
+            changed[MU] = new_mu
+    if changed:
+        out = out.copy(deep=False)
+        for col, s in changed.items():
+            out[col] = s
+    return out

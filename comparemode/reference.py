@@ -1,0 +1,283 @@
+"""Where mu comes from: the probability that model_a's answer is truly better on a vote.
+
+Three sources (DESIGN.md section 3), resolved by :func:`resolve_reference`:
+
+1. a scalar for two models, ``mu={"model_x": 0.7}``: P(model_x's answer beats the other
+   model's), oriented per vote by which of the two was shown first;
+2. a per-vote ``mu`` column (``mu="mu"``, or automatically when the votes have one);
+3. a table of model strengths, Bradley-Terry scores (``scale="bt"``:
+   ``mu = sigmoid(beta_a - beta_b)``) or Elo ratings (``scale="elo"``:
+   ``mu = 1 / (1 + 10 ** ((R_b - R_a) / 400))``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from comparemode.constants import CODE_A, CODE_B, CODE_TIE, ELO_SCALE, MODEL_A, MODEL_B, MU, TIE_VALUES, USER, WIN_A, WIN_B, WINNER
+from comparemode.errors import MuError, NotIdentifiableError, StrengthsError
+from comparemode.models.stats import EncodedVotes
+
+__all__ = ["Reference", "resolve_reference", "read_strengths", "encode_votes", "check_identifiable"]
+
+STRENGTH_SCALES = ("bt", "elo")
+#: |mu - 1/2| (or the spread of mu across votes) below this counts as no signal.
+_FLAT = 1e-9
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A resolved source of mu.
+
+    ``kind`` is ``"scalar"`` (two models, ``mu`` = P(``model`` beats ``other``)) or ``"row"``
+    (a probability per vote, from a column or from ``strengths``).
+    """
+
+    kind: str
+    source: str
+    mu: float | None = None
+    model: str | None = None
+    other: str | None = None
+    column: str | None = None
+    strengths: pd.Series | None = field(default=None, compare=False)
+    scale: str | None = None
+
+    def describe(self) -> dict:
+        """JSON-able description, stored with results."""
+        out = {"kind": self.kind, "source": self.source}
+        if self.kind == "scalar":
+            out.update(mu=self.mu, model=self.model, other=self.other)
+        if self.column is not None:
+            out["column"] = self.column
+        if self.strengths is not None:
+            out["scale"] = self.scale
+            out["strengths"] = {str(k): float(v) for k, v in self.strengths.items()}
+        return out
+
+
+def _check_mu_value(value, what: str) -> float:
+    try:
+        mu = float(value)
+    except (TypeError, ValueError):
+        raise MuError(f"{what} must be a number strictly between 0 and 1, got {value!r}") from None
+    if not (0.0 < mu < 1.0) or math.isnan(mu):
+        raise MuError(
+            f"{what} must lie strictly between 0 and 1 (a probability that one model's answer is "
+            f"better), got {mu!r}"
+        )
+    return mu
+
+
+def read_strengths(strengths, scale: str = "bt") -> pd.Series:
+    """Model strengths as a float Series indexed by model name.
+
+    Accepts a Series or dict (model -> score), a DataFrame with a ``model`` column and one
+    numeric column (or the model names as index and one column), or a path to a CSV or JSON
+    file holding such a table.
+    """
+    if scale not in STRENGTH_SCALES:
+        raise StrengthsError(f"strength scale must be one of {STRENGTH_SCALES}, got {scale!r}")
+    src = strengths
+    if isinstance(src, (str, Path)):
+        path = Path(src)
+        if not path.exists():
+            raise StrengthsError(f"strengths file {str(path)!r} does not exist")
+        try:
+            if path.suffix.lower() == ".json":
+                import json
+
+                with open(path) as fh:
+                    obj = json.load(fh)
+                src = pd.Series(obj) if isinstance(obj, dict) else pd.DataFrame(obj)
+            else:
+                src = pd.read_csv(path)
+        except (ValueError, OSError) as exc:
+            raise StrengthsError(f"could not read strengths file {str(path)!r}: {exc}") from None
+    if isinstance(src, dict):
+        src = pd.Series(src)
+    if isinstance(src, pd.DataFrame):
+        frame = src
+        if "model" in frame.columns:
+            frame = frame.set_index("model")
+        if frame.shape[1] != 1:
+            raise StrengthsError(
+                "a strengths table needs a 'model' column and exactly one score column; got columns "
+                f"{list(src.columns)}"
+            )
+        src = frame.iloc[:, 0]
+    if not isinstance(src, pd.Series):
+        raise StrengthsError(
+            f"strengths must be a Series, dict, DataFrame or file path, got {type(strengths).__name__}"
+        )
+    if src.index.has_duplicates:
+        dup = sorted(map(str, src.index[src.index.duplicated()].unique()))[:5]
+        raise StrengthsError(f"the strengths table lists some models twice: {dup}")
+    values = pd.to_numeric(src, errors="coerce")
+    bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    if bad.any():
+        shown = {str(k): src[k] for k in src.index[bad][:5]}
+        raise StrengthsError(
+            f"strengths must be finite numbers; {int(bad.sum())} are not, for example {shown}"
+        )
+    values = values.astype(float)
+    values.index = values.index.map(str)
+    values.index.name = "model"
+    return values
+
+
+def resolve_reference(votes: pd.DataFrame, mu=None, strengths=None, scale: str = "bt") -> Reference:
+    """Decide where mu comes from for these votes and check it.
+
+    ``mu`` is a dict ``{model: probability}`` (two models), a column name, or None;
+    ``strengths`` a strengths table (see :func:`read_strengths`). With neither, a ``mu``
+    column in the votes is used.
+    """
+    if mu is not None and strengths is not None:
+        raise MuError("give either mu or strengths, not both")
+    models = pd.unique(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
+    if strengths is not None:
+        table = read_strengths(strengths, scale)
+        missing = sorted(set(map(str, models)) - set(table.index))
+        if missing:
+            raise StrengthsError(
+                f"the strengths table lacks {len(missing)} model(s) that appear in the votes: "
+                f"{missing[:10]}; add them or drop their votes"
+            )
+        table = table.loc[sorted(map(str, models))]
+        if len(models) == 2:
+            m0, m1 = table.index
+            diff = table[m0] - table[m1]
+            p = float(expit(diff * (math.log(10.0) / ELO_SCALE if scale == "elo" else 1.0)))
+            return Reference(kind="scalar", source="strengths", mu=p, model=m0, other=m1, strengths=table, scale=scale)
+        return Reference(kind="row", source="strengths", strengths=table, scale=scale)
+    if isinstance(mu, str):
+        if mu not in votes.columns:
+            raise MuError(f"mu column {mu!r} is not in the votes; columns are {list(votes.columns)}")
+        return Reference(kind="row", source="column", column=mu)
+    if mu is None:
+        if MU in votes.columns:
+            return Reference(kind="row", source="column", column=MU)
+        raise MuError(
+            "no reference probability: pass mu={'<model>': p} for two models, strengths=<table> for "
+            "many models, or give the votes a 'mu' column"
+        )
+    if isinstance(mu, dict):
+        if len(mu) != 1:
+            raise MuError(f"mu must name exactly one model, as {{'model_x': 0.7}}; got {mu!r}")
+        (model, p), = mu.items()
+        p = _check_mu_value(p, f"mu for model {model!r}")
+        names = set(map(str, models))
+        if str(model) not in names:
+            raise MuError(f"mu names model {model!r}, which does not appear in the votes (models: {sorted(names)[:10]})")
+        if len(names) != 2:
+            raise MuError(
+                f"a scalar mu needs votes between exactly two models; these votes have {len(names)}: "
+                f"{sorted(names)[:10]}. Use strengths= or a per-vote mu column instead"
+            )
+        (other,) = names - {str(model)}
+        return Reference(kind="scalar", source="scalar", mu=p, model=str(model), other=other)
+    if isinstance(mu, (int, float, np.floating)):
+        _check_mu_value(mu, "mu")
+        raise MuError(
+            f"a bare mu={mu} does not say which model it is about; pass mu={{'<model>': {mu}}} with the "
+            "name of the model whose answer is better with that probability"
+        )
+    raise MuError(f"mu must be a dict {{model: probability}}, a column name or None, got {type(mu).__name__}")
+
+
+def _row_mu(votes: pd.DataFrame, ref: Reference) -> np.ndarray:
+    if ref.source == "column":
+        col = votes[ref.column]
+        values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        bad = ~((values > 0.0) & (values < 1.0))
+        if bad.any():
+            rows = list(votes.index[bad][:5])
+            raise MuError(
+                f"column {ref.column!r} must hold probabilities strictly between 0 and 1; {int(bad.sum())} "
+                f"row(s) do not, first rows {rows} with values {list(col[bad][:5])}"
+            )
+        return values
+    beta = ref.strengths
+    a = beta.reindex(votes[MODEL_A].astype(str)).to_numpy()
+    b = beta.reindex(votes[MODEL_B].astype(str)).to_numpy()
+    factor = math.log(10.0) / ELO_SCALE if ref.scale == "elo" else 1.0
+    return expit((a - b) * factor)
+
+
+def encode_votes(votes: pd.DataFrame, ref: Reference) -> tuple[EncodedVotes, pd.Index]:
+    """Integer-encode canonical votes for the fast path; returns the codes and the user index."""
+    codes, uniques = pd.factorize(votes[USER], sort=False)
+    user_index = pd.Index(uniques, name=USER)
+    winner = votes[WINNER]
+    outcome = np.full(len(votes), CODE_TIE, dtype=np.int8)
+    outcome[(winner == WIN_A).to_numpy()] = CODE_A
+    outcome[(winner == WIN_B).to_numpy()] = CODE_B
+    if ref.kind == "scalar":
+        first = (votes[MODEL_A].astype(str) == ref.model).to_numpy()
+        code = outcome + np.int8(3) * first.astype(np.int8)
+        enc = EncodedVotes(user=codes.astype(np.intp, copy=False), code=code, n_users=len(uniques))
+    else:
+        enc = EncodedVotes(user=codes.astype(np.intp, copy=False), code=outcome, n_users=len(uniques), mu=_row_mu(votes, ref))
+    return enc, user_index
+
+
+_CHUNK = 1 << 20
+
+
+def _scan(arrays, found) -> bool:
+    """True as soon as ``found(*chunks)`` is true on some chunk of the aligned arrays (an early
+    exit keeps the check cheap on large, well-behaved data)."""
+    size = arrays[0].shape[0]
+    for lo in range(0, size, _CHUNK):
+        if found(*(a[lo : lo + _CHUNK] for a in arrays)):
+            return True
+    return False
+
+
+def check_identifiable(enc: EncodedVotes, ref: Reference, careless: str) -> None:
+    """Refuse when nothing separates attentive from careless voting (DESIGN.md section 1)."""
+    code = enc.code
+    if not _scan([code], lambda c: bool(np.any(c % 3 != CODE_TIE))):
+        raise NotIdentifiableError(
+            "every vote is a tie: with no decisive votes nothing separates attentive from careless users"
+        )
+    if ref.kind == "scalar":
+        if abs(ref.mu - 0.5) < _FLAT:
+            raise NotIdentifiableError(
+                f"mu = {ref.mu}: the two models are equally good, so an attentive user votes like a random "
+                "clicker and user quality cannot be learned. Compare two models that differ."
+            )
+        if careless == "random":
+            return
+        # decisive codes: 0, 1 (stronger model shown second), 3, 4 (stronger shown first)
+        second = _scan([code], lambda c: bool(np.any(c < CODE_TIE)))
+        first = _scan([code], lambda c: bool(np.any((c == 3) | (c == 4))))
+        if not (first and second):
+            shown, rate = (ref.model, ref.mu) if first else (ref.other, 1.0 - ref.mu)
+            raise NotIdentifiableError(
+                f"model {shown!r} is shown first on every decisive vote, so an attentive user (who picks it with "
+                f"probability {rate:.3g}) votes exactly like a careless user who clicks the first answer at that "
+                "rate. Randomise the positions, or use careless='random'."
+            )
+        return
+    mu = enc.mu
+    if not _scan([mu, code], lambda m, c: bool(np.any((np.abs(m - 0.5) >= _FLAT) & (c != CODE_TIE)))):
+        raise NotIdentifiableError(
+            "every decisive vote has mu = 1/2 (for example both answers from the same model, or equal "
+            "strengths): an attentive user votes like a random clicker, so user quality cannot be learned"
+        )
+    if careless == "random":
+        return
+    first_mu = float(mu[np.argmax(code != CODE_TIE)])
+    if not _scan([mu, code], lambda m, c: bool(np.any((np.abs(m - first_mu) >= _FLAT) & (c != CODE_TIE)))):
+        raise NotIdentifiableError(
+            f"every decisive vote has the same mu = {first_mu:.6g}: an attentive user then picks the first answer "
+            "at that rate, exactly like a careless user with that position habit. Randomise which model is shown "
+            "first, or use careless='random'."
+        )

@@ -1,0 +1,1 @@
+"""Inference for the user models (imported as ``comparemode.inference``): EM and filtering."""

@@ -1,0 +1,453 @@
+"""EM for the two-type user model: the fast path (DESIGN.md section 5).
+
+E-step: ``gamma_u = P(attentive | votes) = sigmoid(logit pi + l1_u - l0_u)``.
+M-step: ``pi`` = mean of gamma (exact); the Beta parameters of the careless first-position
+rates and of each type's tie propensities by gamma-weighted Beta-Binomial fits, a few
+safeguarded Newton steps in log parameters that are accepted only when they do not lower the
+M-step objective (a generalised EM step), so the observed log-likelihood never decreases.
+The loop checks that on every iteration and raises :class:`LikelihoodDecreaseError` if not.
+
+Everything runs on compressed count patterns (:mod:`comparemode.models.stats`), so the cost
+per iteration depends on the number of distinct patterns, not on the number of users.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+
+from comparemode._progress import Progress
+from comparemode.constants import (
+    DEFAULT_MAX_ITER,
+    DEFAULT_N_STARTS,
+    DEFAULT_THRESHOLD,
+    DEFAULT_TOL,
+    LOGLIK_DECREASE_TOL,
+)
+from comparemode.errors import ConfigError, LikelihoodDecreaseError, NotFittedError
+from comparemode.models.likelihood import (
+    CARELESS_MODES,
+    TIE_MODES,
+    BetaBinomialData,
+    log_betabinom_seq,
+    posterior_attentive,
+)
+from comparemode.models.stats import EncodedVotes, Patterns, UserStats, aggregate, compress, without_ties
+
+__all__ = ["TwoTypeEM"]
+
+# Bounds on log Beta parameters: 1e-3 (U-shaped) to 1e6 (a near point mass).
+_LOG_MIN = math.log(1e-3)
+_LOG_MAX = math.log(1e6)
+_PI_MIN = 1e-12
+#: Iterations of each start before the best start is run to convergence.
+_SHORT_RUN = 15
+
+
+def _unique_pairs(x: np.ndarray, y: np.ndarray):
+    """Distinct (x, y) pairs of non-negative ints and the index of each input row's pair."""
+    m = int(y.max()) + 1 if y.size else 1
+    key = x.astype(np.int64) * m + y
+    uniq, inverse = np.unique(key, return_inverse=True)
+    return (uniq // m).astype(float), (uniq % m).astype(float), inverse
+
+
+def _bb_mstep(k, n, w, ab, max_steps=2):
+    """Safeguarded Newton ascent of the weighted Beta-Binomial objective from ``ab``.
+
+    Returns parameters whose objective is at least that of ``ab`` (never lower).
+    """
+    if float(w.sum()) <= 0.0:
+        return ab
+    data = BetaBinomialData(k, n, w)
+    x = np.log(np.asarray(ab, dtype=float))
+    f, g, h = data.objective(x[0], x[1], derivatives=True)
+    scale = 1.0 + abs(f)
+    for _ in range(max_steps):
+        neg_h = -h
+        lo = float(np.linalg.eigvalsh(neg_h)[0])
+        if lo <= 1e-10 * (1.0 + abs(neg_h).max()):
+            neg_h = neg_h + (abs(lo) + 1e-6 * (1.0 + abs(neg_h).max())) * np.eye(2)
+        step = np.linalg.solve(neg_h, g)
+        length = float(np.abs(step).max())
+        if length > 3.0:
+            step *= 3.0 / length
+        t = 1.0
+        accepted = False
+        while t > 1e-6:
+            xn = np.clip(x + t * step, _LOG_MIN, _LOG_MAX)
+            fn = data.objective(xn[0], xn[1])
+            if fn >= f:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        gain = fn - f
+        x = xn
+        if gain <= 1e-13 * scale:
+            break
+        f, g, h = data.objective(x[0], x[1], derivatives=True)
+    return tuple(np.exp(x))
+
+
+class _Problem:
+    """Compressed statistics plus the pair indices the E and M steps need."""
+
+    def __init__(self, pat: Patterns, careless: str, ties: str):
+        self.pat = pat
+        self.careless = careless
+        self.ties = ties
+        self.w = pat.weight
+        self.W = float(pat.weight.sum())
+        d = pat.d
+        self.s = pat.s.astype(float)
+        self.pos_d, self.pos_f, self.pos_idx = _unique_pairs(d, pat.f)
+        self.f_tot_w = pat.f.astype(float)
+        self.d_w = d.astype(float)
+        if ties == "model":
+            self.tie_n, self.tie_t, self.tie_idx = _unique_pairs(pat.n, pat.t)
+
+    def logliks(self, p):
+        if self.careless == "beta":
+            l0 = log_betabinom_seq(self.pos_f, self.pos_d, *p["careless_first"])[self.pos_idx]
+        elif self.careless == "shared":
+            rho = p["careless_first"]
+            l0 = self.f_tot_w * math.log(rho) + (self.d_w - self.f_tot_w) * math.log1p(-rho)
+        else:
+            l0 = -self.d_w * math.log(2.0)
+        l1 = self.s
+        if self.ties == "model":
+            l1 = l1 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_attentive"])[self.tie_idx]
+            l0 = l0 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_careless"])[self.tie_idx]
+        return l1, l0
+
+    def loglik(self, p, l1, l0):
+        a = math.log(p["pi"]) + l1
+        b = math.log1p(-p["pi"]) + l0
+        return float(np.dot(self.w, np.logaddexp(a, b)))
+
+    def mstep(self, p, gamma):
+        w1 = self.w * gamma
+        w0 = self.w - w1
+        new = dict(p)
+        new["pi"] = min(max(float(w1.sum()) / self.W, _PI_MIN), 1.0 - _PI_MIN)
+        if self.careless == "beta":
+            wp = np.bincount(self.pos_idx, weights=w0, minlength=self.pos_d.size)
+            new["careless_first"] = _bb_mstep(self.pos_f, self.pos_d, wp, p["careless_first"])
+        elif self.careless == "shared":
+            num = float(np.dot(w0, self.f_tot_w))
+            den = float(np.dot(w0, self.d_w))
+            if den > 0:
+                new["careless_first"] = min(max(num / den, 1e-9), 1 - 1e-9)
+        if self.ties == "model":
+            wt1 = np.bincount(self.tie_idx, weights=w1, minlength=self.tie_n.size)
+            wt0 = np.bincount(self.tie_idx, weights=w0, minlength=self.tie_n.size)
+            new["tie_attentive"] = _bb_mstep(self.tie_t, self.tie_n, wt1, p["tie_attentive"])
+            new["tie_careless"] = _bb_mstep(self.tie_t, self.tie_n, wt0, p["tie_careless"])
+        return new
+
+
+class TwoTypeEM:
+    """Two-type (attentive / careless) user model fitted by EM on compressed statistics.
+
+    Parameters
+    ----------
+    careless : {"beta", "shared", "random"}
+        How careless users pick a position. ``"beta"`` (default): each careless user has an
+        own first-position rate drawn from an estimated Beta(a, b); ``"shared"``: one rate for
+        all careless users; ``"random"``: every careless user picks the first answer with
+        probability 1/2 (the paper's random clicker).
+    ties : {"model", "drop"}
+        ``"model"`` (default): each user's tie propensity follows a Beta distribution per
+        type, so tie habits inform the type as far as the two distributions differ.
+        ``"drop"``: the likelihood ignores tie votes (the paper's binary labels); the votes
+        stay in the table and are filtered with their user.
+    n_starts : int
+        Number of EM starts (mixtures have local optima). Each start runs a few iterations;
+        the one with the highest likelihood then runs to convergence.
+    max_iter : int
+        Iteration cap (of the chosen start, counting its short run).
+    tol : float
+        Stop when an iteration raises the log-likelihood by less than ``tol`` per user.
+    random_seed : int or None
+        Seed of the random starts (``numpy.random.default_rng``).
+    verbose : bool
+        Print progress to standard error.
+
+    Data contract
+    -------------
+    ``fit(votes, mu=..., strengths=...)`` takes the canonical votes table of
+    :func:`comparemode.load_votes`: one row per vote with columns ``user``, ``model_a``
+    (shown first), ``model_b`` (shown second), ``winner`` in ``model_a | model_b | tie |
+    tie (bothbad)``, and optionally ``mu``. The reference probability comes from ``mu``
+    (``{"model_x": 0.7}`` for two models, or a column name), ``strengths`` (Bradley-Terry
+    scores or Elo ratings per model) or the votes' ``mu`` column.
+
+    Attributes (after ``fit``)
+    --------------------------
+    users_ : DataFrame, one row per user (index ``user``): ``n_votes``, ``n_ties``,
+        ``n_decisive``, ``n_first``, ``n_second``, (``n_stronger`` for two models),
+        ``loglik_attentive``, ``loglik_careless``, ``llr`` (their difference),
+        ``llr_per_vote`` (a quality score that keeps ordering users after ``p_attentive``
+        saturates) and ``p_attentive``.
+    params_ : Series of the fitted population parameters.
+    loglik_history_ : Series, the observed log-likelihood after each iteration of the best
+        start (non-decreasing). ``loss_history_`` is its negative.
+    loglik_ : float, final observed log-likelihood.
+    converged_ : bool; ``stop_reason_``: ``"tolerance"`` or ``"max_iter"``; ``n_iter_``.
+    starts_ : DataFrame, one row per start: its log-likelihood after a short run (up to 15
+        iterations) and whether it was chosen to run on to convergence.
+    n_patterns_ : number of distinct count patterns the EM ran on.
+    reference_ : dict describing where mu came from.
+    """
+
+    def __init__(
+        self,
+        careless: str = "beta",
+        ties: str = "model",
+        n_starts: int = DEFAULT_N_STARTS,
+        max_iter: int = DEFAULT_MAX_ITER,
+        tol: float = DEFAULT_TOL,
+        random_seed: int | None = 0,
+        verbose: bool = False,
+    ):
+        self.careless = careless
+        self.ties = ties
+        self.n_starts = n_starts
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_seed = random_seed
+        self.verbose = verbose
+
+    # -- configuration ---------------------------------------------------------------
+    def get_params(self) -> dict:
+        """The constructor settings as a plain JSON-able dict."""
+        return {
+            "careless": self.careless,
+            "ties": self.ties,
+            "n_starts": self.n_starts,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "random_seed": self.random_seed,
+            "verbose": self.verbose,
+        }
+
+    def _check_settings(self) -> None:
+        if self.careless not in CARELESS_MODES:
+            raise ConfigError(f"careless must be one of {CARELESS_MODES}, got {self.careless!r}")
+        if self.ties not in TIE_MODES:
+            raise ConfigError(f"ties must be one of {TIE_MODES}, got {self.ties!r}")
+        for name in ("n_starts", "max_iter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.tol, (int, float)) and self.tol > 0 and math.isfinite(self.tol)):
+            raise ConfigError(f"tol must be a positive finite number, got {self.tol!r}")
+
+    # -- fitting ---------------------------------------------------------------------
+    def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt") -> "TwoTypeEM":
+        """Fit to a votes table; see the class docstring for the data contract. Returns self."""
+        from comparemode.data import validate_votes
+        from comparemode.reference import encode_votes, resolve_reference
+
+        self._check_settings()
+        progress = Progress(self.verbose)
+        votes = validate_votes(votes)
+        ref = resolve_reference(votes, mu=mu, strengths=strengths, scale=scale)
+        progress(f"encoding {len(votes):,} votes (reference: {ref.source})")
+        enc, user_index = encode_votes(votes, ref)
+        return self._fit(enc, ref, user_index, progress)
+
+    def fit_encoded(self, enc: EncodedVotes, *, mu: float | None = None, user_index=None) -> "TwoTypeEM":
+        """Fit from integer-encoded votes (the fast path; see :class:`EncodedVotes`).
+
+        ``mu`` is P(stronger model wins) when ``enc`` carries no per-vote ``mu``.
+        """
+        from comparemode.reference import Reference, _check_mu_value
+
+        self._check_settings()
+        if enc.mu is None:
+            ref = Reference(kind="scalar", source="encoded", mu=_check_mu_value(mu, "mu"), model="stronger", other="weaker")
+        else:
+            ref = Reference(kind="row", source="encoded")
+        if user_index is None:
+            user_index = pd.RangeIndex(enc.n_users, name="user")
+        return self._fit(enc, ref, user_index, Progress(self.verbose))
+
+    def _fit(self, enc: EncodedVotes, ref, user_index, progress: Progress) -> "TwoTypeEM":
+        from comparemode.reference import check_identifiable
+
+        check_identifiable(enc, ref, self.careless)
+        t0 = time.perf_counter()
+        stats = aggregate(enc, mu=ref.mu if ref.kind == "scalar" else None)
+        ties = self.ties
+        if ties == "model" and int(stats.t.sum()) == 0:
+            ties = "drop"  # no tie in the data: the tie part of the model is empty
+        model_stats = without_ties(stats) if ties == "drop" else stats
+        pat = compress(model_stats)
+        progress(
+            f"aggregated {enc.n_votes:,} votes from {enc.n_users:,} users into {pat.size:,} count patterns "
+            f"in {time.perf_counter() - t0:.2f}s"
+        )
+        problem = _Problem(pat, self.careless, ties)
+        rng = np.random.default_rng(self.random_seed)
+        # "Short EM": every start runs a few iterations, the best one runs to convergence.
+        short = self.max_iter if self.n_starts == 1 else min(self.max_iter, _SHORT_RUN)
+        runs = [self._run(problem, self._start(i, stats, rng), progress, i, short) for i in range(self.n_starts)]
+        best_start = int(np.argmax([r["loglik"] for r in runs]))
+        best = runs[best_start]
+        if not best["converged"] and best["n_iter"] < self.max_iter:
+            best = self._run(problem, best["params"], progress, best_start, self.max_iter - best["n_iter"], best)
+        rows = [
+            {"start": i, "loglik_short_run": r["loglik"], "n_iter_short_run": r["n_iter"], "chosen": i == best_start}
+            for i, r in enumerate(runs)
+        ]
+        self.ties_ = ties
+        self._problem_params = best["params"]
+        self.reference_ = ref.describe()
+        self.starts_ = pd.DataFrame(rows).set_index("start")
+        self.loglik_history_ = pd.Series(best["history"], name="loglik", index=pd.RangeIndex(len(best["history"]), name="iteration"))
+        self.loglik_ = best["loglik"]
+        self.converged_ = best["converged"]
+        self.stop_reason_ = "tolerance" if best["converged"] else "max_iter"
+        self.n_iter_ = best["n_iter"]
+        self.n_patterns_ = pat.size
+        self.n_votes_ = enc.n_votes
+        self.params_ = self._params_series(best["params"], ref, ties)
+        self.users_ = self._users_table(stats, pat, problem, best["params"], user_index)
+        progress(
+            f"EM done: {self.stop_reason_} after {self.n_iter_} iterations, loglik {self.loglik_:.6g}, "
+            f"pi = {best['params']['pi']:.4f}"
+        )
+        return self
+
+    def _start(self, start: int, stats: UserStats, rng: np.random.Generator) -> dict:
+        n_tot = float(stats.n.sum())
+        tie_rate = float(stats.t.sum()) / n_tot if n_tot else 0.0
+        tie_rate = min(max(tie_rate, 0.01), 0.99)
+        if start == 0:
+            pi, first_mean, first_conc, tie_conc1, tie_conc0, shift = 0.5, 0.5, 4.0, 10.0, 4.0, 1.0
+        else:
+            pi = rng.uniform(0.15, 0.9)
+            first_mean = rng.uniform(0.3, 0.85)
+            first_conc = math.exp(rng.uniform(math.log(1.0), math.log(40.0)))
+            tie_conc1 = math.exp(rng.uniform(math.log(2.0), math.log(40.0)))
+            tie_conc0 = math.exp(rng.uniform(math.log(1.0), math.log(40.0)))
+            shift = math.exp(rng.normal(0.0, 0.3))
+        tie0 = min(max(tie_rate * shift, 0.005), 0.995)
+        p = {"pi": pi}
+        if self.careless == "beta":
+            p["careless_first"] = (first_mean * first_conc, (1 - first_mean) * first_conc)
+        elif self.careless == "shared":
+            p["careless_first"] = first_mean
+        else:
+            p["careless_first"] = None
+        p["tie_attentive"] = (tie_rate * tie_conc1, (1 - tie_rate) * tie_conc1)
+        p["tie_careless"] = (tie0 * tie_conc0, (1 - tie0) * tie_conc0)
+        return p
+
+    def _run(self, problem: _Problem, p: dict, progress: Progress, start: int, max_iter: int, previous=None) -> dict:
+        """EM iterations from ``p``; ``previous`` is the run being continued, if any."""
+        l1, l0 = problem.logliks(p)
+        ll = problem.loglik(p, l1, l0)
+        history = list(previous["history"]) if previous else [ll]
+        done = previous["n_iter"] if previous else 0
+        converged = False
+        it = 0
+        for it in range(1, max_iter + 1):
+            gamma = posterior_attentive(l1, l0, p["pi"])
+            p_new = problem.mstep(p, gamma)
+            l1, l0 = problem.logliks(p_new)
+            ll_new = problem.loglik(p_new, l1, l0)
+            if ll_new < ll - LOGLIK_DECREASE_TOL * (1.0 + abs(ll)):
+                raise LikelihoodDecreaseError(
+                    f"EM log-likelihood decreased from {ll!r} to {ll_new!r} at iteration {done + it} of start {start + 1}; "
+                    "this is a bug, please report it with the data"
+                )
+            history.append(ll_new)
+            gain = ll_new - ll
+            p, ll = p_new, ll_new
+            if gain < self.tol * problem.W:
+                converged = True
+                break
+            if it % 200 == 0:
+                progress(f"start {start + 1}: iteration {done + it}, loglik {ll:.8g}")
+        progress(f"start {start + 1}/{self.n_starts}: {done + it} iterations, loglik {ll:.8g}, converged={converged}")
+        return {"params": p, "loglik": ll, "history": history, "converged": converged, "n_iter": done + it}
+
+    # -- results ---------------------------------------------------------------------
+    def _params_series(self, p: dict, ref, ties: str) -> pd.Series:
+        out = {"pi": p["pi"]}
+        if self.careless == "beta":
+            a, b = p["careless_first"]
+            out.update(
+                careless_first_a=a,
+                careless_first_b=b,
+                careless_first_mean=a / (a + b),
+                careless_first_sd=math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))),
+            )
+        elif self.careless == "shared":
+            out.update(careless_first_mean=p["careless_first"], careless_first_sd=0.0)
+        else:
+            out.update(careless_first_mean=0.5, careless_first_sd=0.0)
+        for kind in ("attentive", "careless"):
+            if ties == "model":
+                a, b = p[f"tie_{kind}"]
+                out.update({f"tie_{kind}_a": a, f"tie_{kind}_b": b, f"tie_{kind}_mean": a / (a + b)})
+            else:
+                out.update({f"tie_{kind}_a": np.nan, f"tie_{kind}_b": np.nan, f"tie_{kind}_mean": np.nan})
+        if ref.kind == "scalar":
+            out["mu"] = ref.mu
+        return pd.Series(out, name="estimate", dtype=float)
+
+    def _users_table(self, stats: UserStats, pat: Patterns, problem: _Problem, p: dict, user_index) -> pd.DataFrame:
+        # Everything model-based is computed per pattern, then spread to users.
+        l1, l0 = problem.logliks(p)
+        llr = l1 - l0
+        n_model = pat.n.astype(float)
+        per_vote = np.divide(llr, n_model, out=np.zeros_like(llr), where=n_model > 0)
+        inv = pat.inverse
+        d = stats.n - stats.t
+        cols = {
+            "n_votes": stats.n,
+            "n_ties": stats.t,
+            "n_decisive": d,
+            "n_first": stats.f,
+            "n_second": d - stats.f,
+        }
+        if stats.k is not None:
+            cols["n_stronger"] = stats.k
+        cols.update(
+            loglik_attentive=l1[inv],
+            loglik_careless=l0[inv],
+            llr=llr[inv],
+            llr_per_vote=per_vote[inv],
+            p_attentive=posterior_attentive(l1, l0, p["pi"])[inv],
+        )
+        return pd.DataFrame(cols, index=user_index)
+
+    @property
+    def loss_history_(self) -> pd.Series:
+        """Negative observed log-likelihood per iteration (non-increasing)."""
+        return -self._fitted("loglik_history_").rename("loss")
+
+    def _fitted(self, name: str):
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(votes, ...) first") from None
+
+    def user_params(self) -> dict:
+        """The fitted parameters in the form the likelihood functions take."""
+        return dict(self._fitted("_problem_params"))
+
+    def filter(self, votes: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD):
+        """Keep the users whose P(attentive) is at least ``threshold``; see
+        :func:`comparemode.inference.filter.filter_votes`."""
+        from comparemode.inference.filter import filter_votes
+
+        return filter_votes(votes, self._fitted("users_"), threshold=threshold)

@@ -1,0 +1,234 @@
+"""Simulator: draws comparison-mode votes from the generative model (DESIGN.md section 3).
+
+Per user: a type (attentive with probability ``pi``), a tie propensity from the type's
+Beta distribution, a first-position rate for careless users (Beta, shared or 1/2), and a
+number of votes. Per vote: two models (the two of a two-model study, or a random pair of
+``strengths``' models), a random order on screen, then a tie with the user's propensity,
+otherwise an attentive pick of model_a with probability ``mu_t`` or a careless pick of the
+first answer with the user's rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from comparemode.constants import ELO_SCALE, MODEL_A, MODEL_B, PROMPT_ID, TIE, USER, WIN_A, WIN_B, WINNER
+from comparemode.errors import ConfigError
+
+__all__ = ["Simulation", "simulate_votes", "DEFAULT_SIMULATION"]
+
+#: The built-in default: the setting of the foundation issue's recovery test.
+DEFAULT_SIMULATION = {
+    "n_users": 2000,
+    "votes_per_user": 20,
+    "pi": 0.6,
+    "mu": 0.7,
+    "models": ("model_x", "model_y"),
+    "careless": "beta",
+    "careless_first": (1.95, 1.05),  # mean 0.65, spans random to strong first-position clickers
+    "tie_attentive": (2.0, 8.0),  # mean 0.2
+    "tie_careless": (1.0, 4.0),  # mean 0.2, more dispersed
+}
+
+
+@dataclass
+class Simulation:
+    """Simulated votes and the truth behind them.
+
+    ``votes``: canonical votes table. ``users``: one row per user with the true ``attentive``
+    flag, ``first_rate`` (careless users; NaN for attentive ones), ``tie_rate`` and
+    ``n_votes``. ``params``: the settings used (JSON-able). ``mu``: the reference to pass to
+    ``fit`` (``{"model_x": 0.7}`` for two models, else None and ``strengths`` is set).
+    """
+
+    votes: pd.DataFrame
+    users: pd.DataFrame
+    params: dict
+    mu: dict | None = None
+    strengths: pd.Series | None = field(default=None)
+
+    @property
+    def reference(self) -> dict:
+        """Keyword arguments that tell ``fit`` where mu comes from."""
+        if self.mu is not None:
+            return {"mu": self.mu}
+        return {"strengths": self.strengths, "scale": self.params.get("scale", "bt")}
+
+
+def _beta_pair(value, name):
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a pair (a, b) of positive numbers, got {value!r}") from None
+    if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
+        raise ConfigError(f"{name} must be a pair (a, b) of positive finite numbers, got {value!r}")
+    return a, b
+
+
+def _votes_per_user(spec, n_users: int, rng: np.random.Generator) -> np.ndarray:
+    """Votes per user from an int (fixed) or a dict ``{"distribution": ..., "mean": ...}``.
+
+    Distributions: ``fixed``, ``poisson`` (1 + Poisson(mean - 1)), ``geometric`` (mean),
+    ``negative_binomial`` (1 + NB with the given mean - 1 and ``dispersion``; heavy-tailed,
+    like real crowds). Optional ``max`` caps the count.
+    """
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        if spec < 1:
+            raise ConfigError(f"votes_per_user must be at least 1, got {spec}")
+        return np.full(n_users, int(spec), dtype=np.int64)
+    if not isinstance(spec, dict) or "distribution" not in spec:
+        raise ConfigError(
+            "votes_per_user must be a positive int or a dict like {'distribution': 'poisson', 'mean': 10}, "
+            f"got {spec!r}"
+        )
+    dist = spec["distribution"]
+    mean = float(spec.get("mean", 10))
+    if not mean >= 1:
+        raise ConfigError(f"votes_per_user mean must be at least 1, got {mean}")
+    if dist == "fixed":
+        counts = np.full(n_users, int(round(mean)), dtype=np.int64)
+    elif dist == "poisson":
+        counts = 1 + rng.poisson(mean - 1.0, n_users)
+    elif dist == "geometric":
+        counts = rng.geometric(1.0 / mean, n_users)
+    elif dist == "negative_binomial":
+        r = float(spec.get("dispersion", 1.0))
+        if not r > 0:
+            raise ConfigError(f"negative_binomial dispersion must be positive, got {r}")
+        m1 = mean - 1.0
+        counts = 1 + (rng.negative_binomial(r, r / (r + m1), n_users) if m1 > 0 else np.zeros(n_users, np.int64))
+    else:
+        raise ConfigError(
+            f"unknown votes_per_user distribution {dist!r}; use fixed, poisson, geometric or negative_binomial"
+        )
+    if "max" in spec:
+        counts = np.minimum(counts, int(spec["max"]))
+    return counts.astype(np.int64)
+
+
+def simulate_votes(
+    n_users: int = DEFAULT_SIMULATION["n_users"],
+    votes_per_user=DEFAULT_SIMULATION["votes_per_user"],
+    pi: float = DEFAULT_SIMULATION["pi"],
+    mu: float = DEFAULT_SIMULATION["mu"],
+    models=DEFAULT_SIMULATION["models"],
+    strengths=None,
+    scale: str = "bt",
+    careless: str = DEFAULT_SIMULATION["careless"],
+    careless_first=DEFAULT_SIMULATION["careless_first"],
+    tie_attentive=DEFAULT_SIMULATION["tie_attentive"],
+    tie_careless=DEFAULT_SIMULATION["tie_careless"],
+    ties: bool = True,
+    random_seed: int | None = None,
+) -> Simulation:
+    """Draw votes from the two-type model.
+
+    Parameters
+    ----------
+    n_users : number of users.
+    votes_per_user : int or dict, see :func:`_votes_per_user`.
+    pi : probability that a user is attentive.
+    mu : two-model case: P(``models[0]``'s answer beats ``models[1]``'s).
+    models : the two models of a two-model study (ignored when ``strengths`` is given).
+    strengths : many-model case: dict or Series model -> Bradley-Terry score (or Elo
+        rating with ``scale="elo"``); each vote shows a uniformly drawn pair.
+    careless : ``"beta"`` (per-user first-position rate from Beta(careless_first)),
+        ``"shared"`` (``careless_first`` is the one rate) or ``"random"`` (1/2).
+    tie_attentive, tie_careless : Beta parameters of each type's tie propensity.
+    ties : False for no ties at all.
+    random_seed : seed of ``numpy.random.default_rng``.
+    """
+    rng = np.random.default_rng(random_seed)
+    if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)) or n_users < 1:
+        raise ConfigError(f"n_users must be a positive integer, got {n_users!r}")
+    if not (0.0 <= pi <= 1.0):
+        raise ConfigError(f"pi must lie in [0, 1], got {pi!r}")
+    if careless not in ("beta", "shared", "random"):
+        raise ConfigError(f"careless must be 'beta', 'shared' or 'random', got {careless!r}")
+    ta = _beta_pair(tie_attentive, "tie_attentive")
+    tc = _beta_pair(tie_careless, "tie_careless")
+    counts = _votes_per_user(votes_per_user, n_users, rng)
+    attentive = rng.random(n_users) < pi
+    first_rate = np.full(n_users, np.nan)
+    n_careless = int((~attentive).sum())
+    if careless == "beta":
+        first_rate[~attentive] = rng.beta(*_beta_pair(careless_first, "careless_first"), n_careless)
+    elif careless == "shared":
+        rho = float(careless_first)
+        if not 0.0 <= rho <= 1.0:
+            raise ConfigError(f"careless_first must be a rate in [0, 1] for careless='shared', got {rho!r}")
+        first_rate[~attentive] = rho
+    else:
+        first_rate[~attentive] = 0.5
+    if ties:
+        tie_rate = np.where(attentive, rng.beta(*ta, n_users), rng.beta(*tc, n_users))
+    else:
+        tie_rate = np.zeros(n_users)
+
+    total = int(counts.sum())
+    user = np.repeat(np.arange(n_users), counts)
+    if strengths is None:
+        if not (0.0 < mu < 1.0):
+            raise ConfigError(f"mu must lie strictly between 0 and 1, got {mu!r}")
+        if len(models) != 2 or models[0] == models[1]:
+            raise ConfigError(f"models must be two different names, got {models!r}")
+        names = np.array([str(m) for m in models], dtype=object)
+        x_first = rng.random(total) < 0.5
+        a_idx = np.where(x_first, 0, 1)
+        b_idx = 1 - a_idx
+        mu_row = np.where(x_first, mu, 1.0 - mu)
+        beta = None
+    else:
+        beta = pd.Series(strengths, dtype=float)
+        if beta.size < 2:
+            raise ConfigError("strengths must give at least two models")
+        names = np.array([str(m) for m in beta.index], dtype=object)
+        k = beta.size
+        a_idx = rng.integers(0, k, total)
+        b_idx = (a_idx + rng.integers(1, k, total)) % k  # a different model, uniformly
+        factor = math.log(10.0) / ELO_SCALE if scale == "elo" else 1.0
+        vals = beta.to_numpy()
+        mu_row = expit((vals[a_idx] - vals[b_idx]) * factor)
+    is_tie = rng.random(total) < tie_rate[user]
+    att = attentive[user]
+    p_a = np.where(att, mu_row, first_rate[user])
+    pick_a = rng.random(total) < p_a
+    winner = np.where(is_tie, TIE, np.where(pick_a, WIN_A, WIN_B))
+    width = len(str(max(n_users - 1, 0)))
+    user_ids = np.array([f"u{i:0{width}d}" for i in range(n_users)], dtype=object)
+    votes = pd.DataFrame(
+        {
+            USER: user_ids[user],
+            MODEL_A: names[a_idx],
+            MODEL_B: names[b_idx],
+            WINNER: winner,
+            PROMPT_ID: np.arange(total),
+        }
+    )
+    # Shuffle so that votes are not grouped by user, as in a real log.
+    votes = votes.iloc[rng.permutation(total)].reset_index(drop=True)
+    users = pd.DataFrame(
+        {"attentive": attentive, "first_rate": first_rate, "tie_rate": tie_rate, "n_votes": counts},
+        index=pd.Index(user_ids, name=USER),
+    )
+    params = {
+        "n_users": int(n_users),
+        "votes_per_user": votes_per_user,
+        "pi": float(pi),
+        "careless": careless,
+        "careless_first": careless_first if careless != "beta" else list(_beta_pair(careless_first, "careless_first")),
+        "tie_attentive": list(ta),
+        "tie_careless": list(tc),
+        "ties": bool(ties),
+        "random_seed": random_seed,
+    }
+    if beta is None:
+        params.update(mu=float(mu), models=[str(m) for m in models])
+        return Simulation(votes=votes, users=users, params=params, mu={str(models[0]): float(mu)})
+    params.update(strengths={str(k): float(v) for k, v in beta.items()}, scale=scale)
+    return Simulation(votes=votes, users=users, params=params, strengths=beta.rename(index=str))
