@@ -59,6 +59,30 @@ class Simulation:
             return {"mu": self.mu}
         return {"strengths": self.strengths, "scale": self.params.get("scale", "bt")}
 
+    def true_p_attentive(self, ties: str = "model") -> pd.Series:
+        """P(attentive | votes) computed with the true parameters (the oracle that an
+        estimator's classification is compared with), one value per user."""
+        from comparemode.models.likelihood import posterior_attentive, type_logliks
+        from comparemode.models.stats import aggregate, without_ties
+        from comparemode.reference import encode_votes, resolve_reference
+
+        ref = resolve_reference(self.votes, **self.reference)
+        enc, user_index = encode_votes(self.votes, ref)
+        stats = aggregate(enc, mu=ref.mu if ref.kind == "scalar" else None)
+        if ties == "drop" or not self.params["ties"]:
+            stats = without_ties(stats)
+            ties = "drop"
+        careless = self.params["careless"]
+        first = self.params["careless_first"]
+        params = {
+            "careless_first": tuple(first) if careless == "beta" else first,
+            "tie_attentive": tuple(self.params["tie_attentive"]),
+            "tie_careless": tuple(self.params["tie_careless"]),
+        }
+        l1, l0 = type_logliks(stats.n, stats.t, stats.f, stats.s, params, careless, ties)
+        p = posterior_attentive(l1, l0, self.params["pi"])
+        return pd.Series(p, index=user_index, name="p_attentive_true").reindex(self.users.index)
+
 
 def _beta_pair(value, name):
     try:

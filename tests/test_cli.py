@@ -1,0 +1,117 @@
+"""The command line: documented options, outputs, refusal to overwrite, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from comparemode import simulate_votes
+from comparemode.cli import OUTPUT_FILES, build_parser, main
+
+
+def _run_parser_help():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return parser, sub.choices["run"]
+
+
+def test_help_documents_every_option(capsys):
+    _, run = _run_parser_help()
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for action in run._actions:
+        for flag in action.option_strings:
+            assert flag in text
+        if action.option_strings:
+            assert action.help, f"{action.option_strings} has no help text"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "run" in capsys.readouterr().out
+
+
+def test_console_script_is_installed(tmp_path):
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "comparemode"
+    out = subprocess.run([str(script), "run", "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and "--strengths" in out.stdout
+
+
+def test_simulated_run_reports_truth_against_recovery(tmp_path, capsys):
+    out = tmp_path / "res"
+    code = main(["run", "--sim-users", "400", "--sim-votes", "15", "--seed", "3", "--out", str(out), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "true" in printed and "recovered" in printed and "accuracy" in printed
+    assert "random clicker" in printed
+    for name in OUTPUT_FILES:
+        assert (out / name).exists()
+    summary = json.loads((out / "summary.json").read_text())
+    sim_part = summary["simulation"]
+    assert 0.5 < sim_part["accuracy"] <= 1 and 0.5 < sim_part["accuracy_true_params"] <= 1
+    assert summary["filter"]["votes_kept"] + summary["filter"]["votes_dropped"] == 400 * 15
+    users = pd.read_csv(out / "users.csv")
+    kept = pd.read_csv(out / "kept_votes.csv")
+    assert len(users) == 400
+    assert set(kept["user"]) == set(users.loc[users["keep"], "user"])
+    assert not any(p.name.endswith(".tmp") for p in out.iterdir())
+
+
+def test_refuses_to_overwrite_without_force(tmp_path, capsys):
+    out = tmp_path / "res"
+    args = ["run", "--sim-users", "100", "--sim-votes", "10", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    before = (out / "summary.json").read_text()
+    assert main(args[:-1] + ["--seed", "9", "--quiet"]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert (out / "summary.json").read_text() == before
+    assert main(args + ["--seed", "9", "--force"]) == 0
+    assert (out / "summary.json").read_text() != before
+
+
+def test_votes_file_with_mu_and_strengths(tmp_path):
+    sim = simulate_votes(n_users=150, votes_per_user=12, random_seed=8)
+    path = tmp_path / "votes.csv"
+    sim.votes.to_csv(path, index=False)
+    assert main(["run", str(path), "--mu", "model_x=0.7", "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    pd.Series({"model_x": 0.8473, "model_y": 0.0}, name="score").rename_axis("model").reset_index().to_csv(tmp_path / "s.csv", index=False)
+    assert main(["run", str(path), "--strengths", str(tmp_path / "s.csv"), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    a = json.loads((tmp_path / "a" / "summary.json").read_text())
+    b = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert a["params"]["pi"] == pytest.approx(b["params"]["pi"], abs=1e-3)
+    assert a["reference"]["kind"] == "scalar" and a["reference"]["mu"] == 0.7
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--mu", "0.7"], "MODEL=P"),
+        (["--mu", "model_x=high"], "not a number"),
+    ],
+)
+def test_bad_mu_argument(tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "votes.csv", *extra, "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_votes_file_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "votes.csv"
+    pd.DataFrame({"user": [1, 2], "model_a": ["x", "x"], "model_b": ["y", "x"], "winner": ["model_a", "model_b"]}).to_csv(path, index=False)
+    assert main(["run", str(path), "--mu", "x=0.7", "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("comparemode: error:") and "model_a" in err and "[1]" in err
+    assert main(["run", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    assert "nope.csv" in capsys.readouterr().err
+
+
+def test_simulation_refuses_a_reference(tmp_path, capsys):
+    assert main(["run", "--mu", "model_x=0.7", "--out", str(tmp_path), "--quiet"]) == 1
+    assert "need a VOTES file" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""The simulator draws from the generative model and reproduces from a seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from comparemode import load_votes, simulate_votes
+from comparemode.errors import ConfigError
+
+
+def test_same_seed_same_votes_other_seed_other_votes():
+    a = simulate_votes(n_users=100, random_seed=3)
+    b = simulate_votes(n_users=100, random_seed=3)
+    c = simulate_votes(n_users=100, random_seed=4)
+    pd.testing.assert_frame_equal(a.votes, b.votes)
+    pd.testing.assert_frame_equal(a.users, b.users)
+    assert not a.votes["winner"].equals(c.votes["winner"])
+
+
+def test_votes_follow_the_contract_and_the_parameters():
+    sim = simulate_votes(n_users=4000, votes_per_user=10, pi=0.3, mu=0.8, careless_first=(8.0, 2.0), random_seed=1)
+    votes = load_votes(sim.votes)  # passes validation
+    assert len(votes) == 40_000
+    users = sim.users
+    assert users["attentive"].mean() == pytest.approx(0.3, abs=0.03)
+    assert users.loc[~users["attentive"], "first_rate"].mean() == pytest.approx(0.8, abs=0.02)
+    assert users.loc[users["attentive"], "first_rate"].isna().all()
+    v = votes.join(users, on="user")
+    dec = v[v["winner"] != "tie"]
+    att = dec[dec["attentive"]]
+    picked_x = ((att["winner"] == "model_a") & (att["model_a"] == "model_x")) | ((att["winner"] == "model_b") & (att["model_b"] == "model_x"))
+    assert picked_x.mean() == pytest.approx(0.8, abs=0.02)
+    car = dec[~dec["attentive"]]
+    assert (car["winner"] == "model_a").mean() == pytest.approx(0.8, abs=0.02)
+    assert (v["winner"] == "tie").mean() == pytest.approx(0.2, abs=0.02)
+    assert (votes["model_a"] == "model_x").mean() == pytest.approx(0.5, abs=0.02)
+
+
+def test_many_models_and_vote_count_distributions():
+    strengths = {"a": 1.0, "b": 0.0, "c": -1.0}
+    sim = simulate_votes(n_users=500, votes_per_user={"distribution": "negative_binomial", "mean": 8, "dispersion": 0.8}, strengths=strengths, random_seed=2)
+    assert set(sim.votes["model_a"]) | set(sim.votes["model_b"]) == set(strengths)
+    assert (sim.votes["model_a"] != sim.votes["model_b"]).all()
+    assert sim.users["n_votes"].min() >= 1
+    assert sim.users["n_votes"].mean() == pytest.approx(8, rel=0.15)
+    assert sim.users["n_votes"].var() > sim.users["n_votes"].mean()  # over-dispersed
+    assert sim.reference["strengths"].equals(pd.Series(strengths, dtype=float))
+    poisson = simulate_votes(n_users=300, votes_per_user={"distribution": "poisson", "mean": 5, "max": 6}, random_seed=2)
+    assert poisson.users["n_votes"].max() <= 6
+
+
+def test_no_ties_and_random_clickers():
+    sim = simulate_votes(n_users=200, careless="random", ties=False, random_seed=5)
+    assert (sim.votes["winner"] != "tie").all()
+    assert (sim.users.loc[~sim.users["attentive"], "first_rate"] == 0.5).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"n_users": 0}, "n_users"),
+        ({"pi": 1.5}, "pi"),
+        ({"mu": 1.0}, "mu"),
+        ({"careless": "lazy"}, "careless"),
+        ({"careless_first": (0.0, 1.0)}, "careless_first"),
+        ({"tie_attentive": "wide"}, "tie_attentive"),
+        ({"votes_per_user": 0}, "votes_per_user"),
+        ({"votes_per_user": {"distribution": "zipf", "mean": 3}}, "zipf"),
+        ({"models": ("a", "a")}, "models"),
+    ],
+)
+def test_bad_settings(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        simulate_votes(**kwargs)

@@ -1,0 +1,79 @@
+"""Aggregation into sufficient statistics and compression into patterns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from comparemode.models.stats import EncodedVotes, aggregate, compress
+from comparemode.reference import encode_votes, resolve_reference
+
+
+def _naive_counts(votes: pd.DataFrame, stronger: str):
+    g = votes.assign(
+        tie=votes["winner"].isin(["tie", "tie (bothbad)"]),
+        first=votes["winner"] == "model_a",
+        strong=((votes["winner"] == "model_a") & (votes["model_a"] == stronger))
+        | ((votes["winner"] == "model_b") & (votes["model_b"] == stronger)),
+    ).groupby("user", sort=False)
+    return pd.DataFrame({"n": g.size(), "t": g["tie"].sum(), "f": g["first"].sum(), "k": g["strong"].sum()})
+
+
+def test_aggregate_matches_groupby(small_sim):
+    votes = small_sim.votes
+    ref = resolve_reference(votes, **small_sim.reference)
+    enc, users = encode_votes(votes, ref)
+    st = aggregate(enc, mu=ref.mu)
+    naive = _naive_counts(votes, ref.model).reindex(users)
+    np.testing.assert_array_equal(st.n, naive["n"])
+    np.testing.assert_array_equal(st.t, naive["t"])
+    np.testing.assert_array_equal(st.f, naive["f"])
+    np.testing.assert_array_equal(st.k, naive["k"])
+    d = st.n - st.t
+    np.testing.assert_allclose(st.s, st.k * np.log(0.7) + (d - st.k) * np.log(0.3))
+
+
+def test_aggregate_user_with_more_votes_than_the_packed_base():
+    # user 0 has 10,000 votes (>= 8192): the exact fallback path must give the same counts
+    rng = np.random.default_rng(0)
+    user = np.concatenate([np.zeros(10_000, dtype=np.intp), rng.integers(1, 50, 2000)])
+    code = rng.integers(0, 6, user.size).astype(np.int8)
+    st = aggregate(EncodedVotes(user=user, code=code, n_users=50), mu=0.8)
+    assert st.n[0] == 10_000
+    for u in (0, 7):
+        c = code[user == u]
+        assert st.t[u] == np.isin(c, [2, 5]).sum()
+        assert st.f[u] == np.isin(c, [0, 3]).sum()
+        assert st.k[u] == np.isin(c, [1, 3]).sum()
+
+
+def test_aggregate_rejects_codes_outside_n_users():
+    with pytest.raises(ValueError, match="user codes"):
+        aggregate(EncodedVotes(user=np.array([0, 5]), code=np.array([0, 1], dtype=np.int8), n_users=3), mu=0.7)
+
+
+def test_row_mu_attentive_term(arena_sim):
+    votes = arena_sim.votes
+    ref = resolve_reference(votes, **arena_sim.reference)
+    enc, users = encode_votes(votes, ref)
+    st = aggregate(enc)
+    beta = arena_sim.strengths
+    mu = 1 / (1 + np.exp(-(beta.reindex(votes["model_a"]).to_numpy() - beta.reindex(votes["model_b"]).to_numpy())))
+    logp = np.where(votes["winner"] == "model_a", np.log(mu), np.where(votes["winner"] == "model_b", np.log1p(-mu), 0.0))
+    expected = pd.Series(logp).groupby(votes["user"].to_numpy()).sum().reindex(users)
+    np.testing.assert_allclose(st.s, expected.to_numpy(), rtol=1e-12)
+
+
+def test_compress_is_lossless(small_sim):
+    ref = resolve_reference(small_sim.votes, **small_sim.reference)
+    enc, _ = encode_votes(small_sim.votes, ref)
+    st = aggregate(enc, mu=ref.mu)
+    pat = compress(st)
+    assert pat.size < len(st.n)
+    assert pat.weight.sum() == len(st.n)
+    np.testing.assert_array_equal(pat.n[pat.inverse], st.n)
+    np.testing.assert_array_equal(pat.t[pat.inverse], st.t)
+    np.testing.assert_array_equal(pat.f[pat.inverse], st.f)
+    np.testing.assert_array_equal(pat.s[pat.inverse], st.s)
+    np.testing.assert_array_equal(np.bincount(pat.inverse), pat.weight)
