@@ -11,7 +11,10 @@ Setting A, two models with a scalar mu (the target setting; ``random_seed=0``):
    (validation, reference, encoding and EM);
 4. crowd-kit's ``NoisyBradleyTerry()`` with its released defaults on a random sample of
    100,000 decisive votes of the same data (it has no ties), run once because it is slow,
-   and its time scaled per vote to the full size.
+   and its time scaled per vote to the full size;
+5. the same on all decisive votes of randomly drawn users up to 100,000 votes, so that its
+   workers keep their ~10 votes each (in the vote sample nearly every worker has one vote,
+   and its optimiser stops early). The 1,000x check uses the faster of rows 4 and 5.
 
 It then checks two targets and prints PASS or FAIL with the measured values:
 "EM from encoded arrays within 4x the single numpy pass" and "per vote at least 1,000x faster
@@ -39,6 +42,7 @@ next is simulated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import io
@@ -80,7 +84,7 @@ def best_time(fn, repeat: int):
     return best, result
 
 
-def row(step: str, seconds: float, votes: int, base_ns: float | None = None, note: str = "") -> dict:
+def row(step: str, seconds: float, votes: int, note: str = "") -> dict:
     ns = seconds / votes * 1e9 if votes else float("nan")
     return {"step": step, "seconds": seconds, "votes": votes, "ns_per_vote": ns, "note": note}
 
@@ -182,12 +186,28 @@ def em_rows(votes: pd.DataFrame, reference: dict, repeat: int, scalar: bool):
     return rows, fits
 
 
-def nbt_sample(votes: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
-    """crowd-kit's pairwise format from a random sample of the decisive votes."""
+def nbt_sample(votes: pd.DataFrame, size: int, seed: int, by: str = "vote") -> pd.DataFrame:
+    """crowd-kit's pairwise format from a random sample of the decisive votes.
+
+    ``by="vote"``: votes drawn at random (at this size nearly every worker has one vote);
+    ``by="user"``: all decisive votes of randomly drawn users, until ``size`` votes, so each
+    worker keeps the number of votes it has in the full data.
+    """
     winner = votes["winner"].to_numpy()
     decisive = np.flatnonzero((winner == "model_a") | (winner == "model_b"))
     rng = np.random.default_rng(seed)
-    take = np.sort(rng.choice(decisive, size=min(size, decisive.size), replace=False))
+    if by == "user":
+        users = votes["user"].to_numpy()[decisive]
+        codes, uniques = pd.factorize(users)
+        order = rng.permutation(len(uniques))
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        per_vote_rank = rank[codes]
+        sizes = np.bincount(codes)[order]
+        n_take = int(np.searchsorted(np.cumsum(sizes), size) + 1)
+        take = np.sort(decisive[per_vote_rank < n_take])
+    else:
+        take = np.sort(rng.choice(decisive, size=min(size, decisive.size), replace=False))
     sub = votes.iloc[take]
     a = sub["model_a"].to_numpy()
     b = sub["model_b"].to_numpy()
@@ -195,17 +215,41 @@ def nbt_sample(votes: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"worker": sub["user"].to_numpy(), "left": a, "right": b, "label": label})
 
 
-def run_nbt(votes: pd.DataFrame, size: int, seed: int):
-    from crowdkit.aggregation import NoisyBradleyTerry
+@contextlib.contextmanager
+def record_minimize(module):
+    """Record what ``scipy.optimize.minimize`` returns inside ``module`` (crowd-kit's NBT keeps
+    only the solution): its iterations, evaluations and stop message. The call is unchanged."""
+    original = module.minimize
+    results = []
 
-    data = nbt_sample(votes, size, seed)
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        results.append(result)
+        return result
+
+    module.minimize = recording
+    try:
+        yield results
+    finally:
+        module.minimize = original
+
+
+def run_nbt(votes: pd.DataFrame, size: int, seed: int, by: str = "vote"):
+    import crowdkit.aggregation.pairwise.noisy_bt as noisy_bt
+
+    data = nbt_sample(votes, size, seed, by=by)
     gc.collect()
-    t0 = time.perf_counter()
-    nbt = NoisyBradleyTerry().fit(data)
-    seconds = time.perf_counter() - t0
+    with record_minimize(noisy_bt) as results:
+        t0 = time.perf_counter()
+        nbt = noisy_bt.NoisyBradleyTerry().fit(data)
+        seconds = time.perf_counter() - t0
     scores = ", ".join(f"{k}={v:.3f}" for k, v in nbt.scores_.items())
-    info = (f"  NoisyBradleyTerry (defaults: n_iter={nbt.n_iter}, tol={nbt.tol}): {len(data):,} decisive votes, "
+    info = (f"  NoisyBradleyTerry (defaults: n_iter={nbt.n_iter}, tol={nbt.tol}), sample by {by}: {len(data):,} decisive votes, "
             f"{data['worker'].nunique():,} workers, run once; scores {scores}")
+    if results:
+        r = results[-1]
+        info += (f"\n    its L-BFGS-B: {r.nit} iterations, {r.nfev} likelihood+gradient evaluations, "
+                 f"stopped with {str(r.message)!r}")
     return seconds, len(data), info
 
 
@@ -244,12 +288,15 @@ def setting_a(args) -> None:
         profile_full_path(votes, reference)
     nbt = None
     if not args.skip_nbt:
-        t_nbt, m, info = run_nbt(votes, args.nbt_sample, seed=0)
-        print(info)
-        rows.append(row(f"4. NoisyBradleyTerry, {m:,}-vote sample (1 run)", t_nbt, m))
-        t_scaled = t_nbt / m * n
-        rows.append(row("   NoisyBradleyTerry scaled per vote to full size", t_scaled, n, note="(estimate)"))
-        nbt = rows[-1]
+        scaled = []
+        for number, by in (("4", "vote"), ("5", "user")):
+            t_nbt, m, info = run_nbt(votes, args.nbt_sample, seed=0, by=by)
+            print(info)
+            rows.append(row(f"{number}. NoisyBradleyTerry, {m:,} votes sampled by {by} (1 run)", t_nbt, m))
+            rows.append(row("   NoisyBradleyTerry scaled per vote to full size", t_nbt / m * n, n, note="(estimate)"))
+            scaled.append(rows[-1])
+        # the check uses the faster of the two samples: the conservative comparison
+        nbt = min(scaled, key=lambda r: r["ns_per_vote"])
     del votes
     gc.collect()
     print_table(f"Setting A results ({n:,} votes; min of {args.repeat} runs; crowd-kit run once)", rows)
@@ -267,7 +314,8 @@ def setting_a(args) -> None:
     sp_enc = nbt["ns_per_vote"] / enc_row["ns_per_vote"]
     sp_full = nbt["ns_per_vote"] / full_row["ns_per_vote"]
     ok2 = sp_enc >= TARGET_SPEEDUP_VS_NBT
-    print(f"  per vote at least {TARGET_SPEEDUP_VS_NBT:,.0f}x faster than NoisyBradleyTerry (check uses the encoded EM): "
+    print(f"  per vote at least {TARGET_SPEEDUP_VS_NBT:,.0f}x faster than NoisyBradleyTerry (check uses the encoded EM "
+          "and the faster of the two NoisyBradleyTerry samples): "
           f"{nbt['ns_per_vote']:,.0f} / {enc_row['ns_per_vote']:.2f} ns per vote = {sp_enc:,.0f}x -> "
           f"{'PASS' if ok2 else 'FAIL'}")
     print(f"    beside it, the full path from the DataFrame: {nbt['ns_per_vote']:,.0f} / {full_row['ns_per_vote']:.2f} "

@@ -204,8 +204,8 @@ def _report_simulation(sim, em, args, say_out) -> dict:
         say_out(f"{name:<40} {true:>8.4f} {est:>10.4f}")
     say_out("")
     say_out(f"classification accuracy of P(attentive) >= {args.threshold:g} against the true types:")
-    say_out(f"  with the fitted parameters ({args.careless} careless model): {acc:.4f}")
-    say_out(f"  with the true parameters (the best this rule can do):        {acc_oracle:.4f}")
+    say_out(f"  {'fitted parameters (' + args.careless + ' careless model):':<48} {acc:.4f}")
+    say_out(f"  {'true parameters (the best this rule can do):':<48} {acc_oracle:.4f}")
     result = {"accuracy": acc, "accuracy_true_params": acc_oracle, "true_params": sim.params}
     if args.careless != "random":
         random_fit = TwoTypeEM(
@@ -214,8 +214,8 @@ def _report_simulation(sim, em, args, say_out) -> dict:
         p_r = random_fit.users_["p_attentive"].reindex(em.users_.index).to_numpy()
         acc_r = float(np.mean((p_r >= args.threshold) == truth))
         say_out(
-            f"  with every careless rate fixed at 1/2 (the paper's random clicker): {acc_r:.4f} "
-            f"(pi recovered as {random_fit.params_['pi']:.4f})"
+            f"  {'careless rates fixed at 1/2 (random clicker):':<48} {acc_r:.4f} "
+            f"(this fit recovers pi = {random_fit.params_['pi']:.4f})"
         )
         result.update(accuracy_random_clicker=acc_r, pi_random_clicker=float(random_fit.params_["pi"]))
     return result

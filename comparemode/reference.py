@@ -140,7 +140,7 @@ def resolve_reference(votes: pd.DataFrame, mu=None, strengths=None, scale: str =
     """
     if mu is not None and strengths is not None:
         raise MuError("give either mu or strengths, not both")
-    models = pd.unique(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
+    models = pd.unique(np.concatenate([votes[MODEL_A].unique(), votes[MODEL_B].unique()]).astype(object))
     if strengths is not None:
         table = read_strengths(strengths, scale)
         missing = sorted(set(map(str, models)) - set(table.index))

@@ -55,6 +55,20 @@ def _unique_pairs(x: np.ndarray, y: np.ndarray):
     return (uniq // m).astype(float), (uniq % m).astype(float), inverse
 
 
+def _ascent_step(m, g):
+    """Solve ``m @ step = g`` for the 2x2 symmetric ``m`` (minus the Hessian), shifted to be
+    positive definite where it is not, so the step always goes uphill."""
+    a, b, c = float(m[0, 0]), float(m[0, 1]), float(m[1, 1])
+    lowest = 0.5 * (a + c) - math.hypot(0.5 * (a - c), b)
+    size = 1.0 + max(abs(a), abs(b), abs(c))
+    if lowest <= 1e-10 * size:
+        shift = abs(lowest) + 1e-6 * size
+        a += shift
+        c += shift
+    det = a * c - b * b
+    return np.array([(c * g[0] - b * g[1]) / det, (a * g[1] - b * g[0]) / det])
+
+
 def _bb_mstep(k, n, w, ab, max_steps=2):
     """Safeguarded Newton ascent of the weighted Beta-Binomial objective from ``ab``.
 
@@ -67,11 +81,7 @@ def _bb_mstep(k, n, w, ab, max_steps=2):
     f, g, h = data.objective(x[0], x[1], derivatives=True)
     scale = 1.0 + abs(f)
     for _ in range(max_steps):
-        neg_h = -h
-        lo = float(np.linalg.eigvalsh(neg_h)[0])
-        if lo <= 1e-10 * (1.0 + abs(neg_h).max()):
-            neg_h = neg_h + (abs(lo) + 1e-6 * (1.0 + abs(neg_h).max())) * np.eye(2)
-        step = np.linalg.solve(neg_h, g)
+        step = _ascent_step(-h, g)
         length = float(np.abs(step).max())
         if length > 3.0:
             step *= 3.0 / length
@@ -125,10 +135,13 @@ class _Problem:
             l0 = l0 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_careless"])[self.tie_idx]
         return l1, l0
 
-    def loglik(self, p, l1, l0):
-        a = math.log(p["pi"]) + l1
-        b = math.log1p(-p["pi"]) + l0
-        return float(np.dot(self.w, np.logaddexp(a, b)))
+    def evaluate(self, p, l1, l0):
+        """Observed log-likelihood and the posterior P(attentive) of every pattern."""
+        x = math.log(p["pi"]) + l1
+        y = math.log1p(-p["pi"]) + l0
+        diff = x - y
+        lse = np.maximum(x, y) + np.log1p(np.exp(-np.abs(diff)))
+        return float(np.dot(self.w, lse)), np.exp(x - lse)
 
     def mstep(self, p, gamma):
         w1 = self.w * gamma
@@ -352,17 +365,14 @@ class TwoTypeEM:
 
     def _run(self, problem: _Problem, p: dict, progress: Progress, start: int, max_iter: int, previous=None) -> dict:
         """EM iterations from ``p``; ``previous`` is the run being continued, if any."""
-        l1, l0 = problem.logliks(p)
-        ll = problem.loglik(p, l1, l0)
+        ll, gamma = problem.evaluate(p, *problem.logliks(p))
         history = list(previous["history"]) if previous else [ll]
         done = previous["n_iter"] if previous else 0
         converged = False
         it = 0
         for it in range(1, max_iter + 1):
-            gamma = posterior_attentive(l1, l0, p["pi"])
             p_new = problem.mstep(p, gamma)
-            l1, l0 = problem.logliks(p_new)
-            ll_new = problem.loglik(p_new, l1, l0)
+            ll_new, gamma = problem.evaluate(p_new, *problem.logliks(p_new))
             if ll_new < ll - LOGLIK_DECREASE_TOL * (1.0 + abs(ll)):
                 raise LikelihoodDecreaseError(
                     f"EM log-likelihood decreased from {ll!r} to {ll_new!r} at iteration {done + it} of start {start + 1}; "

@@ -49,7 +49,7 @@ def test_simulated_run_reports_truth_against_recovery(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "true" in printed and "recovered" in printed and "accuracy" in printed
-    assert "random clicker" in printed
+    assert "random clicker" in printed and "true parameters" in printed
     for name in OUTPUT_FILES:
         assert (out / name).exists()
     summary = json.loads((out / "summary.json").read_text())
