@@ -44,7 +44,7 @@ _LOG_MIN = math.log(1e-3)
 _LOG_MAX = math.log(1e6)
 _PI_MIN = 1e-12
 #: Iterations of each start before the best start is run to convergence.
-_SHORT_RUN = 15
+_SHORT_RUN = 5
 
 
 def _unique_pairs(x: np.ndarray, y: np.ndarray):
@@ -212,7 +212,7 @@ class TwoTypeEM:
         start (non-decreasing). ``loss_history_`` is its negative.
     loglik_ : float, final observed log-likelihood.
     converged_ : bool; ``stop_reason_``: ``"tolerance"`` or ``"max_iter"``; ``n_iter_``.
-    starts_ : DataFrame, one row per start: its log-likelihood after a short run (up to 15
+    starts_ : DataFrame, one row per start: its log-likelihood after a short run (up to 5
         iterations) and whether it was chosen to run on to convergence.
     n_patterns_ : number of distinct count patterns the EM ran on.
     reference_ : dict describing where mu came from.
@@ -331,7 +331,8 @@ class TwoTypeEM:
         self.n_patterns_ = pat.size
         self.n_votes_ = enc.n_votes
         self.params_ = self._params_series(best["params"], ref, ties)
-        self.users_ = self._users_table(stats, pat, problem, best["params"], user_index)
+        self._user_inputs = (stats, pat, problem, best["params"], user_index)
+        self.__dict__.pop("_users_cache", None)
         progress(
             f"EM done: {self.stop_reason_} after {self.n_iter_} iterations, loglik {self.loglik_:.6g}, "
             f"pi = {best['params']['pi']:.4f}"
@@ -441,6 +442,16 @@ class TwoTypeEM:
         return pd.DataFrame(cols, index=user_index)
 
     @property
+    def users_(self) -> pd.DataFrame:
+        """One row per user (see the class docstring). Built from the fitted patterns on
+        first access and kept; a million users take a few tens of milliseconds."""
+        cached = self.__dict__.get("_users_cache")
+        if cached is None:
+            cached = self._users_table(*self._fitted("_user_inputs"))
+            self.__dict__["_users_cache"] = cached
+        return cached
+
+    @property
     def loss_history_(self) -> pd.Series:
         """Negative observed log-likelihood per iteration (non-increasing)."""
         return -self._fitted("loglik_history_").rename("loss")
@@ -460,4 +471,4 @@ class TwoTypeEM:
         :func:`comparemode.inference.filter.filter_votes`."""
         from comparemode.inference.filter import filter_votes
 
-        return filter_votes(votes, self._fitted("users_"), threshold=threshold)
+        return filter_votes(votes, self.users_, threshold=threshold)

@@ -20,11 +20,12 @@ def _naive_counts(votes: pd.DataFrame, stronger: str):
     return pd.DataFrame({"n": g.size(), "t": g["tie"].sum(), "f": g["first"].sum(), "k": g["strong"].sum()})
 
 
-def test_aggregate_matches_groupby(small_sim):
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_aggregate_matches_groupby(small_sim, engine):
     votes = small_sim.votes
     ref = resolve_reference(votes, **small_sim.reference)
     enc, users = encode_votes(votes, ref)
-    st = aggregate(enc, mu=ref.mu)
+    st = aggregate(enc, mu=ref.mu, engine=engine)
     naive = _naive_counts(votes, ref.model).reindex(users)
     np.testing.assert_array_equal(st.n, naive["n"])
     np.testing.assert_array_equal(st.t, naive["t"])
@@ -34,13 +35,15 @@ def test_aggregate_matches_groupby(small_sim):
     np.testing.assert_allclose(st.s, st.k * np.log(0.7) + (d - st.k) * np.log(0.3))
 
 
-def test_aggregate_user_with_more_votes_than_the_packed_base():
-    # user 0 has 10,000 votes (>= 8192): the exact fallback path must give the same counts
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_aggregate_user_with_more_votes_than_the_packed_fields_hold(engine):
+    # user 0 has 40,000 votes (past the packed limit of 16,384): the fallback path must count right
     rng = np.random.default_rng(0)
-    user = np.concatenate([np.zeros(10_000, dtype=np.intp), rng.integers(1, 50, 2000)])
+    user = np.concatenate([np.zeros(40_000, dtype=np.intp), rng.integers(1, 50, 2000)])
+    rng.shuffle(user)
     code = rng.integers(0, 6, user.size).astype(np.int8)
-    st = aggregate(EncodedVotes(user=user, code=code, n_users=50), mu=0.8)
-    assert st.n[0] == 10_000
+    st = aggregate(EncodedVotes(user=user, code=code, n_users=50), mu=0.8, engine=engine)
+    assert st.n[0] == 40_000 and st.n.sum() == user.size
     for u in (0, 7):
         c = code[user == u]
         assert st.t[u] == np.isin(c, [2, 5]).sum()
@@ -48,16 +51,29 @@ def test_aggregate_user_with_more_votes_than_the_packed_base():
         assert st.k[u] == np.isin(c, [1, 3]).sum()
 
 
-def test_aggregate_rejects_codes_outside_n_users():
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+@pytest.mark.parametrize("bad", [5, -1])
+def test_aggregate_rejects_codes_outside_n_users(engine, bad):
     with pytest.raises(ValueError, match="user codes"):
-        aggregate(EncodedVotes(user=np.array([0, 5]), code=np.array([0, 1], dtype=np.int8), n_users=3), mu=0.7)
+        aggregate(EncodedVotes(user=np.array([0, bad]), code=np.array([0, 1], dtype=np.int8), n_users=3), mu=0.7, engine=engine)
 
 
-def test_row_mu_attentive_term(arena_sim):
+def test_engines_agree_on_many_models(arena_sim):
+    ref = resolve_reference(arena_sim.votes, **arena_sim.reference)
+    enc, _ = encode_votes(arena_sim.votes, ref)
+    a = aggregate(enc, engine="numpy")
+    b = aggregate(enc, engine="numba")
+    for name in ("n", "t", "f"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_allclose(a.s, b.s, rtol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_row_mu_attentive_term(arena_sim, engine):
     votes = arena_sim.votes
     ref = resolve_reference(votes, **arena_sim.reference)
     enc, users = encode_votes(votes, ref)
-    st = aggregate(enc)
+    st = aggregate(enc, engine=engine)
     beta = arena_sim.strengths
     mu = 1 / (1 + np.exp(-(beta.reindex(votes["model_a"]).to_numpy() - beta.reindex(votes["model_b"]).to_numpy())))
     logp = np.where(votes["winner"] == "model_a", np.log(mu), np.where(votes["winner"] == "model_b", np.log1p(-mu), 0.0))
@@ -77,3 +93,13 @@ def test_compress_is_lossless(small_sim):
     np.testing.assert_array_equal(pat.f[pat.inverse], st.f)
     np.testing.assert_array_equal(pat.s[pat.inverse], st.s)
     np.testing.assert_array_equal(np.bincount(pat.inverse), pat.weight)
+
+
+def test_compress_engines_agree(small_sim):
+    ref = resolve_reference(small_sim.votes, **small_sim.reference)
+    enc, _ = encode_votes(small_sim.votes, ref)
+    a = compress(aggregate(enc, mu=ref.mu, engine="numpy"))
+    b = compress(aggregate(enc, mu=ref.mu, engine="numba"))
+    assert b.size == a.size < len(enc.user)
+    for name in ("n", "t", "f", "k", "weight", "inverse", "s"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
