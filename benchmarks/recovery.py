@@ -20,17 +20,10 @@ import time
 import numpy as np
 
 from comparemode import TwoTypeEM, simulate_votes
+from comparemode.models.simulate import DEFAULT_SIMULATION
 
-SETTING = dict(
-    n_users=2000,
-    votes_per_user=20,
-    pi=0.6,
-    mu=0.7,
-    careless="beta",
-    careless_first=(1.95, 1.05),
-    tie_attentive=(2.0, 8.0),
-    tie_careless=(1.0, 4.0),
-)
+#: The issue's setting is the simulator's built-in default.
+SETTING = dict(DEFAULT_SIMULATION)
 
 
 def _accuracy(p, truth):

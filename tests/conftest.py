@@ -6,20 +6,12 @@ import numpy as np
 import pytest
 
 from comparemode import TwoTypeEM, simulate_votes
+from comparemode.models.simulate import DEFAULT_SIMULATION
 
-#: The foundation issue's recovery setting: 2,000 users x 20 votes, mu = 0.7, pi = 0.6,
-#: careless first-position rates ~ Beta(1.95, 1.05) (mean 0.65, from random to strong
-#: first-position clickers), ties about 20% of votes.
-RECOVERY = dict(
-    n_users=2000,
-    votes_per_user=20,
-    pi=0.6,
-    mu=0.7,
-    careless="beta",
-    careless_first=(1.95, 1.05),
-    tie_attentive=(2.0, 8.0),
-    tie_careless=(1.0, 4.0),
-)
+#: The foundation issue's recovery setting is the simulator's built-in default: 2,000 users x
+#: 20 votes, mu = 0.7, pi = 0.6, careless first-position rates ~ Beta(1.95, 1.05) (mean 0.65,
+#: from random to strong first-position clickers), ties about 20% of votes.
+RECOVERY = {k: v for k, v in DEFAULT_SIMULATION.items() if k != "models"}
 
 
 def assert_monotone(history, rel=1e-9):

@@ -12,7 +12,7 @@ from comparemode.errors import ConfigError, NotFittedError
 from comparemode.models.stats import EncodedVotes
 from comparemode.reference import encode_votes, resolve_reference
 
-from conftest import assert_monotone
+from conftest import RECOVERY, assert_monotone
 
 
 def _accuracy(p, truth, threshold=0.5):
@@ -21,6 +21,10 @@ def _accuracy(p, truth, threshold=0.5):
 
 def test_recovery_two_models(recovery_sim, recovery_fit, recovery_fit_random):
     """Issue 2 acceptance: pi within 0.03; accuracy within 0.02 of the true-parameter rule."""
+    a, b = RECOVERY["careless_first"]
+    assert (RECOVERY["n_users"], RECOVERY["votes_per_user"], RECOVERY["mu"], RECOVERY["pi"]) == (2000, 20, 0.7, 0.6)
+    assert a / (a + b) == pytest.approx(0.65) and b < 1.5 < a  # mass from 1/2 up to near 1
+    assert (recovery_sim.votes["winner"] == "tie").mean() == pytest.approx(0.2, abs=0.01)
     em = recovery_fit
     assert_monotone(em.loglik_history_)
     assert em.converged_ and em.stop_reason_ == "tolerance"
