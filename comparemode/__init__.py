@@ -9,14 +9,20 @@ Main entry points:
 - :func:`load_votes`: read and validate a votes table (CSV, Parquet, JSON, arena, LLMFAO);
 - :func:`simulate_votes`: draw votes and the truth from the generative model;
 - :class:`TwoTypeEM`: the two-type (attentive / careless) user model fitted by EM;
-- :func:`filter_votes`: keep or drop each user's votes, with per-vote weights.
+- :class:`BayesianTwoType`: the same model fitted by MCMC (PyMC), with per-user posterior
+  probabilities averaged over the draws;
+- :func:`filter_votes`, :func:`filter_fdr`, :func:`filter_credible`: keep or drop each
+  user's votes (threshold, Bayesian false-discovery rate, credible bound), with weights;
+- :func:`compare_em_mcmc`: the EM against the posterior on the same votes.
 """
 
 from comparemode import errors
 from comparemode.constants import DEFAULT_THRESHOLD, INTERVAL_PROB
 from comparemode.data import load_votes, read_arena, read_llmfao, validate_votes
 from comparemode.inference.em import TwoTypeEM
-from comparemode.inference.filter import FilterResult, filter_votes
+from comparemode.inference.checks import EMvsMCMC, compare_em_mcmc
+from comparemode.inference.filter import FilterResult, filter_credible, filter_fdr, filter_votes
+from comparemode.inference.mcmc import BayesianTwoType
 from comparemode.models.simulate import Simulation, simulate_votes
 from comparemode.reference import read_strengths
 
@@ -32,8 +38,13 @@ __all__ = [
     "simulate_votes",
     "Simulation",
     "TwoTypeEM",
+    "BayesianTwoType",
     "filter_votes",
+    "filter_fdr",
+    "filter_credible",
     "FilterResult",
+    "compare_em_mcmc",
+    "EMvsMCMC",
     "DEFAULT_THRESHOLD",
     "INTERVAL_PROB",
     "__version__",

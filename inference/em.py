@@ -399,18 +399,19 @@ class TwoTypeEM:
                 careless_first_a=a,
                 careless_first_b=b,
                 careless_first_mean=a / (a + b),
+                careless_first_kappa=a + b,
                 careless_first_sd=math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))),
             )
         elif self.careless == "shared":
-            out.update(careless_first_mean=p["careless_first"], careless_first_sd=0.0)
+            out.update(careless_first=p["careless_first"], careless_first_mean=p["careless_first"], careless_first_sd=0.0)
         else:
             out.update(careless_first_mean=0.5, careless_first_sd=0.0)
         for kind in ("attentive", "careless"):
             if ties == "model":
                 a, b = p[f"tie_{kind}"]
-                out.update({f"tie_{kind}_a": a, f"tie_{kind}_b": b, f"tie_{kind}_mean": a / (a + b)})
+                out.update({f"tie_{kind}_a": a, f"tie_{kind}_b": b, f"tie_{kind}_mean": a / (a + b), f"tie_{kind}_kappa": a + b})
             else:
-                out.update({f"tie_{kind}_a": np.nan, f"tie_{kind}_b": np.nan, f"tie_{kind}_mean": np.nan})
+                out.update({f"tie_{kind}_a": np.nan, f"tie_{kind}_b": np.nan, f"tie_{kind}_mean": np.nan, f"tie_{kind}_kappa": np.nan})
         if ref.kind == "scalar":
             out["mu"] = ref.mu
         return pd.Series(out, name="estimate", dtype=float)

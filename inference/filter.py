@@ -3,6 +3,15 @@
 A user's votes are kept or dropped together: per-vote filtering would keep more votes for
 the stronger model and bias the kept data. Every input vote ends up on exactly one side,
 and the summary says how many users and votes each side has.
+
+Three rules, all returning the same :class:`FilterResult`:
+
+- :func:`filter_votes`: keep users whose P(attentive) is at least a threshold (EM or MCMC);
+- :func:`filter_fdr`: the Bayesian false-discovery rule: keep the largest set of users, taken
+  in order of P(attentive), whose expected share of careless users is at most ``alpha``
+  (with MCMC probabilities, or EM's as a plug-in);
+- :func:`filter_credible`: keep users whose P(attentive | votes, theta) exceeds ``level``
+  with posterior probability at least ``prob`` (MCMC only: it needs the posterior draws).
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import pandas as pd
 from comparemode.constants import DEFAULT_THRESHOLD, USER
 from comparemode.errors import ConfigError, InvalidValueError, MissingColumnError
 
-__all__ = ["FilterResult", "filter_votes", "decide_users"]
+__all__ = ["FilterResult", "filter_votes", "filter_fdr", "filter_credible", "decide_users", "decide_fdr", "apply_decisions"]
 
 
 @dataclass
@@ -24,8 +33,8 @@ class FilterResult:
     """Outcome of a user filter.
 
     kept, dropped : the votes of kept and dropped users (rows of the input, index kept).
-    users : decision table, one row per user: ``n_votes``, ``p_attentive``, ``keep``,
-        ``reason`` (plus whatever score columns the user table had).
+    users : decision table, one row per user: ``p_attentive``, ``keep``, ``reason`` (plus
+        whatever columns the user table had).
     weights : per-vote soft weight (the P(attentive) of the vote's user), aligned with the
         input votes' index, for weighted training; ``1 - weights`` is a per-vote label-flip
         rate for robust preference losses.
@@ -39,13 +48,13 @@ class FilterResult:
     summary: dict
 
 
-def decide_users(users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
-    """Decision table from a user table with a ``p_attentive`` column: keep where
-    ``p_attentive >= threshold``."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not (
-        0.0 <= float(threshold) <= 1.0
-    ):
-        raise ConfigError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+def _probability(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not (0.0 <= float(value) <= 1.0):
+        raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _p_attentive(users: pd.DataFrame) -> np.ndarray:
     if "p_attentive" not in users.columns:
         raise MissingColumnError(
             f"the user table needs a 'p_attentive' column; it has {list(users.columns)}. "
@@ -55,30 +64,61 @@ def decide_users(users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> p
     if np.isnan(p).any():
         bad = list(users.index[np.isnan(p)][:5])
         raise InvalidValueError(f"p_attentive is missing for {int(np.isnan(p).sum())} user(s), for example {bad}")
+    return p
+
+
+def _reasons(p: np.ndarray, keep: np.ndarray, kept_text: str, dropped_text: str) -> np.ndarray:
+    shown = np.char.mod("%.3f", p)
+    return np.where(keep, np.char.add(np.char.add("P(attentive) ", shown), kept_text), np.char.add(np.char.add("P(attentive) ", shown), dropped_text))
+
+
+def decide_users(users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+    """Decision table from a user table with a ``p_attentive`` column: keep where
+    ``p_attentive >= threshold``."""
+    threshold = _probability(threshold, "threshold")
+    p = _p_attentive(users)
     keep = p >= threshold
     table = users.copy()
     table["keep"] = keep
-    shown = f"{threshold:g}"
-    table["reason"] = np.where(
-        keep,
-        np.char.add(np.char.add("P(attentive) ", np.char.mod("%.3f", p)), f" >= {shown}"),
-        np.char.add(np.char.add("P(attentive) ", np.char.mod("%.3f", p)), f" < {shown}"),
-    )
+    table["reason"] = _reasons(p, keep, f" >= {threshold:g}", f" < {threshold:g}")
+    table.attrs["rule"] = {"rule": "p_attentive >= threshold", "threshold": threshold}
     return table
 
 
-def filter_votes(votes: pd.DataFrame, users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> FilterResult:
-    """Split votes by their user's decision.
+def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
+    """Bayesian false-discovery rule: rank users by P(attentive), keep the longest prefix
+    whose mean P(careless) is at most ``alpha``.
 
-    Parameters
-    ----------
-    votes : the votes table the user table was fitted on (needs a ``user`` column).
-    users : a user table with ``p_attentive`` indexed by user (an estimator's ``users_``).
-    threshold : keep users whose ``p_attentive`` is at least this (default 0.5).
+    The expected share of careless users among the kept ones is then at most ``alpha``
+    (exactly so if the probabilities are calibrated). Users with equal probability are kept
+    or dropped together, so the rule does not depend on row order.
     """
+    alpha = _probability(alpha, "alpha")
+    p = _p_attentive(users)
+    order = np.argsort(-p, kind="stable")
+    careless = 1.0 - p[order]
+    running = np.cumsum(careless) / np.arange(1, p.size + 1)
+    # only cut between distinct probabilities (ties stay together)
+    distinct_end = np.append(p[order][1:] != p[order][:-1], True)
+    ok = (running <= alpha + 1e-12) & distinct_end
+    n_keep = int(np.flatnonzero(ok)[-1]) + 1 if ok.any() else 0
+    keep = np.zeros(p.size, dtype=bool)
+    keep[order[:n_keep]] = True
+    expected = float(running[n_keep - 1]) if n_keep else 0.0
+    cut = float(p[order[n_keep - 1]]) if n_keep else 1.0
+    table = users.copy()
+    table["keep"] = keep
+    table["reason"] = _reasons(
+        p, keep, f" in the kept set (expected careless share {expected:.3f} <= {alpha:g})", f" below the cut {cut:.3f} of the alpha={alpha:g} rule"
+    )
+    table.attrs["rule"] = {"rule": "bayesian_fdr", "alpha": alpha, "expected_careless_share": expected, "p_attentive_cut": cut}
+    return table
+
+
+def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
+    """Split votes by their user's ``keep`` decision (a table indexed by user)."""
     if USER not in votes.columns:
         raise MissingColumnError(f"the votes need a {USER!r} column; they have {list(votes.columns)}")
-    table = decide_users(users, threshold)
     codes = table.index.get_indexer(votes[USER])
     unknown = codes < 0
     if unknown.any():
@@ -87,22 +127,62 @@ def filter_votes(votes: pd.DataFrame, users: pd.DataFrame, threshold: float = DE
             f"{int(unknown.sum())} vote(s) come from {len(missing)} user(s) that the user table does not have, "
             f"for example {list(missing[:5])}; filter the votes the model was fitted on"
         )
-    keep_vote = table["keep"].to_numpy()[codes]
+    keep_user = table["keep"].to_numpy(dtype=bool)
+    keep_vote = keep_user[codes]
     weights = pd.Series(table["p_attentive"].to_numpy(dtype=float)[codes], index=votes.index, name="weight")
     kept = votes[keep_vote]
     dropped = votes[~keep_vote]
     voted = np.bincount(codes, minlength=len(table)) > 0
-    n_users_kept = int((table["keep"].to_numpy() & voted).sum())
-    n_users_dropped = int((~table["keep"].to_numpy() & voted).sum())
-    summary = {
-        "rule": "p_attentive >= threshold",
-        "threshold": float(threshold),
-        "users_in": n_users_kept + n_users_dropped,
-        "users_kept": n_users_kept,
-        "users_dropped": n_users_dropped,
-        "votes_in": int(len(votes)),
-        "votes_kept": int(len(kept)),
-        "votes_dropped": int(len(dropped)),
-        "share_votes_kept": (len(kept) / len(votes)) if len(votes) else math.nan,
-    }
+    summary = dict(table.attrs.get("rule", {}))
+    summary.update(
+        {
+            "users_in": int(voted.sum()),
+            "users_kept": int((keep_user & voted).sum()),
+            "users_dropped": int((~keep_user & voted).sum()),
+            "votes_in": int(len(votes)),
+            "votes_kept": int(len(kept)),
+            "votes_dropped": int(len(dropped)),
+            "share_votes_kept": (len(kept) / len(votes)) if len(votes) else math.nan,
+        }
+    )
     return FilterResult(kept=kept, dropped=dropped, users=table, weights=weights, summary=summary)
+
+
+def filter_votes(votes: pd.DataFrame, users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> FilterResult:
+    """Keep the users whose ``p_attentive`` is at least ``threshold`` (default 0.5).
+
+    Parameters
+    ----------
+    votes : the votes table the user table was fitted on (needs a ``user`` column).
+    users : a user table with ``p_attentive`` indexed by user (an estimator's ``users_``).
+    threshold : keep users whose ``p_attentive`` is at least this.
+    """
+    return apply_decisions(votes, decide_users(users, threshold))
+
+
+def filter_fdr(votes: pd.DataFrame, users: pd.DataFrame, alpha: float = 0.1) -> FilterResult:
+    """Keep the largest set of users whose expected share of careless users is at most
+    ``alpha`` (see :func:`decide_fdr`). ``users`` is a ``users_`` table of
+    :class:`~comparemode.inference.mcmc.BayesianTwoType` (posterior probabilities) or of
+    :class:`~comparemode.TwoTypeEM` (the plug-in version of the rule)."""
+    return apply_decisions(votes, decide_fdr(users, alpha))
+
+
+def filter_credible(votes: pd.DataFrame, model, level: float = DEFAULT_THRESHOLD, prob: float = 0.9) -> FilterResult:
+    """Keep users whose P(attentive | votes, theta) exceeds ``level`` with posterior
+    probability at least ``prob``; ``model`` is a fitted
+    :class:`~comparemode.inference.mcmc.BayesianTwoType`."""
+    level = _probability(level, "level")
+    prob = _probability(prob, "prob")
+    if not hasattr(model, "prob_attentive_above"):
+        raise ConfigError("filter_credible needs a fitted BayesianTwoType (it uses the posterior draws)")
+    table = model.users_.copy()
+    above = model.prob_attentive_above(level).reindex(table.index).to_numpy()
+    keep = above >= prob
+    table["prob_above_level"] = above
+    table["keep"] = keep
+    shown = np.char.mod("%.3f", above)
+    text = f"P(P(attentive) > {level:g}) "
+    table["reason"] = np.where(keep, np.char.add(np.char.add(text, shown), f" >= {prob:g}"), np.char.add(np.char.add(text, shown), f" < {prob:g}"))
+    table.attrs["rule"] = {"rule": "credible_bound", "level": level, "prob": prob}
+    return apply_decisions(votes, table)

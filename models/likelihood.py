@@ -25,6 +25,8 @@ rho, which is
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 from scipy.special import betaln, expit, gammaln
 
@@ -34,26 +36,54 @@ TIE_MODES = ("model", "drop")
 __all__ = [
     "CARELESS_MODES",
     "TIE_MODES",
+    "NUMPY_OPS",
+    "tensor_ops",
     "log_betabinom_seq",
     "log_betabinom_pmf",
     "attentive_decisive_loglik",
     "careless_position_loglik",
     "type_logliks",
+    "mixture_loglik",
     "posterior_attentive",
     "observed_loglik",
     "betabinom_objective",
     "BetaBinomialData",
 ]
 
+#: The math the likelihood functions use, on NumPy arrays (EM, post-processing).
+NUMPY_OPS = SimpleNamespace(
+    name="numpy",
+    betaln=betaln,
+    log=np.log,
+    log1p=np.log1p,
+    logaddexp=np.logaddexp,
+    asarray=lambda x: np.asarray(x, dtype=float),
+)
 
-def log_betabinom_seq(k, n, a, b):
+
+def tensor_ops() -> SimpleNamespace:
+    """The same math on PyTensor variables (the PyMC model), so both fitters share one
+    likelihood."""
+    import pytensor.tensor as pt
+
+    return SimpleNamespace(
+        name="pytensor",
+        betaln=lambda a, b: pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b),
+        log=pt.log,
+        log1p=pt.log1p,
+        logaddexp=pt.logaddexp,
+        asarray=pt.as_tensor_variable,
+    )
+
+
+def log_betabinom_seq(k, n, a, b, ops=NUMPY_OPS):
     """Log-probability of one sequence with ``k`` successes in ``n`` Beta-Binomial trials.
 
     ``log B(k + a, n - k + b) - log B(a, b)``; the count's pmf adds ``log C(n, k)``.
     """
-    k = np.asarray(k, dtype=float)
-    n = np.asarray(n, dtype=float)
-    return betaln(k + a, n - k + b) - betaln(a, b)
+    k = ops.asarray(k)
+    n = ops.asarray(n)
+    return ops.betaln(k + a, n - k + b) - ops.betaln(a, b)
 
 
 def log_betabinom_pmf(k, n, a, b):
@@ -64,50 +94,54 @@ def log_betabinom_pmf(k, n, a, b):
     return log_choose + log_betabinom_seq(k, n, a, b)
 
 
-def attentive_decisive_loglik(k_stronger, d, mu):
+def attentive_decisive_loglik(k_stronger, d, mu, ops=NUMPY_OPS):
     """Attentive log-likelihood of ``d`` decisive two-model votes, ``k_stronger`` of them for
     the model that wins with probability ``mu`` (the scalar-mu case)."""
-    k = np.asarray(k_stronger, dtype=float)
-    d = np.asarray(d, dtype=float)
-    return k * np.log(mu) + (d - k) * np.log1p(-mu)
+    k = ops.asarray(k_stronger)
+    d = ops.asarray(d)
+    return k * ops.log(mu) + (d - k) * ops.log1p(-mu)
 
 
-def careless_position_loglik(f, d, careless, first=None):
+def careless_position_loglik(f, d, careless, first=None, ops=NUMPY_OPS):
     """Careless log-likelihood of ``f`` first-position picks among ``d`` decisive votes.
 
     ``first`` is ``(a, b)`` for ``careless="beta"``, the shared rate for ``"shared"`` and
     ignored for ``"random"``.
     """
-    f = np.asarray(f, dtype=float)
-    d = np.asarray(d, dtype=float)
+    f = ops.asarray(f)
+    d = ops.asarray(d)
     if careless == "beta":
         a, b = first
-        return log_betabinom_seq(f, d, a, b)
+        return log_betabinom_seq(f, d, a, b, ops)
     if careless == "shared":
-        rho = float(first)
-        return f * np.log(rho) + (d - f) * np.log1p(-rho)
+        return f * ops.log(first) + (d - f) * ops.log1p(-first)
     if careless == "random":
         return -d * np.log(2.0)
     raise ValueError(f"unknown careless mode {careless!r}")
 
 
-def type_logliks(n, t, f, s, params, careless, ties):
+def type_logliks(n, t, f, s, params, careless, ties, ops=NUMPY_OPS):
     """Per-user log-likelihoods ``(l1, l0)`` of the votes if attentive / careless.
 
     ``params`` is a mapping with keys ``careless_first`` (see
     :func:`careless_position_loglik`), ``tie_attentive`` and ``tie_careless`` (each
     ``(a, b)``; ignored when ``ties="drop"``). With ``ties="drop"`` the caller passes
-    ``t = 0`` and ``n`` equal to the decisive votes.
+    ``t = 0`` and ``n`` equal to the decisive votes. ``ops`` selects NumPy or PyTensor.
     """
-    n = np.asarray(n, dtype=float)
-    t = np.asarray(t, dtype=float)
+    n = ops.asarray(n)
+    t = ops.asarray(t)
     d = n - t
-    l1 = np.asarray(s, dtype=float).copy()
-    l0 = careless_position_loglik(f, d, careless, params.get("careless_first"))
+    l1 = ops.asarray(s)
+    l0 = careless_position_loglik(f, d, careless, params.get("careless_first"), ops)
     if ties == "model":
-        l1 = l1 + log_betabinom_seq(t, n, *params["tie_attentive"])
-        l0 = l0 + log_betabinom_seq(t, n, *params["tie_careless"])
+        l1 = l1 + log_betabinom_seq(t, n, *params["tie_attentive"], ops)
+        l0 = l0 + log_betabinom_seq(t, n, *params["tie_careless"], ops)
     return l1, l0
+
+
+def mixture_loglik(l1, l0, pi, ops=NUMPY_OPS):
+    """Per-user log-likelihood with the type summed out: log(pi e^l1 + (1 - pi) e^l0)."""
+    return ops.logaddexp(ops.log(pi) + l1, ops.log1p(-pi) + l0)
 
 
 def posterior_attentive(l1, l0, pi):
@@ -117,7 +151,7 @@ def posterior_attentive(l1, l0, pi):
 
 def observed_loglik(l1, l0, pi, weight=None):
     """Observed (marginal) log-likelihood, types summed out, optionally weighted per pattern."""
-    per = np.logaddexp(np.log(pi) + np.asarray(l1), np.log1p(-pi) + np.asarray(l0))
+    per = mixture_loglik(np.asarray(l1), np.asarray(l0), pi)
     if weight is None:
         return float(per.sum())
     return float(np.dot(weight, per))

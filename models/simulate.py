@@ -256,3 +256,56 @@ def simulate_votes(
         return Simulation(votes=votes, users=users, params=params, mu={str(models[0]): float(mu)})
     params.update(strengths={str(k): float(v) for k, v in beta.items()}, scale=scale)
     return Simulation(votes=votes, users=users, params=params, strengths=beta.rename(index=str))
+
+
+def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: float | None, rng) -> dict:
+    """Replicated per-user counts on a fixed voting design, one replicate per parameter draw.
+
+    ``enc`` is the observed design (users, and per vote which model was shown first or the
+    per-vote mu); ``params`` maps parameter names (as in the PyMC model: ``pi``, ``mu``,
+    ``careless_first_mean``/``_kappa`` or ``careless_first``, ``tie_{attentive,careless}_
+    {mean,kappa}``) to arrays of draws. Each draw redraws user types, tie propensities and
+    position rates, then every vote. Returns arrays of shape (draws, users): ``n_ties``,
+    ``n_first`` and, with two models, ``n_stronger``.
+    """
+    from comparemode.models.stats import EncodedVotes, aggregate
+
+    size = np.asarray(params["pi"]).shape[0]
+    n_users, user = enc.n_users, enc.user
+    scalar = enc.mu is None
+    stronger_first = (enc.code // 3).astype(bool) if scalar else None
+    out = {"n_ties": np.empty((size, n_users), np.int64), "n_first": np.empty((size, n_users), np.int64)}
+    if scalar:
+        out["n_stronger"] = np.empty((size, n_users), np.int64)
+    for i in range(size):
+        p = {k: float(np.asarray(v)[i]) for k, v in params.items()}
+        attentive = rng.random(n_users) < p["pi"]
+        if ties == "model":
+            a1, b1 = p["tie_attentive_mean"] * p["tie_attentive_kappa"], (1 - p["tie_attentive_mean"]) * p["tie_attentive_kappa"]
+            a0, b0 = p["tie_careless_mean"] * p["tie_careless_kappa"], (1 - p["tie_careless_mean"]) * p["tie_careless_kappa"]
+            tau = np.where(attentive, rng.beta(a1, b1, n_users), rng.beta(a0, b0, n_users))
+        else:
+            tau = np.zeros(n_users)
+        if careless == "beta":
+            m, kappa = p["careless_first_mean"], p["careless_first_kappa"]
+            rho = rng.beta(m * kappa, (1 - m) * kappa, n_users)
+        elif careless == "shared":
+            rho = np.full(n_users, p["careless_first"])
+        else:
+            rho = np.full(n_users, 0.5)
+        if scalar:
+            m_x = p.get("mu", mu)
+            mu_row = np.where(stronger_first, m_x, 1.0 - m_x)
+        else:
+            mu_row = enc.mu
+        is_tie = rng.random(user.shape[0]) < tau[user]
+        p_a = np.where(attentive[user], mu_row, rho[user])
+        pick_a = rng.random(user.shape[0]) < p_a
+        outcome = np.where(is_tie, 2, np.where(pick_a, 0, 1)).astype(np.int8)
+        code = outcome + 3 * stronger_first.astype(np.int8) if scalar else outcome
+        rep = aggregate(EncodedVotes(user=user, code=code, n_users=n_users, mu=None if scalar else enc.mu), mu=0.5 if scalar else None)
+        out["n_ties"][i] = rep.t
+        out["n_first"][i] = rep.f
+        if scalar:
+            out["n_stronger"][i] = rep.k
+    return out

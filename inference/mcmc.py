@@ -1,0 +1,544 @@
+"""Full Bayesian inference for the two-type user model (DESIGN.md section 6).
+
+:class:`BayesianTwoType` follows the pymc-marketing model-builder pattern: the PyMC model is
+an attribute (``model``), not a subclass; model and sampler configs are plain JSON-able dicts
+merged over defaults; ``fit`` samples the posterior and returns an ArviZ ``DataTree``; prior
+and posterior predictive sampling are their own methods; the model id, versions, configs and
+a data summary are stored in the result's attributes, so ``save``/``load`` round-trips.
+
+Per-user posterior probabilities of being attentive are averaged over the posterior draws
+(not plugged in at the posterior mean), with their spread across draws.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from comparemode._progress import Progress
+from comparemode.constants import INTERVAL_PROB, USER
+from comparemode.errors import ConfigError, NotFittedError, NotIdentifiableError
+from comparemode.models.likelihood import CARELESS_MODES, TIE_MODES, posterior_attentive, type_logliks
+from comparemode.models.pymc_model import beta_from_mean_kappa, build_pymc_model, check_priors, parameter_names
+from comparemode.models.stats import EncodedVotes, Patterns, UserStats, aggregate, compress, without_ties
+
+__all__ = ["BayesianTwoType", "MODEL_ID", "MODEL_VERSION", "SAMPLERS", "DIAGNOSTIC_THRESHOLDS"]
+
+MODEL_ID = "comparemode.BayesianTwoType"
+#: Bumped whenever the model or the saved layout changes; ``load`` refuses other versions.
+MODEL_VERSION = "1"
+SAMPLERS = ("pymc", "nutpie")
+#: Sampler diagnostics thresholds (named, passed explicitly to checks and reports).
+DIAGNOSTIC_THRESHOLDS = {"r_hat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "divergences_max": 0}
+
+DEFAULT_MODEL_CONFIG = {
+    "careless": "beta",
+    "ties": "model",
+    "mu": "known",  # or "estimate" (two models)
+    "mu_model": None,  # the model mu is about when estimated (default: first by name)
+    "priors": {},
+}
+DEFAULT_SAMPLER_CONFIG = {
+    "draws": 1000,
+    "tune": 1000,
+    "chains": 4,
+    "cores": None,
+    "target_accept": 0.9,
+    "sampler": "pymc",
+    "random_seed": None,
+    "progressbar": True,
+    "user_draws": 1000,  # posterior draws kept per pattern for per-user intervals and rules
+}
+
+_GROUP_USERS = "user_data"
+
+
+def _merge(defaults: dict, given: dict | None, what: str) -> dict:
+    if given is None:
+        return copy.deepcopy(defaults)
+    if not isinstance(given, dict):
+        raise ConfigError(f"{what} must be a dict, got {type(given).__name__}")
+    unknown = set(given) - set(defaults)
+    if unknown:
+        raise ConfigError(f"unknown {what} key(s) {sorted(unknown)}; the keys are {sorted(defaults)}")
+    merged = copy.deepcopy(defaults)
+    merged.update(copy.deepcopy(given))
+    return merged
+
+
+def _check_model_config(cfg: dict) -> dict:
+    if cfg["careless"] not in CARELESS_MODES:
+        raise ConfigError(f"model_config careless must be one of {CARELESS_MODES}, got {cfg['careless']!r}")
+    if cfg["ties"] not in TIE_MODES:
+        raise ConfigError(f"model_config ties must be one of {TIE_MODES}, got {cfg['ties']!r}")
+    if cfg["mu"] not in ("known", "estimate"):
+        raise ConfigError(f"model_config mu must be 'known' or 'estimate', got {cfg['mu']!r}")
+    check_priors(cfg["priors"])
+    return cfg
+
+
+def _check_sampler_config(cfg: dict) -> dict:
+    if cfg["sampler"] not in SAMPLERS:
+        raise ConfigError(f"sampler must be one of {SAMPLERS}, got {cfg['sampler']!r}")
+    if cfg["sampler"] == "nutpie":
+        try:
+            import nutpie  # noqa: F401
+        except ImportError:
+            raise ConfigError("sampler 'nutpie' needs the nutpie package: pip install 'comparemode[nutpie]'") from None
+    for key in ("draws", "tune", "chains", "user_draws"):
+        v = cfg[key]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if key == "tune" else 1):
+            raise ConfigError(f"sampler_config {key} must be a {'non-negative' if key == 'tune' else 'positive'} integer, got {v!r}")
+    if cfg["cores"] is not None and (not isinstance(cfg["cores"], int) or cfg["cores"] < 1):
+        raise ConfigError(f"sampler_config cores must be a positive integer or None, got {cfg['cores']!r}")
+    ta = cfg["target_accept"]
+    if not (isinstance(ta, (int, float)) and 0 < ta < 1):
+        raise ConfigError(f"sampler_config target_accept must lie in (0, 1), got {ta!r}")
+    return cfg
+
+
+class BayesianTwoType:
+    """The two-type user model fitted by MCMC (PyMC), on compressed count patterns.
+
+    Parameters
+    ----------
+    model_config : dict, merged over :data:`DEFAULT_MODEL_CONFIG`
+        ``careless`` ("beta", "shared", "random"), ``ties`` ("model", "drop"), ``mu``
+        ("known": from the reference passed to ``fit``; "estimate": two models, mu gets a
+        prior and is estimated with everything else), ``mu_model`` (the model mu is about),
+        ``priors`` (merged over :data:`comparemode.models.pymc_model.DEFAULT_PRIORS`).
+    sampler_config : dict, merged over :data:`DEFAULT_SAMPLER_CONFIG`
+        ``draws``, ``tune``, ``chains``, ``cores``, ``target_accept``, ``sampler``
+        ("pymc" or "nutpie"), ``random_seed``, ``progressbar``, ``user_draws``.
+
+    Attributes (after ``fit``)
+    --------------------------
+    model : the PyMC model. idata_ : the ArviZ DataTree. users_ : one row per user with the
+    posterior P(attentive) averaged over draws, its spread and interval.
+    """
+
+    def __init__(self, model_config: dict | None = None, sampler_config: dict | None = None):
+        self.model_config = _check_model_config(_merge(DEFAULT_MODEL_CONFIG, model_config, "model_config"))
+        self.sampler_config = _check_sampler_config(_merge(DEFAULT_SAMPLER_CONFIG, sampler_config, "sampler_config"))
+        self.model = None
+        self.idata_ = None
+
+    # -- data ------------------------------------------------------------------------
+    def _prepare(self, votes: pd.DataFrame, mu, strengths, scale):
+        from comparemode.data import validate_votes
+        from comparemode.reference import Reference, check_identifiable, encode_votes, resolve_reference
+
+        cfg = self.model_config
+        votes = validate_votes(votes)
+        if cfg["mu"] == "estimate":
+            if mu is not None or strengths is not None:
+                raise ConfigError("model_config mu='estimate' estimates mu: do not pass mu or strengths to fit")
+            models = sorted(set(votes["model_a"].unique()) | set(votes["model_b"].unique()))
+            if len(models) != 2:
+                raise ConfigError(
+                    f"estimating mu needs votes between exactly two models; these have {len(models)}: {models[:10]}"
+                )
+            model = cfg["mu_model"] if cfg["mu_model"] is not None else models[0]
+            if model not in models:
+                raise ConfigError(f"mu_model {model!r} is not one of the voted models {models}")
+            other = models[1] if model == models[0] else models[0]
+            ref = Reference(kind="scalar", source="estimated", mu=None, model=model, other=other)
+        else:
+            ref = resolve_reference(votes, mu=mu, strengths=strengths, scale=scale)
+        enc, user_index = encode_votes(votes, ref)
+        if ref.mu is not None or ref.kind == "row":
+            check_identifiable(enc, ref, cfg["careless"])
+        stats = aggregate(enc, mu=ref.mu if ref.mu is not None else 0.5)
+        if cfg["mu"] == "estimate":
+            self._check_mu_identifiable(enc, ref, stats)
+        ties = cfg["ties"]
+        if ties == "model" and int(stats.t.sum()) == 0:
+            ties = "drop"
+        model_stats = without_ties(stats) if ties == "drop" else stats
+        return votes, ref, enc, user_index, stats, compress(model_stats), ties
+
+    def _check_mu_identifiable(self, enc: EncodedVotes, ref, stats: UserStats) -> None:
+        from comparemode.reference import check_identifiable
+
+        # positions must vary (else attentive = a position habit); mu itself may be anything
+        check_identifiable(enc, dataclasses.replace(ref, mu=0.75), self.model_config["careless"])
+        d = stats.d
+        several = int((d >= 2).sum())
+        if several == 0:
+            raise NotIdentifiableError(
+                "every user cast at most one decisive vote: with one vote per user the share of attentive users "
+                "and mu cannot be told apart (only their product is identified). Pass a known mu instead, or "
+                "collect several votes per user"
+            )
+        if several < 0.1 * len(d):
+            warnings.warn(
+                f"only {several} of {len(d)} users cast two or more decisive votes: mu and pi are weakly "
+                "identified and their posteriors will lean on the priors",
+                stacklevel=3,
+            )
+
+    # -- model -----------------------------------------------------------------------
+    def build_model(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt"):
+        """Build (not sample) the PyMC model for these votes; returns it and sets ``model``."""
+        votes, ref, enc, user_index, stats, pat, ties = self._prepare(votes, mu, strengths, scale)
+        self._set_data(ref, enc, user_index, stats, pat, ties)
+        self.model = build_pymc_model(
+            pat,
+            careless=self.model_config["careless"],
+            ties=ties,
+            priors=check_priors(self.model_config["priors"]),
+            estimate_mu=self.model_config["mu"] == "estimate",
+        )
+        return self.model
+
+    def _set_data(self, ref, enc, user_index, stats, pat, ties):
+        self._ref, self._enc, self._user_index, self._stats, self._pat, self._ties = ref, enc, user_index, stats, pat, ties
+        self.__dict__.pop("_user_cache", None)
+
+    @property
+    def param_names(self) -> list[str]:
+        ties = getattr(self, "_ties", self.model_config["ties"])
+        return parameter_names(self.model_config["careless"], ties, self.model_config["mu"] == "estimate")
+
+    def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt", progressbar=None, random_seed=None):
+        """Sample the posterior; returns the ArviZ DataTree (also kept as ``idata_``).
+
+        ``mu``/``strengths``/``scale`` say where mu comes from (as in
+        :meth:`comparemode.TwoTypeEM.fit`) unless ``model_config["mu"] == "estimate"``.
+        ``progressbar`` and ``random_seed`` override the sampler config for this call.
+        """
+        import pymc as pm
+
+        cfg = dict(self.sampler_config)
+        if progressbar is not None:
+            cfg["progressbar"] = bool(progressbar)
+        if random_seed is not None:
+            cfg["random_seed"] = random_seed
+        say = Progress(cfg["progressbar"])
+        self.build_model(votes, mu=mu, strengths=strengths, scale=scale)
+        say(
+            f"sampling the two-type model on {self._pat.size:,} count patterns from {len(self._user_index):,} users "
+            f"({cfg['chains']} chains x {cfg['draws']} draws, sampler {cfg['sampler']})"
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*nutpie.*", category=UserWarning)
+            idata = pm.sample(
+                draws=cfg["draws"],
+                tune=cfg["tune"],
+                chains=cfg["chains"],
+                cores=cfg["cores"],
+                target_accept=cfg["target_accept"],
+                random_seed=cfg["random_seed"],
+                progressbar=cfg["progressbar"],
+                nuts_sampler=cfg["sampler"],
+                compute_convergence_checks=False,
+                model=self.model,
+            )
+        self.idata_ = self._decorate(idata, cfg)
+        self.__dict__.pop("_user_cache", None)
+        return self.idata_
+
+    def _decorate(self, idata, sampler_cfg: dict):
+        """Store the per-user mapping and the configs in the DataTree."""
+        import xarray as xr
+
+        from comparemode import __version__
+
+        users = self._user_index
+        coord = users.to_numpy()
+        if coord.dtype == object:
+            coord = coord.astype(str)
+        st = self._stats
+        data = {
+            "user_pattern": (USER, np.asarray(self._pat.inverse, dtype=np.int64)),
+            "user_n_votes": (USER, np.asarray(st.n, dtype=np.int64)),
+            "user_n_ties": (USER, np.asarray(st.t, dtype=np.int64)),
+            "user_n_first": (USER, np.asarray(st.f, dtype=np.int64)),
+        }
+        if st.k is not None:
+            data["user_n_stronger"] = (USER, np.asarray(st.k, dtype=np.int64))
+        if self._pat.k is not None and "n_stronger" not in idata["constant_data"]:
+            idata["constant_data"]["n_stronger"] = xr.DataArray(self._pat.k.astype(float), dims=("pattern",))
+        if "attentive_loglik" not in idata["constant_data"]:
+            idata["constant_data"]["attentive_loglik"] = xr.DataArray(np.asarray(self._pat.s, dtype=float), dims=("pattern",))
+        idata[_GROUP_USERS] = xr.DataTree(xr.Dataset(data, coords={USER: coord}))
+        ref = self._ref.describe()
+        summary = {
+            "n_votes": int(np.asarray(st.n).sum()),
+            "n_users": int(len(users)),
+            "n_patterns": int(self._pat.size),
+            "ties": self._ties,
+            "user_id_dtype": str(users.dtype),
+        }
+        idata.attrs.update(
+            {
+                "comparemode_model_id": MODEL_ID,
+                "comparemode_model_version": MODEL_VERSION,
+                "comparemode_version": __version__,
+                "model_config": json.dumps(self.model_config),
+                "sampler_config": json.dumps(sampler_cfg),
+                "reference": json.dumps(ref),
+                "data_summary": json.dumps(summary),
+            }
+        )
+        return idata
+
+    # -- results -----------------------------------------------------------------------
+    def _fitted_idata(self):
+        if self.idata_ is None:
+            raise NotFittedError("BayesianTwoType is not fitted yet: call fit(votes, ...) first")
+        return self.idata_
+
+    def _draws(self, thin_to: int | None = None) -> dict[str, np.ndarray]:
+        """Posterior draws of every parameter, flattened over chains (optionally thinned)."""
+        post = self._fitted_idata()["posterior"]
+        out = {}
+        for name in self.param_names:
+            v = np.asarray(post[name].values, dtype=float).reshape(-1)
+            out[name] = v
+        size = next(iter(out.values())).shape[0]
+        if thin_to is not None and size > thin_to:
+            idx = np.linspace(0, size - 1, thin_to).round().astype(int)
+            out = {k: v[idx] for k, v in out.items()}
+        return out
+
+    def _pattern_arrays(self):
+        cd = self._fitted_idata()["constant_data"]
+        get = lambda name: np.asarray(cd[name].values, dtype=float) if name in cd else None  # noqa: E731
+        return get("n_votes"), get("n_ties"), get("n_first"), get("n_stronger"), get("attentive_loglik")
+
+    def _gamma_chunks(self, draws: dict[str, np.ndarray], chunk: int = 256):
+        """Per-pattern P(attentive | votes, theta) for each draw theta, in chunks of draws."""
+        n, t, f, k, s_known = self._pattern_arrays()
+        careless = self.model_config["careless"]
+        ties = json.loads(self._fitted_idata().attrs["data_summary"])["ties"]
+        size = draws["pi"].shape[0]
+        for lo in range(0, size, chunk):
+            sl = slice(lo, min(size, lo + chunk))
+            col = lambda name: draws[name][sl][:, None]  # noqa: E731
+            params = {}
+            if careless == "beta":
+                params["careless_first"] = beta_from_mean_kappa(col("careless_first_mean"), col("careless_first_kappa"))
+            elif careless == "shared":
+                params["careless_first"] = col("careless_first")
+            if ties == "model":
+                for kind in ("attentive", "careless"):
+                    params[f"tie_{kind}"] = beta_from_mean_kappa(col(f"tie_{kind}_mean"), col(f"tie_{kind}_kappa"))
+            if "mu" in draws:
+                m = col("mu")
+                s = k * np.log(m) + (n - t - k) * np.log1p(-m)
+            else:
+                s = np.broadcast_to(s_known, (sl.stop - sl.start, s_known.shape[0]))
+            l1, l0 = type_logliks(n, t, f, s, params, careless, ties)
+            yield posterior_attentive(l1, l0, col("pi"))
+
+    def _pattern_summary(self):
+        cached = self.__dict__.get("_user_cache")
+        if cached is not None:
+            return cached
+        idata = self._fitted_idata()
+        n_pat = idata["constant_data"]["n_votes"].shape[0]
+        keep = int(min(self.sampler_config["user_draws"], max(20, 20_000_000 // max(n_pat, 1))))
+        all_draws = self._draws()
+        total = all_draws["pi"].shape[0]
+        acc = np.zeros(n_pat)
+        acc2 = np.zeros(n_pat)
+        for g in self._gamma_chunks(all_draws):
+            acc += g.sum(axis=0)
+            acc2 += (g * g).sum(axis=0)
+        mean = acc / total
+        sd = np.sqrt(np.maximum(acc2 / total - mean * mean, 0.0))
+        kept = np.concatenate(list(self._gamma_chunks(self._draws(thin_to=keep))), axis=0).astype(np.float32)
+        cached = {"mean": mean, "sd": sd, "draws": kept}
+        self.__dict__["_user_cache"] = cached
+        return cached
+
+    def user_index(self) -> pd.Index:
+        """The user ids, in the order of the DataTree's ``user`` dimension."""
+        idata = self._fitted_idata()
+        coord = idata[_GROUP_USERS][USER].values
+        dtype = json.loads(idata.attrs["data_summary"])["user_id_dtype"]
+        if dtype.startswith("int"):
+            coord = coord.astype(dtype)
+        return pd.Index(coord, name=USER)
+
+    def users_table(self, interval_prob: float = INTERVAL_PROB) -> pd.DataFrame:
+        """One row per user: counts, posterior P(attentive) (mean over draws), its standard
+        deviation across draws and an equal-tailed ``interval_prob`` interval."""
+        ud = self._fitted_idata()[_GROUP_USERS]
+        inv = np.asarray(ud["user_pattern"].values)
+        summ = self._pattern_summary()
+        lo_q, hi_q = (1 - interval_prob) / 2, 1 - (1 - interval_prob) / 2
+        lo = np.quantile(summ["draws"], lo_q, axis=0)
+        hi = np.quantile(summ["draws"], hi_q, axis=0)
+        n = np.asarray(ud["user_n_votes"].values)
+        t = np.asarray(ud["user_n_ties"].values)
+        f = np.asarray(ud["user_n_first"].values)
+        cols = {"n_votes": n, "n_ties": t, "n_decisive": n - t, "n_first": f, "n_second": n - t - f}
+        if "user_n_stronger" in ud:
+            cols["n_stronger"] = np.asarray(ud["user_n_stronger"].values)
+        cols.update(
+            p_attentive=summ["mean"][inv],
+            p_attentive_sd=summ["sd"][inv],
+            p_attentive_lower=lo[inv],
+            p_attentive_upper=hi[inv],
+        )
+        return pd.DataFrame(cols, index=self.user_index())
+
+    @property
+    def users_(self) -> pd.DataFrame:
+        """:meth:`users_table` at the package's interval probability."""
+        return self.users_table(INTERVAL_PROB)
+
+    def prob_attentive_above(self, level: float) -> pd.Series:
+        """Per user, the posterior probability that P(attentive | votes, theta) exceeds
+        ``level`` (share of the kept draws; see ``sampler_config["user_draws"]``)."""
+        ud = self._fitted_idata()[_GROUP_USERS]
+        inv = np.asarray(ud["user_pattern"].values)
+        frac = (self._pattern_summary()["draws"] > level).mean(axis=0)
+        return pd.Series(frac[inv], index=self.user_index(), name=f"prob_p_attentive_above_{level:g}")
+
+    def summary(self, interval_prob: float = INTERVAL_PROB) -> pd.DataFrame:
+        """Posterior summary of the population parameters (mean, sd, HDI at
+        ``interval_prob``, ESS, R-hat) via ``arviz.summary``."""
+        import arviz as az
+
+        return az.summary(self._fitted_idata(), var_names=self.param_names, ci_kind="hdi", ci_prob=interval_prob, round_to="none")
+
+    def diagnostics(self, thresholds: dict | None = None) -> pd.DataFrame:
+        """R-hat, bulk and tail ESS per parameter and the number of divergences, each with
+        pass/fail against ``thresholds`` (default :data:`DIAGNOSTIC_THRESHOLDS`)."""
+        import arviz as az
+
+        th = dict(DIAGNOSTIC_THRESHOLDS if thresholds is None else thresholds)
+        idata = self._fitted_idata()
+        names = self.param_names
+        rhat = az.rhat(idata, var_names=names)
+        bulk = az.ess(idata, var_names=names, method="bulk")
+        tail = az.ess(idata, var_names=names, method="tail")
+        table = pd.DataFrame(
+            {
+                "r_hat": [float(rhat[n].values) for n in names],
+                "ess_bulk": [float(bulk[n].values) for n in names],
+                "ess_tail": [float(tail[n].values) for n in names],
+            },
+            index=pd.Index(names, name="parameter"),
+        )
+        table["r_hat_ok"] = table["r_hat"] <= th["r_hat_max"]
+        table["ess_bulk_ok"] = table["ess_bulk"] >= th["ess_bulk_min"]
+        table["ess_tail_ok"] = table["ess_tail"] >= th["ess_tail_min"]
+        divergences = int(np.asarray(idata["sample_stats"]["diverging"].values).sum())
+        table.attrs["divergences"] = divergences
+        table.attrs["divergences_ok"] = divergences <= th["divergences_max"]
+        table.attrs["thresholds"] = th
+        return table
+
+    # -- predictive ----------------------------------------------------------------------
+    def sample_prior_predictive(self, votes: pd.DataFrame | None = None, *, draws: int = 500, random_seed=None, mu=None, strengths=None, scale: str = "bt"):
+        """Draw parameters from the priors and replicate each user's counts on the same design
+        (users, pairs and positions of ``votes``, or of the fitted votes). Returns a DataTree
+        with groups ``prior`` (parameters), ``prior_predictive`` (per-user replicated counts)
+        and ``observed_data`` (the observed counts)."""
+        import pymc as pm
+
+        if votes is not None:
+            self.build_model(votes, mu=mu, strengths=strengths, scale=scale)
+        elif self.model is None:
+            raise NotFittedError("pass votes, or fit first: prior predictive sampling needs the voting design")
+        rng = np.random.default_rng(random_seed)
+        with warnings.catch_warnings():
+            # the only Potential is the likelihood: ignoring it is what prior sampling means here
+            warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
+            prior = pm.sample_prior_predictive(draws=draws, model=self.model, var_names=self.param_names, random_seed=rng)
+        params = {n: np.asarray(prior["prior"][n].values, dtype=float).reshape(-1) for n in self.param_names}
+        return self._predictive(params, rng, "prior", prior["prior"])
+
+    def sample_posterior_predictive(self, *, draws: int | None = 200, random_seed=None):
+        """Replicate each user's counts under posterior draws (thinned to ``draws``) on the
+        fitted design. Returns a DataTree with ``posterior_predictive`` and ``observed_data``."""
+        self._fitted_idata()
+        if getattr(self, "_enc", None) is None:
+            raise NotFittedError("posterior predictive sampling needs the voting design: fit the model in this session")
+        rng = np.random.default_rng(random_seed)
+        params = self._draws(thin_to=draws)
+        return self._predictive(params, rng, "posterior", None)
+
+    def _predictive(self, params: dict, rng, kind: str, param_group):
+        import xarray as xr
+
+        from comparemode.models.simulate import replicate_user_counts
+
+        reps = replicate_user_counts(
+            self._enc,
+            params,
+            careless=self.model_config["careless"],
+            ties=self._ties,
+            mu=self._ref.mu,
+            rng=rng,
+        )
+        users = self._user_index.to_numpy()
+        if users.dtype == object:
+            users = users.astype(str)
+        size = params["pi"].shape[0]
+        coords = {"chain": [0], "draw": np.arange(size), USER: users}
+        rep = xr.Dataset({k: (("chain", "draw", USER), v[None]) for k, v in reps.items()}, coords=coords)
+        st = self._stats
+        obs = {"n_ties": st.t, "n_first": st.f}
+        if st.k is not None:
+            obs["n_stronger"] = st.k
+        observed = xr.Dataset({k: ((USER,), np.asarray(v)) for k, v in obs.items()}, coords={USER: users})
+        tree = {f"{kind}_predictive": rep, "observed_data": observed}
+        if param_group is not None:
+            tree[kind] = param_group.to_dataset() if hasattr(param_group, "to_dataset") else param_group
+        return xr.DataTree.from_dict(tree)
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write the DataTree (posterior, data, configs) to a netCDF file."""
+        path = Path(path)
+        idata = self._fitted_idata()
+        tmp = path.with_name(f".{path.name}.tmp")
+        idata.to_netcdf(tmp, engine="h5netcdf")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "BayesianTwoType":
+        """Read a model saved with :meth:`save`; refuses files of another model or version."""
+        import xarray as xr
+
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"saved model {str(path)!r} does not exist")
+        try:
+            idata = xr.open_datatree(path, engine="h5netcdf").load()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{str(path)!r} is not a saved comparemode model: {exc}") from None
+        attrs = idata.attrs
+        if attrs.get("comparemode_model_id") != MODEL_ID:
+            raise ConfigError(f"{str(path)!r} is not a saved {MODEL_ID} (model id {attrs.get('comparemode_model_id')!r})")
+        if attrs.get("comparemode_model_version") != MODEL_VERSION:
+            raise ConfigError(
+                f"{str(path)!r} was saved by model version {attrs.get('comparemode_model_version')!r}; this is version "
+                f"{MODEL_VERSION!r}. Refit the model with this version of comparemode"
+            )
+        try:
+            model_config = json.loads(attrs["model_config"])
+            sampler_config = json.loads(attrs["sampler_config"])
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{str(path)!r} has damaged configs: {exc}") from None
+        obj = cls(model_config=model_config, sampler_config=sampler_config)
+        obj.idata_ = idata
+        obj._ties = json.loads(attrs["data_summary"])["ties"]
+        return obj
+
+    @property
+    def reference_(self) -> dict:
+        return json.loads(self._fitted_idata().attrs["reference"])
