@@ -27,7 +27,7 @@ from comparemode.constants import (
 )
 from comparemode.errors import ComparemodeError, ConfigError, OutputExistsError
 
-OUTPUT_FILES = ("users.csv", "kept_votes.csv", "summary.json")
+OUTPUT_FILES = ("users.csv", "kept_votes.csv", "summary.json", "posterior.nc")
 
 
 def _mu_arg(text: str) -> dict:
@@ -108,11 +108,35 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["beta", "shared", "random"],
         help="careless users' first-position rate: per user from a Beta, one shared rate, or 1/2",
     )
+    model.add_argument(
+        "--method",
+        default="em",
+        choices=["em", "mcmc"],
+        help="'em': the fast EM point estimate; 'mcmc': the full posterior (PyMC), per-user probabilities "
+        "averaged over the draws",
+    )
     model.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="keep users with P(attentive) >= this")
+    model.add_argument(
+        "--fdr",
+        type=float,
+        metavar="ALPHA",
+        help="instead of --threshold, keep the largest set of users whose expected share of careless users is "
+        "at most ALPHA (Bayesian false-discovery rule; with --method em it is the plug-in version)",
+    )
     model.add_argument("--starts", type=int, default=DEFAULT_N_STARTS, help="EM starts")
     model.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER, help="EM iteration cap")
     model.add_argument("--tol", type=float, default=DEFAULT_TOL, help="EM tolerance (log-likelihood gain per user)")
-    model.add_argument("--seed", type=int, default=0, help="random seed (EM starts and simulation)")
+    model.add_argument("--seed", type=int, default=0, help="random seed (EM starts, sampler and simulation)")
+    mc = run.add_argument_group("MCMC (with --method mcmc)")
+    mc.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
+    mc.add_argument("--tune", type=int, default=1000, help="tuning steps per chain")
+    mc.add_argument("--chains", type=int, default=4, help="chains")
+    mc.add_argument("--sampler", default="pymc", choices=["pymc", "nutpie"], help="NUTS implementation")
+    mc.add_argument(
+        "--estimate-mu",
+        action="store_true",
+        help="two models: estimate mu with everything else (a Beta prior) instead of taking it from --mu",
+    )
     sim = run.add_argument_group("simulation (without VOTES)")
     sim.add_argument("--sim-users", type=int, default=2000, help="simulated users")
     sim.add_argument("--sim-votes", type=int, default=20, help="votes per simulated user")
@@ -181,37 +205,45 @@ def _simulated(args, say):
     return sim
 
 
-def _report_simulation(sim, em, args, say_out) -> dict:
+def _report_simulation(sim, estimates: dict, users, args, say_out) -> dict:
+    """Print the true parameters against the recovered ones and the classification accuracy."""
     from comparemode.inference.em import TwoTypeEM
 
-    truth = sim.users["attentive"].reindex(em.users_.index).to_numpy()
-    oracle = sim.true_p_attentive(ties=args.ties).reindex(em.users_.index).to_numpy()
-    fitted = em.users_["p_attentive"].to_numpy()
-    acc = float(np.mean((fitted >= args.threshold) == truth))
+    truth = sim.users["attentive"].reindex(users.index).to_numpy()
+    oracle = sim.true_p_attentive(ties=args.ties).reindex(users.index).to_numpy()
+    acc = float(np.mean((users["p_attentive"].to_numpy() >= args.threshold) == truth))
     acc_oracle = float(np.mean((oracle >= args.threshold) == truth))
-    rows = [("pi", sim.params["pi"], em.params_["pi"])]
     a, b = sim.params["careless_first"]
-    rows.append(("careless first-position rate, mean", a / (a + b), em.params_["careless_first_mean"]))
-    rows.append(
-        ("careless first-position rate, sd", math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))), em.params_["careless_first_sd"])
-    )
+    rows = [
+        ("pi", sim.params["pi"], "pi"),
+        ("careless first-position rate, mean", a / (a + b), "careless_first_mean"),
+        ("careless first-position rate, sd", math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))), "careless_first_sd"),
+    ]
+    if args.estimate_mu:
+        rows.insert(1, ("mu", sim.params["mu"], "mu"))
     for kind in ("attentive", "careless"):
         ta, tb = sim.params[f"tie_{kind}"]
-        rows.append((f"tie propensity of {kind} users, mean", ta / (ta + tb), em.params_[f"tie_{kind}_mean"]))
+        rows.append((f"tie propensity of {kind} users, mean", ta / (ta + tb), f"tie_{kind}_mean"))
     say_out("")
-    say_out(f"{'parameter':<40} {'true':>8} {'recovered':>10}")
-    for name, true, est in rows:
-        say_out(f"{name:<40} {true:>8.4f} {est:>10.4f}")
+    say_out(f"{'parameter':<40} {'true':>8} {'recovered':>10}" + ("   94% HDI" if args.method == "mcmc" else ""))
+    for name, true, key in rows:
+        est = estimates.get(key)
+        if est is None:
+            continue
+        line = f"{name:<40} {true:>8.4f} {est[0]:>10.4f}"
+        if est[1] is not None:
+            line += f"   [{est[1]:.4f}, {est[2]:.4f}]"
+        say_out(line)
     say_out("")
     say_out(f"classification accuracy of P(attentive) >= {args.threshold:g} against the true types:")
-    say_out(f"  {'fitted parameters (' + args.careless + ' careless model):':<48} {acc:.4f}")
+    say_out(f"  {'fitted (' + args.method + ', ' + args.careless + ' careless model):':<48} {acc:.4f}")
     say_out(f"  {'true parameters (the best this rule can do):':<48} {acc_oracle:.4f}")
     result = {"accuracy": acc, "accuracy_true_params": acc_oracle, "true_params": sim.params}
-    if args.careless != "random":
+    if args.careless != "random" and args.method == "em":
         random_fit = TwoTypeEM(
             careless="random", ties=args.ties, n_starts=args.starts, max_iter=args.max_iter, tol=args.tol, random_seed=args.seed
         ).fit(sim.votes, **sim.reference)
-        p_r = random_fit.users_["p_attentive"].reindex(em.users_.index).to_numpy()
+        p_r = random_fit.users_["p_attentive"].reindex(users.index).to_numpy()
         acc_r = float(np.mean((p_r >= args.threshold) == truth))
         say_out(
             f"  {'careless rates fixed at 1/2 (random clicker):':<48} {acc_r:.4f} "
@@ -221,14 +253,87 @@ def _report_simulation(sim, em, args, say_out) -> dict:
     return result
 
 
+def _fit_em(args, votes, reference, sim):
+    from comparemode.inference.em import TwoTypeEM
+
+    em = TwoTypeEM(
+        careless=args.careless,
+        ties=args.ties,
+        n_starts=args.starts,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        random_seed=args.seed,
+        verbose=not args.quiet and (len(votes) >= PROGRESS_MIN_VOTES or sim is not None),
+    ).fit(votes, **reference)
+    estimates = {k: (float(v), None, None) for k, v in em.params_.items()}
+    part = {
+        "settings": em.get_params(),
+        "reference": em.reference_,
+        "params": em.params_.to_dict(),
+        "fit": {
+            "method": "em",
+            "loglik": em.loglik_,
+            "converged": em.converged_,
+            "stop_reason": em.stop_reason_,
+            "n_iter": em.n_iter_,
+            "n_patterns": em.n_patterns_,
+            "ties": em.ties_,
+        },
+    }
+    done = f"EM {em.stop_reason_} after {em.n_iter_} iterations"
+    return em.users_, estimates, part, done, None
+
+
+def _fit_mcmc(args, votes, reference):
+    from comparemode.constants import INTERVAL_PROB
+    from comparemode.inference.mcmc import BayesianTwoType
+
+    model = BayesianTwoType(
+        model_config={"careless": args.careless, "ties": args.ties, "mu": "estimate" if args.estimate_mu else "known"},
+        sampler_config={
+            "draws": args.draws,
+            "tune": args.tune,
+            "chains": args.chains,
+            "sampler": args.sampler,
+            "random_seed": args.seed,
+            "progressbar": not args.quiet,
+        },
+    )
+    model.fit(votes, **({} if args.estimate_mu else reference))
+    table = model.summary(INTERVAL_PROB)
+    lo, hi = f"hdi{round(INTERVAL_PROB * 100)}_lb", f"hdi{round(INTERVAL_PROB * 100)}_ub"
+    estimates = {name: (float(r["mean"]), float(r[lo]), float(r[hi])) for name, r in table.iterrows()}
+    if "careless_first_kappa" in estimates:  # the sd of the careless rates at the posterior mean
+        m, kappa = estimates["careless_first_mean"][0], estimates["careless_first_kappa"][0]
+        estimates["careless_first_sd"] = (math.sqrt(m * (1 - m) / (kappa + 1)), None, None)
+    diag = model.diagnostics()
+    failed = [c for c in ("r_hat_ok", "ess_bulk_ok", "ess_tail_ok") if not diag[c].all()]
+    if not diag.attrs["divergences_ok"]:
+        failed.append("divergences")
+    part = {
+        "settings": {"model_config": model.model_config, "sampler_config": model.sampler_config},
+        "reference": model.reference_,
+        "params": {name: {"mean": e[0], "hdi_lower": e[1], "hdi_upper": e[2]} for name, e in estimates.items()},
+        "fit": {
+            "method": "mcmc",
+            "diagnostics": diag.reset_index().to_dict(orient="records"),
+            "divergences": diag.attrs["divergences"],
+            "diagnostics_failed": failed,
+        },
+    }
+    done = "MCMC diagnostics " + ("all passed" if not failed else "FAILED: " + ", ".join(failed))
+    return model.users_, estimates, part, done, model
 def run(args) -> int:
     from comparemode import __version__
     from comparemode.data import load_votes
-    from comparemode.inference.em import TwoTypeEM
-    from comparemode.inference.filter import filter_votes
     from comparemode._progress import Progress
+    from comparemode.inference.filter import filter_fdr, filter_votes
 
     say = Progress(not args.quiet)
+    if args.estimate_mu and args.method != "mcmc":
+        raise ConfigError("--estimate-mu needs --method mcmc")
+    if args.estimate_mu and (args.mu is not None or args.strengths is not None):
+        raise ConfigError("--estimate-mu estimates mu: drop --mu / --strengths")
     out_dir = Path(args.out)
     _prepare_out(out_dir, args.force)
     sim = None
@@ -255,37 +360,29 @@ def run(args) -> int:
         else:
             reference = {}
     say(f"{len(votes):,} votes from {votes['user'].nunique():,} users")
-    em = TwoTypeEM(
-        careless=args.careless,
-        ties=args.ties,
-        n_starts=args.starts,
-        max_iter=args.max_iter,
-        tol=args.tol,
-        random_seed=args.seed,
-        verbose=not args.quiet and (len(votes) >= PROGRESS_MIN_VOTES or sim is not None),
-    ).fit(votes, **reference)
-    result = filter_votes(votes, em.users_, threshold=args.threshold)
+    if args.method == "em":
+        users, estimates, part, done, model = _fit_em(args, votes, reference, sim)
+    else:
+        users, estimates, part, done, model = _fit_mcmc(args, votes, reference)
+    if args.fdr is not None:
+        result = filter_fdr(votes, users, alpha=args.fdr)
+        rule = f"expected careless share <= {args.fdr:g}"
+    else:
+        result = filter_votes(votes, users, threshold=args.threshold)
+        rule = f"P(attentive) >= {args.threshold:g}"
     summary = {
         "comparemode_version": __version__,
         "input": args.votes if args.votes is not None else "simulated",
-        "settings": em.get_params() | {"threshold": args.threshold},
-        "reference": em.reference_,
-        "params": em.params_.to_dict(),
-        "fit": {
-            "loglik": em.loglik_,
-            "converged": em.converged_,
-            "stop_reason": em.stop_reason_,
-            "n_iter": em.n_iter_,
-            "n_patterns": em.n_patterns_,
-            "ties": em.ties_,
-        },
+        **part,
         "filter": result.summary,
     }
     if sim is not None:
-        summary["simulation"] = _report_simulation(sim, em, args, print)
+        summary["simulation"] = _report_simulation(sim, estimates, users, args, print)
     say(f"writing results to {out_dir}")
     _atomic_write(out_dir / "users.csv", lambda p: result.users.to_csv(p))
     _atomic_write(out_dir / "kept_votes.csv", lambda p: result.kept.to_csv(p))
+    if model is not None:
+        model.save(out_dir / "posterior.nc")  # written to a temporary file and moved into place
 
     def write_json(p):
         with open(p, "w") as fh:
@@ -296,8 +393,7 @@ def run(args) -> int:
     s = result.summary
     print(
         f"kept {s['users_kept']:,} of {s['users_in']:,} users and {s['votes_kept']:,} of {s['votes_in']:,} votes "
-        f"(P(attentive) >= {args.threshold:g}); pi = {em.params_['pi']:.4f}; "
-        f"EM {em.stop_reason_} after {em.n_iter_} iterations; results in {out_dir}/"
+        f"({rule}); pi = {estimates['pi'][0]:.4f}; {done}; results in {out_dir}/"
     )
     return 0
 

@@ -66,13 +66,21 @@ def tensor_ops() -> SimpleNamespace:
     likelihood."""
     import pytensor.tensor as pt
 
+    def f64(x):
+        # PyTensor turns Python floats that float32 holds exactly into float32 constants
+        return pt.cast(pt.as_tensor_variable(x), "float64")
+
+    def betaln(a, b):
+        a, b = f64(a), f64(b)
+        return pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
+
     return SimpleNamespace(
         name="pytensor",
-        betaln=lambda a, b: pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b),
-        log=pt.log,
-        log1p=pt.log1p,
+        betaln=betaln,
+        log=lambda x: pt.log(f64(x)),
+        log1p=lambda x: pt.log1p(f64(x)),
         logaddexp=pt.logaddexp,
-        asarray=pt.as_tensor_variable,
+        asarray=f64,
     )
 
 

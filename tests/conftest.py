@@ -51,3 +51,21 @@ def small_fit(small_sim):
 def arena_sim():
     strengths = {f"m{i:02d}": s for i, s in enumerate(np.linspace(-1.5, 1.5, 12))}
     return simulate_votes(n_users=600, votes_per_user=15, strengths=strengths, random_seed=11)
+
+
+QUICK_SAMPLER = {"draws": 300, "tune": 300, "chains": 2, "cores": 1, "random_seed": 1, "progressbar": False}
+
+
+@pytest.fixture(scope="session")
+def bayes_sim():
+    return simulate_votes(n_users=300, votes_per_user=12, random_seed=21)
+
+
+@pytest.fixture(scope="session")
+def bayes_fit(bayes_sim):
+    """A small real MCMC fit (mu known), shared by the cheap tests of the Bayesian model."""
+    from comparemode import BayesianTwoType
+
+    model = BayesianTwoType(sampler_config=QUICK_SAMPLER)
+    model.fit(bayes_sim.votes, **bayes_sim.reference)
+    return model
