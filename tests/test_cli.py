@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -51,7 +52,7 @@ def test_simulated_run_reports_truth_against_recovery(tmp_path, capsys):
     assert "true" in printed and "recovered" in printed and "accuracy" in printed
     assert "random clicker" in printed and "true parameters" in printed
     for name in OUTPUT_FILES:
-        assert (out / name).exists()
+        assert (out / name).exists() == (name != "posterior.nc")  # the posterior is written by --method mcmc
     summary = json.loads((out / "summary.json").read_text())
     sim_part = summary["simulation"]
     assert 0.5 < sim_part["accuracy"] <= 1 and 0.5 < sim_part["accuracy_true_params"] <= 1
@@ -115,3 +116,28 @@ def test_bad_votes_file_is_a_clear_error(tmp_path, capsys):
 def test_simulation_refuses_a_reference(tmp_path, capsys):
     assert main(["run", "--mu", "model_x=0.7", "--out", str(tmp_path), "--quiet"]) == 1
     assert "need a VOTES file" in capsys.readouterr().err
+
+
+def test_mcmc_run_with_fdr(tmp_path, capsys):
+    out = tmp_path / "mc"
+    code = main(
+        ["run", "--method", "mcmc", "--estimate-mu", "--sim-users", "200", "--sim-votes", "10", "--draws", "200",
+         "--tune", "200", "--chains", "2", "--fdr", "0.1", "--out", str(out), "--quiet"]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "94% HDI" in printed and "expected careless share <= 0.1" in printed and "MCMC diagnostics" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["fit"]["method"] == "mcmc" and summary["filter"]["rule"] == "bayesian_fdr"
+    assert "mu" in summary["params"] and summary["params"]["mu"]["hdi_lower"] < summary["params"]["mu"]["hdi_upper"]
+    assert isinstance(summary["fit"]["diagnostics_failed"], list)
+    from comparemode import BayesianTwoType
+
+    loaded = BayesianTwoType.load(out / "posterior.nc")
+    users = pd.read_csv(out / "users.csv", index_col="user")
+    np.testing.assert_allclose(loaded.users_["p_attentive"].reindex(users.index), users["p_attentive"])
+
+
+def test_estimate_mu_needs_mcmc(tmp_path, capsys):
+    assert main(["run", "--estimate-mu", "--out", str(tmp_path), "--quiet"]) == 1
+    assert "--method mcmc" in capsys.readouterr().err

@@ -74,3 +74,74 @@ def test_user_table_without_probability(small_sim, small_fit):
 def test_votes_without_user_column(small_sim, small_fit):
     with pytest.raises(MissingColumnError, match="'user'"):
         filter_votes(small_sim.votes.drop(columns="user"), small_fit.users_)
+
+
+# -- the Bayesian false-discovery rule ---------------------------------------------------
+
+from comparemode import filter_credible, filter_fdr  # noqa: E402
+from comparemode.inference.filter import decide_fdr  # noqa: E402
+
+
+def _users(p):
+    return pd.DataFrame({"p_attentive": p, "n_votes": 1}, index=pd.Index([f"u{i}" for i in range(len(p))], name="user"))
+
+
+def test_fdr_keeps_the_largest_prefix_within_alpha():
+    p = np.array([0.99, 0.95, 0.9, 0.8, 0.6, 0.3, 0.1])
+    table = decide_fdr(_users(p), alpha=0.1)
+    # running mean of 1 - p: 0.01, 0.03, 0.053, 0.09, 0.152 ... -> keep the top 4
+    assert table["keep"].tolist() == [True, True, True, True, False, False, False]
+    assert table.attrs["rule"]["expected_careless_share"] == pytest.approx(0.09)
+    assert table.attrs["rule"]["expected_careless_share"] <= 0.1
+
+
+def test_fdr_brute_force_agreement():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        p = rng.random(rng.integers(1, 40))
+        alpha = float(rng.uniform(0, 0.5))
+        keep = decide_fdr(_users(p), alpha)["keep"].to_numpy()
+        order = np.sort(p)[::-1]
+        best = max([k for k in range(len(p) + 1) if k == 0 or np.mean(1 - order[:k]) <= alpha + 1e-12])
+        assert keep.sum() == best
+        if keep.any() and (~keep).any():
+            assert p[keep].min() >= p[~keep].max()
+
+
+def test_fdr_keeps_ties_together_and_ignores_row_order():
+    p = np.array([0.95, 0.85, 0.85, 0.85, 0.2])
+    table = decide_fdr(_users(p), alpha=0.1)
+    assert table["keep"].tolist() == [True, False, False, False, False]  # all three 0.85 would exceed 0.1
+    shuffled = _users(p).iloc[[3, 0, 4, 2, 1]]
+    again = decide_fdr(shuffled, alpha=0.1)
+    assert again["keep"].reindex(table.index).tolist() == table["keep"].tolist()
+
+
+def test_fdr_extremes_and_bad_alpha():
+    p = np.array([0.7, 0.4])
+    assert not decide_fdr(_users(p), 0.0)["keep"].any()
+    assert decide_fdr(_users(p), 1.0)["keep"].all()
+    with pytest.raises(ConfigError, match="alpha"):
+        decide_fdr(_users(p), 1.5)
+
+
+def test_filter_fdr_accounts_for_every_vote(small_sim, small_fit):
+    res = filter_fdr(small_sim.votes, small_fit.users_, alpha=0.1)
+    assert len(res.kept) + len(res.dropped) == len(small_sim.votes)
+    assert res.summary["rule"] == "bayesian_fdr" and res.summary["alpha"] == 0.1
+    kept_users = res.users[res.users["keep"]]
+    assert (1 - kept_users["p_attentive"]).mean() <= 0.1 + 1e-12
+
+
+def test_filter_credible(bayes_sim, bayes_fit):
+    res = filter_credible(bayes_sim.votes, bayes_fit, level=0.5, prob=0.9)
+    assert len(res.kept) + len(res.dropped) == len(bayes_sim.votes)
+    above = bayes_fit.prob_attentive_above(0.5)
+    np.testing.assert_array_equal(res.users["keep"].to_numpy(), (above >= 0.9).reindex(res.users.index).to_numpy())
+    # stricter evidence keeps a subset
+    stricter = filter_credible(bayes_sim.votes, bayes_fit, level=0.5, prob=0.99)
+    assert set(stricter.kept["user"]) <= set(res.kept["user"])
+    with pytest.raises(ConfigError, match="prob"):
+        filter_credible(bayes_sim.votes, bayes_fit, prob=2)
+    with pytest.raises(ConfigError, match="BayesianTwoType"):
+        filter_credible(bayes_sim.votes, object())
