@@ -59,6 +59,11 @@ class Simulation:
             return {"mu": self.mu}
         return {"strengths": self.strengths, "scale": self.params.get("scale", "bt")}
 
+    @property
+    def true_parameters(self) -> dict:
+        """The simulation's parameters named as the Bayesian model names them."""
+        return model_parameters(self.params)
+
     def true_p_attentive(self, ties: str = "model") -> pd.Series:
         """P(attentive | votes) computed with the true parameters (the oracle that an
         estimator's classification is compared with), one value per user."""
@@ -82,6 +87,25 @@ class Simulation:
         l1, l0 = type_logliks(stats.n, stats.t, stats.f, stats.s, params, careless, ties)
         p = posterior_attentive(l1, l0, self.params["pi"])
         return pd.Series(p, index=user_index, name="p_attentive_true").reindex(self.users.index)
+
+
+def model_parameters(params: dict) -> dict:
+    """Simulation settings (``Simulation.params``) in the parametrisation of the Bayesian
+    model: ``pi``, ``mu`` (two models), Beta means and concentrations (``*_mean``,
+    ``*_kappa``) of the careless first-position rates and of each type's tie propensity."""
+    out = {"pi": params["pi"]}
+    if "mu" in params:
+        out["mu"] = params["mu"]
+    if params["careless"] == "beta":
+        a, b = params["careless_first"]
+        out.update(careless_first_mean=a / (a + b), careless_first_kappa=a + b)
+    elif params["careless"] == "shared":
+        out["careless_first"] = params["careless_first"]
+    if params["ties"]:
+        for kind in ("attentive", "careless"):
+            a, b = params[f"tie_{kind}"]
+            out.update({f"tie_{kind}_mean": a / (a + b), f"tie_{kind}_kappa": a + b})
+    return out
 
 
 def _beta_pair(value, name):

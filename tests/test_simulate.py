@@ -74,3 +74,11 @@ def test_no_ties_and_random_clickers():
 def test_bad_settings(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         simulate_votes(**kwargs)
+
+
+def test_true_parameters_in_model_terms():
+    sim = simulate_votes(n_users=10, careless_first=(3.0, 1.0), tie_attentive=(2.0, 8.0), random_seed=0)
+    truth = sim.true_parameters
+    assert truth["careless_first_mean"] == 0.75 and truth["careless_first_kappa"] == 4.0
+    assert truth["tie_attentive_mean"] == 0.2 and truth["mu"] == 0.7 and truth["pi"] == 0.6
+    assert "tie_careless_kappa" not in simulate_votes(n_users=10, ties=False, random_seed=0).true_parameters
