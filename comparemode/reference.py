@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from comparemode.constants import CODE_A, CODE_B, CODE_TIE, ELO_SCALE, MODEL_A, MODEL_B, MU, TIE_VALUES, USER, WIN_A, WIN_B, WINNER
+from comparemode.constants import CODE_A, CODE_B, CODE_TIE, ELO_SCALE, MODEL_A, MODEL_B, MU, USER, WIN_A, WIN_B, WINNER
 from comparemode.errors import MuError, NotIdentifiableError, StrengthsError
 from comparemode.models.stats import EncodedVotes
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 import warnings
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from comparemode.constants import INTERVAL_PROB, USER
 from comparemode.errors import ConfigError, NotFittedError, NotIdentifiableError
 from comparemode.models.likelihood import CARELESS_MODES, TIE_MODES, posterior_attentive, type_logliks
 from comparemode.models.pymc_model import beta_from_mean_kappa, build_pymc_model, check_priors, parameter_names
-from comparemode.models.stats import EncodedVotes, Patterns, UserStats, aggregate, compress, without_ties
+from comparemode.models.stats import EncodedVotes, UserStats, aggregate, compress, without_ties
 
 __all__ = ["BayesianTwoType", "MODEL_ID", "MODEL_VERSION", "SAMPLERS", "DIAGNOSTIC_THRESHOLDS"]
 
