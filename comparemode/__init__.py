@@ -9,6 +9,8 @@ Main entry points:
 - :func:`load_votes`: read and validate a votes table (CSV, Parquet, JSON, arena, LLMFAO);
 - :func:`simulate_votes`: draw votes and the truth from the generative model;
 - :class:`TwoTypeEM`: the two-type (attentive / careless) user model fitted by EM;
+- :class:`JointEM`: many models, no reference: Bradley-Terry strengths and user types
+  estimated together;
 - :class:`BayesianTwoType`: the same model fitted by MCMC (PyMC), with per-user posterior
   probabilities averaged over the draws;
 - :func:`filter_votes`, :func:`filter_fdr`, :func:`filter_credible`: keep or drop each
@@ -22,6 +24,7 @@ from comparemode.data import load_votes, read_arena, read_llmfao, validate_votes
 from comparemode.inference.em import TwoTypeEM
 from comparemode.inference.checks import EMvsMCMC, compare_em_mcmc
 from comparemode.inference.filter import FilterResult, filter_credible, filter_fdr, filter_votes
+from comparemode.inference.joint import JointEM, fit_bradley_terry
 from comparemode.inference.mcmc import BayesianTwoType
 from comparemode.models.simulate import Simulation, simulate_votes
 from comparemode.reference import read_strengths
@@ -39,6 +42,8 @@ __all__ = [
     "Simulation",
     "TwoTypeEM",
     "BayesianTwoType",
+    "JointEM",
+    "fit_bradley_terry",
     "filter_votes",
     "filter_fdr",
     "filter_credible",

@@ -291,10 +291,16 @@ class TwoTypeEM:
             user_index = pd.RangeIndex(enc.n_users, name="user")
         return self._fit(enc, ref, user_index, Progress(self.verbose))
 
-    def _fit(self, enc: EncodedVotes, ref, user_index, progress: Progress) -> "TwoTypeEM":
+    def _check_identifiable(self, enc: EncodedVotes, ref) -> None:
         from comparemode.reference import check_identifiable
 
         check_identifiable(enc, ref, self.careless)
+
+    def _make_problem(self, pat: Patterns, ties: str, enc: EncodedVotes) -> _Problem:
+        return _Problem(pat, self.careless, ties)
+
+    def _fit(self, enc: EncodedVotes, ref, user_index, progress: Progress) -> "TwoTypeEM":
+        self._check_identifiable(enc, ref)
         t0 = time.perf_counter()
         stats = aggregate(enc, mu=ref.mu if ref.kind == "scalar" else None)
         ties = self.ties
@@ -306,11 +312,11 @@ class TwoTypeEM:
             f"aggregated {enc.n_votes:,} votes from {enc.n_users:,} users into {pat.size:,} count patterns "
             f"in {time.perf_counter() - t0:.2f}s"
         )
-        problem = _Problem(pat, self.careless, ties)
+        problem = self._make_problem(pat, ties, enc)
         rng = np.random.default_rng(self.random_seed)
         # "Short EM": every start runs a few iterations, the best one runs to convergence.
         short = self.max_iter if self.n_starts == 1 else min(self.max_iter, _SHORT_RUN)
-        runs = [self._run(problem, self._start(i, stats, rng), progress, i, short) for i in range(self.n_starts)]
+        runs = [self._run(problem, self._start(i, stats, rng, problem), progress, i, short) for i in range(self.n_starts)]
         best_start = int(np.argmax([r["loglik"] for r in runs]))
         best = runs[best_start]
         if not best["converged"] and best["n_iter"] < self.max_iter:
@@ -339,7 +345,7 @@ class TwoTypeEM:
         )
         return self
 
-    def _start(self, start: int, stats: UserStats, rng: np.random.Generator) -> dict:
+    def _start(self, start: int, stats: UserStats, rng: np.random.Generator, problem: _Problem) -> dict:
         n_tot = float(stats.n.sum())
         tie_rate = float(stats.t.sum()) / n_tot if n_tot else 0.0
         tie_rate = min(max(tie_rate, 0.01), 0.99)
