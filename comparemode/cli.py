@@ -27,7 +27,7 @@ from comparemode.constants import (
 )
 from comparemode.errors import ComparemodeError, ConfigError, OutputExistsError
 
-OUTPUT_FILES = ("users.csv", "kept_votes.csv", "summary.json", "posterior.nc")
+OUTPUT_FILES = ("users.csv", "kept_votes.csv", "summary.json", "posterior.nc", "leaderboard.csv")
 
 
 def _mu_arg(text: str) -> dict:
@@ -111,9 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--method",
         default="em",
-        choices=["em", "mcmc"],
+        choices=["em", "mcmc", "joint"],
         help="'em': the fast EM point estimate; 'mcmc': the full posterior (PyMC), per-user probabilities "
-        "averaged over the draws",
+        "averaged over the draws; 'joint': many models without a reference, Bradley-Terry strengths and "
+        "user types estimated together by EM (also writes leaderboard.csv)",
     )
     model.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="keep users with P(attentive) >= this")
     model.add_argument(
@@ -255,8 +256,12 @@ def _report_simulation(sim, estimates: dict, users, args, say_out) -> dict:
 
 def _fit_em(args, votes, reference, sim):
     from comparemode.inference.em import TwoTypeEM
+    from comparemode.inference.joint import JointEM
 
-    em = TwoTypeEM(
+    joint = args.method == "joint"
+    if joint and reference:
+        raise ConfigError("--method joint estimates the model strengths: drop --mu / --strengths / --mu-col")
+    em = (JointEM if joint else TwoTypeEM)(
         careless=args.careless,
         ties=args.ties,
         n_starts=args.starts,
@@ -266,12 +271,14 @@ def _fit_em(args, votes, reference, sim):
         verbose=not args.quiet and (len(votes) >= PROGRESS_MIN_VOTES or sim is not None),
     ).fit(votes, **reference)
     estimates = {k: (float(v), None, None) for k, v in em.params_.items()}
+    if joint:
+        estimates.update({f"strength[{m}]": (float(v), None, None) for m, v in em.strengths_.items()})
     part = {
         "settings": em.get_params(),
         "reference": em.reference_,
         "params": em.params_.to_dict(),
         "fit": {
-            "method": "em",
+            "method": args.method,
             "loglik": em.loglik_,
             "converged": em.converged_,
             "stop_reason": em.stop_reason_,
@@ -280,8 +287,10 @@ def _fit_em(args, votes, reference, sim):
             "ties": em.ties_,
         },
     }
+    if joint:
+        part["leaderboard"] = em.leaderboard_.reset_index().to_dict(orient="records")
     done = f"EM {em.stop_reason_} after {em.n_iter_} iterations"
-    return em.users_, estimates, part, done, None
+    return em.users_, estimates, part, done, em
 
 
 def _fit_mcmc(args, votes, reference):
@@ -340,7 +349,7 @@ def run(args) -> int:
     if args.votes is None:
         sim = _simulated(args, say)
         votes = sim.votes
-        reference = sim.reference
+        reference = {} if args.method == "joint" else sim.reference
     else:
         say(f"reading {args.votes}")
         votes = load_votes(
@@ -360,7 +369,7 @@ def run(args) -> int:
         else:
             reference = {}
     say(f"{len(votes):,} votes from {votes['user'].nunique():,} users")
-    if args.method == "em":
+    if args.method in ("em", "joint"):
         users, estimates, part, done, model = _fit_em(args, votes, reference, sim)
     else:
         users, estimates, part, done, model = _fit_mcmc(args, votes, reference)
@@ -381,8 +390,10 @@ def run(args) -> int:
     say(f"writing results to {out_dir}")
     _atomic_write(out_dir / "users.csv", lambda p: result.users.to_csv(p))
     _atomic_write(out_dir / "kept_votes.csv", lambda p: result.kept.to_csv(p))
-    if model is not None:
+    if hasattr(model, "save"):
         model.save(out_dir / "posterior.nc")  # written to a temporary file and moved into place
+    if hasattr(model, "leaderboard_"):
+        _atomic_write(out_dir / "leaderboard.csv", lambda p: model.leaderboard_.to_csv(p))
 
     def write_json(p):
         with open(p, "w") as fh:

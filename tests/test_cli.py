@@ -52,7 +52,8 @@ def test_simulated_run_reports_truth_against_recovery(tmp_path, capsys):
     assert "true" in printed and "recovered" in printed and "accuracy" in printed
     assert "random clicker" in printed and "true parameters" in printed
     for name in OUTPUT_FILES:
-        assert (out / name).exists() == (name != "posterior.nc")  # the posterior is written by --method mcmc
+        # the posterior is written by --method mcmc, the leaderboard by --method joint
+        assert (out / name).exists() == (name not in ("posterior.nc", "leaderboard.csv"))
     summary = json.loads((out / "summary.json").read_text())
     sim_part = summary["simulation"]
     assert 0.5 < sim_part["accuracy"] <= 1 and 0.5 < sim_part["accuracy_true_params"] <= 1
@@ -141,3 +142,17 @@ def test_mcmc_run_with_fdr(tmp_path, capsys):
 def test_estimate_mu_needs_mcmc(tmp_path, capsys):
     assert main(["run", "--estimate-mu", "--out", str(tmp_path), "--quiet"]) == 1
     assert "--method mcmc" in capsys.readouterr().err
+
+
+def test_joint_method_writes_a_leaderboard(tmp_path, capsys):
+    strengths = {"a": 1.0, "b": 0.3, "c": -0.2, "d": -1.1}
+    sim = simulate_votes(n_users=300, votes_per_user=15, strengths=strengths, random_seed=4)
+    path = tmp_path / "votes.parquet"
+    sim.votes.to_parquet(path)
+    assert main(["run", str(path), "--method", "joint", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    board = pd.read_csv(tmp_path / "o" / "leaderboard.csv", index_col="model")
+    assert board.index.tolist() == ["a", "b", "c", "d"]  # the true order
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["fit"]["method"] == "joint" and len(summary["leaderboard"]) == 4
+    assert main(["run", str(path), "--method", "joint", "--mu", "a=0.7", "--out", str(tmp_path / "p"), "--quiet"]) == 1
+    assert "drop --mu" in capsys.readouterr().err
