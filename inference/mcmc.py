@@ -25,7 +25,13 @@ from comparemode._progress import Progress
 from comparemode.constants import INTERVAL_PROB, USER
 from comparemode.errors import ConfigError, NotFittedError, NotIdentifiableError
 from comparemode.models.likelihood import CARELESS_MODES, TIE_MODES, posterior_attentive, type_logliks
-from comparemode.models.pymc_model import beta_from_mean_kappa, build_pymc_model, check_priors, parameter_names
+from comparemode.models.pymc_model import (
+    beta_from_mean_kappa,
+    build_joint_pymc_model,
+    build_pymc_model,
+    check_priors,
+    parameter_names,
+)
 from comparemode.models.stats import EncodedVotes, UserStats, aggregate, compress, without_ties
 
 __all__ = ["BayesianTwoType", "MODEL_ID", "MODEL_VERSION", "SAMPLERS", "DIAGNOSTIC_THRESHOLDS"]
@@ -40,7 +46,7 @@ DIAGNOSTIC_THRESHOLDS = {"r_hat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min":
 DEFAULT_MODEL_CONFIG = {
     "careless": "beta",
     "ties": "model",
-    "mu": "known",  # or "estimate" (two models)
+    "mu": "known",  # or "estimate" (two models) or "joint" (many models: strengths estimated)
     "mu_model": None,  # the model mu is about when estimated (default: first by name)
     "priors": {},
 }
@@ -77,8 +83,8 @@ def _check_model_config(cfg: dict) -> dict:
         raise ConfigError(f"model_config careless must be one of {CARELESS_MODES}, got {cfg['careless']!r}")
     if cfg["ties"] not in TIE_MODES:
         raise ConfigError(f"model_config ties must be one of {TIE_MODES}, got {cfg['ties']!r}")
-    if cfg["mu"] not in ("known", "estimate"):
-        raise ConfigError(f"model_config mu must be 'known' or 'estimate', got {cfg['mu']!r}")
+    if cfg["mu"] not in ("known", "estimate", "joint"):
+        raise ConfigError(f"model_config mu must be 'known', 'estimate' or 'joint', got {cfg['mu']!r}")
     check_priors(cfg["priors"])
     return cfg
 
@@ -136,6 +142,8 @@ class BayesianTwoType:
 
         cfg = self.model_config
         votes = validate_votes(votes)
+        if cfg["mu"] == "joint":
+            return self._prepare_joint(votes, mu, strengths)
         if cfg["mu"] == "estimate":
             if mu is not None or strengths is not None:
                 raise ConfigError("model_config mu='estimate' estimates mu: do not pass mu or strengths to fit")
@@ -163,6 +171,39 @@ class BayesianTwoType:
         model_stats = without_ties(stats) if ties == "drop" else stats
         return votes, ref, enc, user_index, stats, compress(model_stats), ties
 
+    def _prepare_joint(self, votes, mu, strengths):
+        from comparemode.constants import CODE_A, CODE_B, MODEL_A, MODEL_B, WIN_A, WIN_B, WINNER
+        from comparemode.reference import Reference
+
+        if mu is not None or strengths is not None:
+            raise ConfigError("model_config mu='joint' estimates the strengths: do not pass mu or strengths to fit")
+        n = len(votes)
+        codes, models = pd.factorize(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
+        user, user_values = pd.factorize(votes[USER])
+        outcome = np.full(n, 2, dtype=np.int8)
+        outcome[(votes[WINNER] == WIN_A).to_numpy()] = CODE_A
+        outcome[(votes[WINNER] == WIN_B).to_numpy()] = CODE_B
+        dec = outcome != 2
+        if not dec.any():
+            raise NotIdentifiableError("every vote is a tie: with no decisive votes nothing separates the user types")
+        self._joint_design = {
+            "user": user[dec].astype(np.int64),
+            "a": codes[:n][dec],
+            "b": codes[n:][dec],
+            "a_won": outcome[dec] == CODE_A,
+            "models": pd.Index(models.astype(str), name="model"),
+            "all_a": codes[:n],
+            "all_b": codes[n:],
+        }
+        enc = EncodedVotes(user=user.astype(np.intp), code=outcome, n_users=len(user_values), mu=np.full(n, 0.5))
+        stats = aggregate(enc)
+        ties = self.model_config["ties"]
+        if ties == "model" and int(stats.t.sum()) == 0:
+            ties = "drop"
+        model_stats = without_ties(stats) if ties == "drop" else stats
+        ref = Reference(kind="joint", source="estimated strengths")
+        return votes, ref, enc, pd.Index(user_values, name=USER), stats, compress(model_stats), ties
+
     def _check_mu_identifiable(self, enc: EncodedVotes, ref, stats: UserStats) -> None:
         from comparemode.reference import check_identifiable
 
@@ -188,6 +229,15 @@ class BayesianTwoType:
         """Build (not sample) the PyMC model for these votes; returns it and sets ``model``."""
         votes, ref, enc, user_index, stats, pat, ties = self._prepare(votes, mu, strengths, scale)
         self._set_data(ref, enc, user_index, stats, pat, ties)
+        if self.model_config["mu"] == "joint":
+            self.model = build_joint_pymc_model(
+                pat,
+                self._joint_design,
+                careless=self.model_config["careless"],
+                ties=ties,
+                priors=check_priors(self.model_config["priors"]),
+            )
+            return self.model
         self.model = build_pymc_model(
             pat,
             careless=self.model_config["careless"],
@@ -204,7 +254,8 @@ class BayesianTwoType:
     @property
     def param_names(self) -> list[str]:
         ties = getattr(self, "_ties", self.model_config["ties"])
-        return parameter_names(self.model_config["careless"], ties, self.model_config["mu"] == "estimate")
+        mode = self.model_config["mu"]
+        return parameter_names(self.model_config["careless"], ties, mode == "estimate", joint=mode == "joint")
 
     def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt", progressbar=None, random_seed=None):
         """Sample the posterior; returns the ArviZ DataTree (also kept as ``idata_``).
@@ -265,7 +316,7 @@ class BayesianTwoType:
             data["user_n_stronger"] = (USER, np.asarray(st.k, dtype=np.int64))
         if self._pat.k is not None and "n_stronger" not in idata["constant_data"]:
             idata["constant_data"]["n_stronger"] = xr.DataArray(self._pat.k.astype(float), dims=("pattern",))
-        if "attentive_loglik" not in idata["constant_data"]:
+        if "attentive_loglik" not in idata["constant_data"] and self.model_config["mu"] != "joint":
             idata["constant_data"]["attentive_loglik"] = xr.DataArray(np.asarray(self._pat.s, dtype=float), dims=("pattern",))
         idata[_GROUP_USERS] = xr.DataTree(xr.Dataset(data, coords={USER: coord}))
         ref = self._ref.describe()
@@ -300,8 +351,8 @@ class BayesianTwoType:
         post = self._fitted_idata()["posterior"]
         out = {}
         for name in self.param_names:
-            v = np.asarray(post[name].values, dtype=float).reshape(-1)
-            out[name] = v
+            v = np.asarray(post[name].values, dtype=float)
+            out[name] = v.reshape(-1, *v.shape[2:])  # (draws,) or (draws, models)
         size = next(iter(out.values())).shape[0]
         if thin_to is not None and size > thin_to:
             idx = np.linspace(0, size - 1, thin_to).round().astype(int)
@@ -330,13 +381,52 @@ class BayesianTwoType:
             if ties == "model":
                 for kind in ("attentive", "careless"):
                     params[f"tie_{kind}"] = beta_from_mean_kappa(col(f"tie_{kind}_mean"), col(f"tie_{kind}_kappa"))
-            if "mu" in draws:
+            if "strength" in draws:
+                s = self._joint_attentive(draws["strength"][sl], n.shape[0])
+            elif "mu" in draws:
                 m = col("mu")
                 s = k * np.log(m) + (n - t - k) * np.log1p(-m)
             else:
                 s = np.broadcast_to(s_known, (sl.stop - sl.start, s_known.shape[0]))
             l1, l0 = type_logliks(n, t, f, s, params, careless, ties)
             yield posterior_attentive(l1, l0, col("pi"))
+
+    def _joint_attentive(self, strength: np.ndarray, n_users: int) -> np.ndarray:
+        """Attentive log-likelihood of every user's decisive votes for each draw of the
+        strengths (draws x users)."""
+        from scipy import sparse
+
+        cd = self._fitted_idata()["constant_data"]
+        user = np.asarray(cd["vote_user"].values, dtype=np.int64)
+        a = np.asarray(cd["vote_a"].values, dtype=np.int64)
+        b = np.asarray(cd["vote_b"].values, dtype=np.int64)
+        won = np.asarray(cd["vote_a_won"].values, dtype=float) > 0.5
+        d = strength[:, a] - strength[:, b]
+        logp = np.where(won, -np.logaddexp(0.0, -d), -np.logaddexp(0.0, d))
+        to_user = sparse.csr_matrix((np.ones(user.size), (np.arange(user.size), user)), shape=(user.size, n_users))
+        return np.asarray((to_user.T @ logp.T).T)
+
+    def leaderboard(self, interval_prob: float = INTERVAL_PROB) -> pd.DataFrame:
+        """Model strengths (``model_config["mu"] == "joint"``): posterior mean, sd and HDI at
+        ``interval_prob``, sorted from strongest."""
+        import arviz as az
+
+        if self.model_config["mu"] != "joint":
+            raise ConfigError("a leaderboard needs model_config mu='joint' (strengths estimated)")
+        post = self._fitted_idata()["posterior"]["strength"]
+        hdi = az.hdi(self._fitted_idata(), prob=interval_prob, var_names=["strength"])["strength"]
+        models = [str(m) for m in post["model"].values]
+        draws = np.asarray(post.values).reshape(-1, len(models))
+        bounds = np.asarray(hdi.values)
+        if bounds.shape[0] != len(models):
+            bounds = bounds.T
+        table = pd.DataFrame(
+            {"strength": draws.mean(axis=0), "sd": draws.std(axis=0), "lower": bounds[:, 0], "upper": bounds[:, 1]},
+            index=pd.Index(models, name="model"),
+        ).sort_values("strength", ascending=False)
+        table.insert(0, "rank", np.arange(1, len(models) + 1))
+        table.attrs["interval_prob"] = interval_prob
+        return table
 
     def _pattern_summary(self):
         cached = self.__dict__.get("_user_cache")
@@ -422,14 +512,17 @@ class BayesianTwoType:
         rhat = az.rhat(idata, var_names=names)
         bulk = az.ess(idata, var_names=names, method="bulk")
         tail = az.ess(idata, var_names=names, method="tail")
-        table = pd.DataFrame(
-            {
-                "r_hat": [float(rhat[n].values) for n in names],
-                "ess_bulk": [float(bulk[n].values) for n in names],
-                "ess_tail": [float(tail[n].values) for n in names],
-            },
-            index=pd.Index(names, name="parameter"),
-        )
+        labels, r, eb, et = [], [], [], []
+        for n in names:
+            values = [np.asarray(x[n].values, dtype=float).reshape(-1) for x in (rhat, bulk, tail)]
+            if values[0].size == 1:
+                labels.append(n)
+            else:
+                labels += [f"{n}[{c}]" for c in idata["posterior"][n][idata["posterior"][n].dims[-1]].values]
+            r += list(values[0])
+            eb += list(values[1])
+            et += list(values[2])
+        table = pd.DataFrame({"r_hat": r, "ess_bulk": eb, "ess_tail": et}, index=pd.Index(labels, name="parameter"))
         table["r_hat_ok"] = table["r_hat"] <= th["r_hat_max"]
         table["ess_bulk_ok"] = table["ess_bulk"] >= th["ess_bulk_min"]
         table["ess_tail_ok"] = table["ess_tail"] >= th["ess_tail_min"]
@@ -456,7 +549,10 @@ class BayesianTwoType:
             # the only Potential is the likelihood: ignoring it is what prior sampling means here
             warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
             prior = pm.sample_prior_predictive(draws=draws, model=self.model, var_names=self.param_names, random_seed=rng)
-        params = {n: np.asarray(prior["prior"][n].values, dtype=float).reshape(-1) for n in self.param_names}
+        params = {}
+        for n in self.param_names:
+            v = np.asarray(prior["prior"][n].values, dtype=float)
+            params[n] = v.reshape(-1, *v.shape[2:])
         return self._predictive(params, rng, "prior", prior["prior"])
 
     def sample_posterior_predictive(self, *, draws: int | None = 200, random_seed=None):
@@ -481,6 +577,7 @@ class BayesianTwoType:
             ties=self._ties,
             mu=self._ref.mu,
             rng=rng,
+            pairs=(self._joint_design["all_a"], self._joint_design["all_b"]) if self.model_config["mu"] == "joint" else None,
         )
         users = self._user_index.to_numpy()
         if users.dtype == object:

@@ -28,7 +28,14 @@ from comparemode.errors import ConfigError
 from comparemode.models.likelihood import mixture_loglik, tensor_ops, type_logliks
 from comparemode.models.stats import Patterns
 
-__all__ = ["DEFAULT_PRIORS", "check_priors", "build_pymc_model", "parameter_names", "beta_from_mean_kappa"]
+__all__ = [
+    "DEFAULT_PRIORS",
+    "check_priors",
+    "build_pymc_model",
+    "build_joint_pymc_model",
+    "parameter_names",
+    "beta_from_mean_kappa",
+]
 
 #: Default priors (plain JSON-able dicts; a user's dict is merged over these).
 DEFAULT_PRIORS = {
@@ -39,9 +46,14 @@ DEFAULT_PRIORS = {
     "careless_first": {"dist": "Beta", "alpha": 1.0, "beta": 1.0},
     "tie_mean": {"dist": "Beta", "alpha": 1.0, "beta": 1.0},
     "tie_kappa": {"dist": "LogNormal", "mu": math.log(10.0), "sigma": 1.5},
+    "strength": {"dist": "ZeroSumNormal", "sigma": 1.5},
 }
 
-_PRIOR_PARAMS = {"Beta": {"alpha": "positive", "beta": "positive"}, "LogNormal": {"mu": "real", "sigma": "positive"}}
+_PRIOR_PARAMS = {
+    "Beta": {"alpha": "positive", "beta": "positive"},
+    "LogNormal": {"mu": "real", "sigma": "positive"},
+    "ZeroSumNormal": {"sigma": "positive"},
+}
 
 
 def check_priors(priors: dict) -> dict:
@@ -81,10 +93,12 @@ def check_priors(priors: dict) -> dict:
     return merged
 
 
-def parameter_names(careless: str, ties: str, estimate_mu: bool) -> list[str]:
-    """Names of the free parameters, in a fixed order."""
+def parameter_names(careless: str, ties: str, estimate_mu: bool, joint: bool = False) -> list[str]:
+    """Names of the free parameters, in a fixed order (``strength`` is a vector over models)."""
     names = ["pi"]
-    if estimate_mu:
+    if joint:
+        names.append("strength")
+    elif estimate_mu:
         names.append("mu")
     if careless == "beta":
         names += ["careless_first_mean", "careless_first_kappa"]
@@ -103,6 +117,8 @@ def beta_from_mean_kappa(mean, kappa):
 def _prior(pm, name, spec, **kw):
     if spec["dist"] == "Beta":
         return pm.Beta(name, alpha=spec["alpha"], beta=spec["beta"], **kw)
+    if spec["dist"] == "ZeroSumNormal":
+        return pm.ZeroSumNormal(name, sigma=spec["sigma"], **kw)
     return pm.LogNormal(name, mu=spec["mu"], sigma=spec["sigma"], **kw)
 
 
@@ -142,17 +158,57 @@ def build_pymc_model(
             s = k * pt.log(mu) + (n - t - k) * pt.log1p(-mu)
         else:
             s = pm.Data("attentive_loglik", pat.s.astype(float), dims="pattern")
-        if careless == "beta":
-            m = _prior(pm, "careless_first_mean", priors["careless_first_mean"])
-            kappa = _prior(pm, "careless_first_kappa", priors["careless_first_kappa"])
-            params["careless_first"] = beta_from_mean_kappa(m, kappa)
-        elif careless == "shared":
-            params["careless_first"] = _prior(pm, "careless_first", priors["careless_first"])
-        if ties == "model":
-            for kind in ("attentive", "careless"):
-                m = _prior(pm, f"tie_{kind}_mean", priors["tie_mean"])
-                kappa = _prior(pm, f"tie_{kind}_kappa", priors["tie_kappa"])
-                params[f"tie_{kind}"] = beta_from_mean_kappa(m, kappa)
+        params.update(_user_params(pm, priors, careless, ties))
+        l1, l0 = type_logliks(n, t, f, s, params, careless, ties, ops)
+        pm.Potential("loglik", pt.sum(w * mixture_loglik(l1, l0, pi, ops)))
+    return model
+
+
+def _user_params(pm, priors, careless, ties):
+    params = {}
+    if careless == "beta":
+        m = _prior(pm, "careless_first_mean", priors["careless_first_mean"])
+        kappa = _prior(pm, "careless_first_kappa", priors["careless_first_kappa"])
+        params["careless_first"] = beta_from_mean_kappa(m, kappa)
+    elif careless == "shared":
+        params["careless_first"] = _prior(pm, "careless_first", priors["careless_first"])
+    if ties == "model":
+        for kind in ("attentive", "careless"):
+            m = _prior(pm, f"tie_{kind}_mean", priors["tie_mean"])
+            kappa = _prior(pm, f"tie_{kind}_kappa", priors["tie_kappa"])
+            params[f"tie_{kind}"] = beta_from_mean_kappa(m, kappa)
+    return params
+
+
+def build_joint_pymc_model(pat: Patterns, design: dict, *, careless: str, ties: str, priors: dict):
+    """PyMC model of model strengths and user types together (many models, no reference).
+
+    ``pat`` holds one pattern per user (counts ``n, t, f``); ``design`` the decisive votes:
+    ``user``, ``a``, ``b`` (model codes shown first and second), ``a_won`` and ``models``
+    (names). Strengths ``strength ~ ZeroSumNormal(sigma)`` over the ``model`` dimension; an
+    attentive decisive vote picks model_a with probability ``sigmoid(strength_a -
+    strength_b)``; the rest is :func:`build_pymc_model`'s story.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    ops = tensor_ops()
+    coords = {"pattern": np.arange(pat.size), "model": list(design["models"]), "vote": np.arange(len(design["a"]))}
+    with pm.Model(coords=coords) as model:
+        n = pm.Data("n_votes", pat.n.astype(float), dims="pattern")
+        t = pm.Data("n_ties", pat.t.astype(float), dims="pattern")
+        f = pm.Data("n_first", pat.f.astype(float), dims="pattern")
+        w = pm.Data("n_users", pat.weight.astype(float), dims="pattern")
+        vu = pm.Data("vote_user", np.asarray(design["user"], dtype=np.int64), dims="vote")
+        va = pm.Data("vote_a", np.asarray(design["a"], dtype=np.int64), dims="vote")
+        vb = pm.Data("vote_b", np.asarray(design["b"], dtype=np.int64), dims="vote")
+        won = pm.Data("vote_a_won", np.asarray(design["a_won"], dtype=float), dims="vote")
+        pi = _prior(pm, "pi", priors["pi"])
+        strength = pm.ZeroSumNormal("strength", sigma=priors["strength"]["sigma"], dims="model")
+        d = strength[va] - strength[vb]
+        logp = won * -pt.softplus(-d) + (1.0 - won) * -pt.softplus(d)
+        s = pt.inc_subtensor(pt.zeros(pat.size)[vu], logp)
+        params = _user_params(pm, priors, careless, ties)
         l1, l0 = type_logliks(n, t, f, s, params, careless, ties, ops)
         pm.Potential("loglik", pt.sum(w * mixture_loglik(l1, l0, pi, ops)))
     return model

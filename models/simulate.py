@@ -282,7 +282,7 @@ def simulate_votes(
     return Simulation(votes=votes, users=users, params=params, strengths=beta.rename(index=str))
 
 
-def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: float | None, rng) -> dict:
+def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: float | None, rng, pairs=None) -> dict:
     """Replicated per-user counts on a fixed voting design, one replicate per parameter draw.
 
     ``enc`` is the observed design (users, and per vote which model was shown first or the
@@ -290,7 +290,9 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
     ``careless_first_mean``/``_kappa`` or ``careless_first``, ``tie_{attentive,careless}_
     {mean,kappa}``) to arrays of draws. Each draw redraws user types, tie propensities and
     position rates, then every vote. Returns arrays of shape (draws, users): ``n_ties``,
-    ``n_first`` and, with two models, ``n_stronger``.
+    ``n_first`` and, with two models, ``n_stronger``. With estimated strengths
+    (``params["strength"]``, draws x models), ``pairs`` gives the model codes shown first and
+    second on every vote, and each draw's mu per vote is sigmoid(strength_a - strength_b).
     """
     from comparemode.models.stats import EncodedVotes, aggregate
 
@@ -302,7 +304,7 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
     if scalar:
         out["n_stronger"] = np.empty((size, n_users), np.int64)
     for i in range(size):
-        p = {k: float(np.asarray(v)[i]) for k, v in params.items()}
+        p = {k: float(np.asarray(v)[i]) for k, v in params.items() if k != "strength"}
         attentive = rng.random(n_users) < p["pi"]
         if ties == "model":
             a1, b1 = p["tie_attentive_mean"] * p["tie_attentive_kappa"], (1 - p["tie_attentive_mean"]) * p["tie_attentive_kappa"]
@@ -317,7 +319,10 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
             rho = np.full(n_users, p["careless_first"])
         else:
             rho = np.full(n_users, 0.5)
-        if scalar:
+        if "strength" in params:
+            beta = np.asarray(params["strength"])[i]
+            mu_row = expit(beta[pairs[0]] - beta[pairs[1]])
+        elif scalar:
             m_x = p.get("mu", mu)
             mu_row = np.where(stronger_first, m_x, 1.0 - m_x)
         else:
