@@ -146,7 +146,7 @@ def test_priors_merge_over_defaults():
         ({"sampler_config": {"target_accept": 1.5}}, "target_accept"),
         ({"sampler_config": {"thin": 2}}, "unknown sampler_config key"),
         ({"model_config": {"careless": "lazy"}}, "careless"),
-        ({"model_config": {"mu": "guess"}}, "'known' or 'estimate'"),
+        ({"model_config": {"mu": "guess"}}, "'known', 'estimate' or 'joint'"),
     ],
 )
 def test_invalid_configs(kwargs, match):
