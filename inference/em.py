@@ -121,14 +121,17 @@ class _Problem:
         if ties == "model":
             self.tie_n, self.tie_t, self.tie_idx = _unique_pairs(pat.n, pat.t)
 
-    def logliks(self, p):
+    def position_loglik(self, p):
+        """Careless log-likelihood of each pattern's decisive votes (no tie term)."""
         if self.careless == "beta":
-            l0 = log_betabinom_seq(self.pos_f, self.pos_d, *p["careless_first"])[self.pos_idx]
-        elif self.careless == "shared":
+            return log_betabinom_seq(self.pos_f, self.pos_d, *p["careless_first"])[self.pos_idx]
+        if self.careless == "shared":
             rho = p["careless_first"]
-            l0 = self.f_tot_w * math.log(rho) + (self.d_w - self.f_tot_w) * math.log1p(-rho)
-        else:
-            l0 = -self.d_w * math.log(2.0)
+            return self.f_tot_w * math.log(rho) + (self.d_w - self.f_tot_w) * math.log1p(-rho)
+        return -self.d_w * math.log(2.0)
+
+    def logliks(self, p):
+        l0 = self.position_loglik(p)
         l1 = self.s
         if self.ties == "model":
             l1 = l1 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_attentive"])[self.tie_idx]
@@ -206,7 +209,10 @@ class TwoTypeEM:
         ``n_decisive``, ``n_first``, ``n_second``, (``n_stronger`` for two models),
         ``loglik_attentive``, ``loglik_careless``, ``llr`` (their difference),
         ``llr_per_vote`` (a quality score that keeps ordering users after ``p_attentive``
-        saturates) and ``p_attentive``.
+        saturates), ``llr_decisive_per_vote`` (the same evidence from the decisive votes
+        alone, per decisive vote: how well the user's picks follow the reference rather than a
+        position habit, whatever the user's tie habit; NaN without decisive votes) and
+        ``p_attentive``.
     params_ : Series of the fitted population parameters.
     loglik_history_ : Series, the observed log-likelihood after each iteration of the best
         start (non-decreasing). ``loss_history_`` is its negative.
@@ -428,6 +434,9 @@ class TwoTypeEM:
         llr = l1 - l0
         n_model = pat.n.astype(float)
         per_vote = np.divide(llr, n_model, out=np.zeros_like(llr), where=n_model > 0)
+        d_pat = pat.d.astype(float)
+        llr_dec = problem.s - problem.position_loglik(p)  # after logliks: s is current
+        per_decisive = np.divide(llr_dec, d_pat, out=np.full_like(llr_dec, np.nan), where=d_pat > 0)
         inv = pat.inverse
         d = stats.n - stats.t
         cols = {
@@ -444,6 +453,7 @@ class TwoTypeEM:
             loglik_careless=l0[inv],
             llr=llr[inv],
             llr_per_vote=per_vote[inv],
+            llr_decisive_per_vote=per_decisive[inv],
             p_attentive=posterior_attentive(l1, l0, p["pi"])[inv],
         )
         return pd.DataFrame(cols, index=user_index)

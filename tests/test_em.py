@@ -203,3 +203,22 @@ def test_encoded_fit_needs_valid_mu():
 
     with pytest.raises(MuError, match="between 0 and 1"):
         TwoTypeEM().fit_encoded(enc, mu=1.5)
+
+
+def test_decisive_evidence_column(small_sim, small_fit):
+    """llr_decisive_per_vote = (attentive - careless log-likelihood of the decisive votes) / decisive votes."""
+    from scipy.special import betaln
+
+    u = small_fit.users_
+    p = small_fit.user_params()
+    a, b = p["careless_first"]
+    d = u["n_decisive"].to_numpy(float)
+    s = u["n_stronger"] * np.log(0.7) + (d - u["n_stronger"]) * np.log(0.3)
+    pos = betaln(u["n_first"] + a, u["n_second"] + b) - betaln(a, b)
+    expected = np.where(d > 0, (s - pos) / np.where(d > 0, d, 1), np.nan)
+    np.testing.assert_allclose(u["llr_decisive_per_vote"].to_numpy(), expected, rtol=1e-10)
+    # with ties dropped from the likelihood the model sees only decisive votes: the scores coincide
+    dropped = TwoTypeEM(ties="drop").fit(small_sim.votes, **small_sim.reference).users_
+    ok = dropped["n_decisive"] > 0
+    np.testing.assert_allclose(dropped.loc[ok, "llr_decisive_per_vote"], dropped.loc[ok, "llr_per_vote"], rtol=1e-10)
+    assert dropped.loc[~ok, "llr_decisive_per_vote"].isna().all()
