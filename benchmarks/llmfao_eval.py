@@ -29,7 +29,11 @@ What it measures
    out) from the votes, compared by Spearman and Kendall correlation with the strengths fitted on
    GPT-4's verdicts (the GPT-4 table through ``load_votes`` with a dummy user), over the models
    both leaderboards rate. The row "no filter" uses all votes; each method's row uses its kept
-   votes, on clean data and after injecting 20% / 40%.
+   votes, on clean data and after injecting 20% / 40%. The "weighted votes" rows keep every vote
+   and weight it by the ``p_attentive`` of its user in the JointEM fit of the same votes
+   (``fit_bradley_terry(votes, weights=...)``); their score columns are "—" (the score is the
+   p_attentive row's), "kept% clean" gives the total weight as a share of the votes, and "time s"
+   is "—" (the fit is the JointEM row's, the weighted Bradley-Terry fit takes milliseconds).
 
 Keep rules (users are kept or dropped whole):
 
@@ -161,6 +165,7 @@ def keep_above_quantile(users: pd.DataFrame, q: float) -> pd.Series:
 
 #: (row label, fit, score column, keep rule)
 METHODS = [
+    ("JointEM llr_decisive_per_vote", "joint", "llr_decisive_per_vote", keep_p_attentive),
     ("JointEM llr_per_vote", "joint", "llr_per_vote", keep_p_attentive),
     ("JointEM p_attentive", "joint", "p_attentive", keep_p_attentive),
     ("JointEM(ties=drop) llr_per_vote", "joint_drop", "llr_per_vote", keep_p_attentive),
@@ -168,6 +173,12 @@ METHODS = [
     ("FastChat outlier_detect", "fastchat", "score", keep_not_flagged),
     ("crowd-kit NoisyBT skill", "nbt", "score", keep_above_quantile),
     ("plain BT agreement", "bt", "score", keep_above_quantile),
+]
+
+#: weighted-votes leaderboards: (row label, JointEM fit whose p_attentive weights the votes)
+WEIGHTED = [
+    ("JointEM weighted votes (p_attentive)", "joint"),
+    ("JointEM(ties=drop) weighted votes", "joint_drop"),
 ]
 
 
@@ -201,11 +212,19 @@ def auc(score: pd.Series, positive: pd.Series) -> float:
     return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def board_agreement(votes: pd.DataFrame, ref: pd.Series) -> tuple[float, float]:
-    est = fit_bradley_terry(votes)
+def board_agreement(votes: pd.DataFrame, ref: pd.Series, weights=None) -> tuple[float, float]:
+    est = fit_bradley_terry(votes, weights=weights)
     common = est.index.intersection(ref.index)
     a, b = est[common].to_numpy(), ref[common].to_numpy()
     return float(spearmanr(a, b).statistic), float(kendalltau(a, b).statistic)
+
+
+def vote_weights(votes: pd.DataFrame, users: pd.DataFrame) -> np.ndarray:
+    """p_attentive of each vote's user (every voting user has a row in a JointEM users_ table)."""
+    w = votes["user"].map(users["p_attentive"]).to_numpy(dtype=float)
+    if np.isnan(w).any():
+        raise SystemExit("some voting users have no p_attentive")
+    return w
 
 
 def kept_votes(votes: pd.DataFrame, keep: pd.Series) -> pd.DataFrame:
@@ -291,12 +310,18 @@ def main(argv=None) -> None:
         results[name]["kept_clean"] = len(kv) / len(crowd)
         results[name]["time"] = times[fit]
     nofilter = {"lb_clean": board_agreement(crowd, ref_board)}
+    weighted = {name: {} for name, _ in WEIGHTED}
+    for name, fit in WEIGHTED:
+        w = vote_weights(crowd, fits[fit])
+        weighted[name]["lb_clean"] = board_agreement(crowd, ref_board, w)
+        weighted[name]["kept_clean"] = float(w.mean())
 
     # injection
     inj_info = {}
     for share in SHARES:
         aucs = {name: [] for name, *_ in METHODS}
         lbs = {name: [] for name, *_ in METHODS}
+        lbw = {name: [] for name, _ in WEIGHTED}
         lb_all, n_users_inj = [], []
         for s in range(args.seeds):
             r = np.random.default_rng([args.seed, round(share * 100), s])
@@ -311,9 +336,13 @@ def main(argv=None) -> None:
                 users = f[fit]
                 aucs[name].append(auc(users[col], real))
                 lbs[name].append(board_agreement(kept_votes(votes, rule(users, q)), ref_board))
+            for name, fit in WEIGHTED:
+                lbw[name].append(board_agreement(votes, ref_board, vote_weights(votes, f[fit])))
         for name, *_ in METHODS:
             results[name][f"auc_{share}"] = float(np.mean(aucs[name]))
             results[name][f"lb_{share}"] = tuple(np.mean(lbs[name], axis=0))
+        for name, _ in WEIGHTED:
+            weighted[name][f"lb_{share}"] = tuple(np.mean(lbw[name], axis=0))
         nofilter[f"lb_{share}"] = tuple(np.mean(lb_all, axis=0))
         inj_info[share] = (np.mean(n_users_inj), round(share / (1 - share) * len(crowd)))
     for share, (nu, nv) in inj_info.items():
@@ -336,6 +365,12 @@ def main(argv=None) -> None:
             f"{100 * r['kept_clean']:.1f}", fmt_pair(r["lb_clean"]), fmt_pair(r["lb_0.2"]), fmt_pair(r["lb_0.4"]),
             NOT_YET, f"{r['time']:.2f}",
         ])
+    for name, _ in WEIGHTED:
+        r = weighted[name]
+        rows.append([
+            name, "—", "—", "—", f"{100 * r['kept_clean']:.1f}",
+            fmt_pair(r["lb_clean"]), fmt_pair(r["lb_0.2"]), fmt_pair(r["lb_0.4"]), NOT_YET, "—",
+        ])
     widths = [max(len(str(x[i])) for x in [head] + rows) for i in range(len(head))]
     line = lambda cells: " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     print(line(head))
@@ -345,7 +380,8 @@ def main(argv=None) -> None:
     print()
     print(f"Spearman over the {len(qual)} qualifying workers; LB = Bradley-Terry leaderboard against GPT-4's "
           f"(Spearman/Kendall over models); AUC and LB +20%/+40% are means over {args.seeds} injection seed(s); "
-          f"'no filter' row: all votes. Total time {time.perf_counter() - t_start:.0f} s.")
+          f"'no filter' row: all votes; 'weighted votes' rows: all votes weighted by their user's p_attentive "
+          f"(kept% = total weight as a share of the votes). Total time {time.perf_counter() - t_start:.0f} s.")
 
 
 if __name__ == "__main__":
