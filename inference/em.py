@@ -35,7 +35,7 @@ from comparemode.models.likelihood import (
     log_betabinom_seq,
     posterior_attentive,
 )
-from comparemode.models.stats import EncodedVotes, Patterns, UserStats, aggregate, compress, without_ties
+from comparemode.models.stats import EncodedVotes, Patterns, UserStats, aggregate, patterns_for
 
 __all__ = ["TwoTypeEM"]
 
@@ -309,11 +309,7 @@ class TwoTypeEM:
         self._check_identifiable(enc, ref)
         t0 = time.perf_counter()
         stats = aggregate(enc, mu=ref.mu if ref.kind == "scalar" else None)
-        ties = self.ties
-        if ties == "model" and int(stats.t.sum()) == 0:
-            ties = "drop"  # no tie in the data: the tie part of the model is empty
-        model_stats = without_ties(stats) if ties == "drop" else stats
-        pat = compress(model_stats)
+        ties, pat = patterns_for(stats, self.ties)
         progress(
             f"aggregated {enc.n_votes:,} votes from {enc.n_users:,} users into {pat.size:,} count patterns "
             f"in {time.perf_counter() - t0:.2f}s"

@@ -28,7 +28,7 @@ from comparemode.errors import ConfigError, NotIdentifiableError
 from comparemode.inference.em import TwoTypeEM, _Problem
 from comparemode.models.stats import EncodedVotes, Patterns
 
-__all__ = ["JointEM", "fit_bradley_terry"]
+__all__ = ["JointEM", "fit_bradley_terry", "encode_joint"]
 
 #: Weight of the virtual win and loss each model plays against a model of strength 0.
 DEFAULT_PRIOR_GAMES = 1.0
@@ -105,6 +105,36 @@ def fit_bradley_terry(votes: pd.DataFrame, *, weights=None, prior_games: float =
     return pd.Series(beta - beta.mean(), index=pd.Index(models.astype(str), name="model"), name="strength")
 
 
+def encode_joint(votes: pd.DataFrame):
+    """Encode validated votes for the joint model (no reference): the decisive-vote design
+    (``user``, ``a``, ``b`` model codes, ``a_won``; ``models`` names; ``all_a``/``all_b`` on
+    every vote), the encoded votes for the per-user counts (their per-vote mu is a placeholder:
+    the attentive term comes from the strengths) and the user index."""
+    n = len(votes)
+    codes, models = pd.factorize(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
+    if len(models) < 2:
+        raise NotIdentifiableError("the votes compare fewer than two models")
+    user, user_values = pd.factorize(votes[USER])
+    winner = votes[WINNER]
+    outcome = np.full(n, 2, dtype=np.int8)
+    outcome[(winner == WIN_A).to_numpy()] = CODE_A
+    outcome[(winner == WIN_B).to_numpy()] = CODE_B
+    dec = outcome != 2
+    if not dec.any():
+        raise NotIdentifiableError("every vote is a tie: with no decisive votes nothing separates the user types")
+    design = {
+        "user": user[dec].astype(np.intp),
+        "a": codes[:n][dec],
+        "b": codes[n:][dec],
+        "a_won": outcome[dec] == CODE_A,
+        "models": pd.Index(models.astype(str), name="model"),
+        "all_a": codes[:n],
+        "all_b": codes[n:],
+    }
+    enc = EncodedVotes(user=user.astype(np.intp), code=outcome, n_users=len(user_values), mu=np.full(n, 0.5))
+    return design, enc, pd.Index(user_values, name=USER)
+
+
 class _JointProblem(_Problem):
     """The two-type problem with the attentive term recomputed from the strengths."""
 
@@ -169,31 +199,10 @@ class JointEM(TwoTypeEM):
         self._check_settings()
         progress = Progress(self.verbose)
         votes = validate_votes(votes)
-        n = len(votes)
-        codes, models = pd.factorize(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
-        if len(models) < 2:
-            raise NotIdentifiableError("the votes compare fewer than two models")
-        user, user_values = pd.factorize(votes[USER])
-        winner = votes[WINNER]
-        outcome = np.full(n, 2, dtype=np.int8)
-        outcome[(winner == WIN_A).to_numpy()] = CODE_A
-        outcome[(winner == WIN_B).to_numpy()] = CODE_B
-        dec = outcome != 2
-        if not dec.any():
-            raise NotIdentifiableError("every vote is a tie: with no decisive votes nothing separates the user types")
-        self._design = {
-            "user": user[dec].astype(np.intp),
-            "a": codes[:n][dec],
-            "b": codes[n:][dec],
-            "a_won": outcome[dec] == CODE_A,
-            "models": pd.Index(models.astype(str), name="model"),
-        }
-        # counts per user through the usual aggregation (mu is a placeholder: the attentive
-        # term is recomputed from the strengths on every iteration)
-        enc = EncodedVotes(user=user.astype(np.intp), code=outcome, n_users=len(user_values), mu=np.full(n, 0.5))
+        self._design, enc, user_index = encode_joint(votes)
         ref = Reference(kind="joint", source="estimated strengths")
-        progress(f"joint EM on {n:,} votes, {len(models)} models, {len(user_values):,} users")
-        return self._fit(enc, ref, pd.Index(user_values, name=USER), progress)
+        progress(f"joint EM on {len(votes):,} votes, {len(self._design['models'])} models, {len(user_index):,} users")
+        return self._fit(enc, ref, user_index, progress)
 
     def _check_identifiable(self, enc, ref) -> None:
         d = self._design

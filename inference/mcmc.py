@@ -32,7 +32,7 @@ from comparemode.models.pymc_model import (
     check_priors,
     parameter_names,
 )
-from comparemode.models.stats import EncodedVotes, UserStats, aggregate, compress, without_ties
+from comparemode.models.stats import EncodedVotes, UserStats, aggregate, patterns_for
 
 __all__ = ["BayesianTwoType", "MODEL_ID", "MODEL_VERSION", "SAMPLERS", "DIAGNOSTIC_THRESHOLDS"]
 
@@ -165,44 +165,20 @@ class BayesianTwoType:
         stats = aggregate(enc, mu=ref.mu if ref.mu is not None else 0.5)
         if cfg["mu"] == "estimate":
             self._check_mu_identifiable(enc, ref, stats)
-        ties = cfg["ties"]
-        if ties == "model" and int(stats.t.sum()) == 0:
-            ties = "drop"
-        model_stats = without_ties(stats) if ties == "drop" else stats
-        return votes, ref, enc, user_index, stats, compress(model_stats), ties
+        ties, pat = patterns_for(stats, cfg["ties"])
+        return votes, ref, enc, user_index, stats, pat, ties
 
     def _prepare_joint(self, votes, mu, strengths):
-        from comparemode.constants import CODE_A, CODE_B, MODEL_A, MODEL_B, WIN_A, WIN_B, WINNER
+        from comparemode.inference.joint import encode_joint
         from comparemode.reference import Reference
 
         if mu is not None or strengths is not None:
             raise ConfigError("model_config mu='joint' estimates the strengths: do not pass mu or strengths to fit")
-        n = len(votes)
-        codes, models = pd.factorize(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
-        user, user_values = pd.factorize(votes[USER])
-        outcome = np.full(n, 2, dtype=np.int8)
-        outcome[(votes[WINNER] == WIN_A).to_numpy()] = CODE_A
-        outcome[(votes[WINNER] == WIN_B).to_numpy()] = CODE_B
-        dec = outcome != 2
-        if not dec.any():
-            raise NotIdentifiableError("every vote is a tie: with no decisive votes nothing separates the user types")
-        self._joint_design = {
-            "user": user[dec].astype(np.int64),
-            "a": codes[:n][dec],
-            "b": codes[n:][dec],
-            "a_won": outcome[dec] == CODE_A,
-            "models": pd.Index(models.astype(str), name="model"),
-            "all_a": codes[:n],
-            "all_b": codes[n:],
-        }
-        enc = EncodedVotes(user=user.astype(np.intp), code=outcome, n_users=len(user_values), mu=np.full(n, 0.5))
+        self._joint_design, enc, user_index = encode_joint(votes)
         stats = aggregate(enc)
-        ties = self.model_config["ties"]
-        if ties == "model" and int(stats.t.sum()) == 0:
-            ties = "drop"
-        model_stats = without_ties(stats) if ties == "drop" else stats
+        ties, pat = patterns_for(stats, self.model_config["ties"])
         ref = Reference(kind="joint", source="estimated strengths")
-        return votes, ref, enc, pd.Index(user_values, name=USER), stats, compress(model_stats), ties
+        return votes, ref, enc, user_index, stats, pat, ties
 
     def _check_mu_identifiable(self, enc: EncodedVotes, ref, stats: UserStats) -> None:
         from comparemode.reference import check_identifiable

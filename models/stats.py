@@ -24,7 +24,7 @@ import numpy as np
 
 from comparemode.constants import CODE_A, CODE_B
 
-__all__ = ["EncodedVotes", "UserStats", "Patterns", "aggregate", "without_ties", "compress"]
+__all__ = ["EncodedVotes", "UserStats", "Patterns", "aggregate", "without_ties", "compress", "patterns_for"]
 
 
 
@@ -279,6 +279,14 @@ def aggregate(enc: EncodedVotes, mu: float | None = None, engine: str = "auto") 
 def without_ties(stats: UserStats) -> UserStats:
     """The statistics a model that ignores ties sees: ``n`` is the decisive votes, ``t = 0``."""
     return UserStats(n=stats.n - stats.t, t=np.zeros_like(stats.t), f=stats.f, k=stats.k, mu=stats.mu, s_row=stats.s_row)
+
+
+def patterns_for(stats: UserStats, ties: str) -> tuple[str, Patterns]:
+    """The patterns a model with the given tie setting runs on, and the tie setting in force:
+    ``"drop"`` when asked, or when the votes hold no tie at all (the tie part is then empty)."""
+    if ties == "model" and int(stats.t.sum()) == 0:
+        ties = "drop"
+    return ties, compress(without_ties(stats) if ties == "drop" else stats)
 
 
 def _dedupe(key: np.ndarray, space: int | None):
