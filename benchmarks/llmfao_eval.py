@@ -52,13 +52,23 @@ the AUC and left out of the Spearman correlation.
 
 Run time: wall time of one fit of the method on the clean votes (scores included).
 
-The reward-model column of issue 4 (text preference model on all / kept / weighted labels) is
-not part of this version and is printed as "not yet implemented".
+4. **Reward model** (``benchmarks/reward_model.py``): a linear Bradley-Terry preference model
+   over hashed word unigram/bigram features and log-lengths of the two answers
+   (``pairs-crowd.jsonl``; left = ``result_x``, checked at run time), L2 penalty chosen by an
+   inner 80/20 validation on the training labels, trained on the decisive crowd votes of 70% of
+   the pair ids and scored by agreement with GPT-4's decisive verdict on the other 30%; mean ± sd
+   over ``--rm-seeds`` (5) splits (the same splits for every row). Rows: "no filter" trains on all
+   votes; each method's row on the votes of the users its keep rule keeps on clean data (the
+   kept sets of the LB clean column; the three JointEM rows share one); the weighted rows weight
+   every vote by its user's p_attentive. These user scores come from fits on ALL crowd votes
+   (test pairs included; GPT-4 is never seen); a stricter variant refits JointEM on the training
+   pairs' votes only and is printed below the table with the per-seed values, the GPT-4-label
+   reference (an upper bound) and the "prefer the longer answer" rule. ``--rm-seeds 0`` skips it.
 
-Run from the repository root (about a minute on 2 cores)::
+Run from the repository root (about four minutes on 2 cores, three of them the reward model)::
 
     .venv/bin/python benchmarks/llmfao_eval.py
-    .venv/bin/python benchmarks/llmfao_eval.py --seeds 1 --boot 500     # quicker
+    .venv/bin/python benchmarks/llmfao_eval.py --seeds 1 --boot 500 --rm-seeds 2    # quicker
 """
 
 from __future__ import annotations
@@ -79,10 +89,14 @@ from scipy.stats import kendalltau, rankdata, spearmanr
 
 from comparemode import JointEM, fit_bradley_terry, load_votes
 
+try:  # run as a script from the repository root: benchmarks/ is on sys.path
+    import reward_model as rm
+except ImportError:  # imported as benchmarks.llmfao_eval
+    from benchmarks import reward_model as rm
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "llmfao"
 SHARES = (0.2, 0.4)
-NOT_YET = "not yet implemented"
 
 
 # --------------------------------------------------------------------------- data
@@ -264,6 +278,58 @@ def inject(crowd: pd.DataFrame, share: float, rng, *, first_rate: float) -> tupl
     return load_votes(out), pd.Index(users)
 
 
+# --------------------------------------------------------------------------- reward model
+
+
+def reward_model_eval(crowd, gpt4, fits, data_dir: Path, args) -> tuple[dict, pd.DataFrame]:
+    """Reward-model agreement with GPT-4 per condition: ({condition: (mean, sd)}, per-seed table)."""
+    pairs = rm.load_pairs(data_dir / "pairs-crowd.jsonl", crowd)
+    index = pairs.index
+    X = rm.pair_features(pairs)
+    truth = rm.gpt4_sign(gpt4, index)
+    labels = {"no filter": rm.win_totals(crowd, index)}
+    for name, fit, _col, rule in METHODS:
+        key = rm_key(name)
+        if key not in labels:
+            keep = rule(fits[fit], args.clean_drop).reindex(pd.Index(crowd["user"].unique())).fillna(True)
+            labels[key] = rm.win_totals(crowd, index, crowd["user"].map(keep).to_numpy(dtype=float))
+    for name, fit in WEIGHTED:
+        labels[name] = rm.win_totals(crowd, index, vote_weights(crowd, fits[fit]))
+
+    def strict(weighting: str):
+        def labels_for(train: np.ndarray):
+            votes = crowd[np.isin(crowd["id"].to_numpy(), index[train])]
+            p = votes["user"].map(JointEM(random_seed=args.seed).fit(votes).users_["p_attentive"]).to_numpy(dtype=float)
+            return rm.win_totals(votes, index, p if weighting == "weighted" else (p >= 0.5).astype(float))
+        return labels_for
+
+    labels["JointEM kept, fit on train votes"] = strict("kept")
+    labels["JointEM weighted, fit on train votes"] = strict("weighted")
+    labels["GPT-4 labels (upper bound)"] = (np.maximum(truth, 0.0), np.maximum(-truth, 0.0))
+    per_seed = rm.evaluate(X, index, truth, labels, seeds=args.rm_seeds, seed=args.seed, longer=rm.left_longer(pairs))
+    summary = {c: (float(g["agreement"].mean()), float(g["agreement"].std(ddof=1)) if len(g) > 1 else np.nan)
+               for c, g in per_seed.groupby("condition", sort=False)}
+    return summary, per_seed
+
+
+#: reward-model condition of a METHODS row when rows share one kept set
+RM_KEY = {
+    "JointEM llr_decisive_per_vote": "JointEM p_attentive",
+    "JointEM llr_per_vote": "JointEM p_attentive",
+}
+
+
+def rm_key(name: str) -> str:
+    return "kept: " + RM_KEY.get(name, name)
+
+
+def fmt_rm(summary: dict | None, key: str) -> str:
+    if summary is None or key not in summary:
+        return "—"
+    m, sd = summary[key]
+    return f"{m:.3f} ± {sd:.3f}"
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -280,6 +346,7 @@ def main(argv=None) -> None:
     parser.add_argument("--min-decisive", type=int, default=20, help="qualifying workers: decisive votes on GPT-4-decided pairs (default 20)")
     parser.add_argument("--clean-drop", type=float, default=0.2, help="share of users the score-only baselines drop on clean data (default 0.2)")
     parser.add_argument("--first-rate", type=float, default=1.0, help="first-position rate of injected first-position clickers (default 1.0)")
+    parser.add_argument("--rm-seeds", type=int, default=5, help="train/test pair splits of the reward model (default 5; 0 skips it)")
     args = parser.parse_args(argv)
     t_start = time.perf_counter()
 
@@ -315,6 +382,12 @@ def main(argv=None) -> None:
         w = vote_weights(crowd, fits[fit])
         weighted[name]["lb_clean"] = board_agreement(crowd, ref_board, w)
         weighted[name]["kept_clean"] = float(w.mean())
+
+    rm_summary, rm_seeds = None, None
+    if args.rm_seeds > 0:
+        t_rm = time.perf_counter()
+        rm_summary, rm_seeds = reward_model_eval(crowd, gpt4, fits, args.data, args)
+        t_rm = time.perf_counter() - t_rm
 
     # injection
     inj_info = {}
@@ -352,10 +425,10 @@ def main(argv=None) -> None:
     print()
 
     head = ["method", "Spearman vs GPT-4 agr. [95% CI]", "AUC 20%", "AUC 40%", "kept% clean",
-            "LB clean rho/tau", "LB +20% rho/tau", "LB +40% rho/tau", "reward model", "time s"]
+            "LB clean rho/tau", "LB +20% rho/tau", "LB +40% rho/tau", "RM agr. mean ± sd", "time s"]
     rows = [[
         "no filter (plain BT, all votes)", "—", "—", "—", "100.0",
-        fmt_pair(nofilter["lb_clean"]), fmt_pair(nofilter["lb_0.2"]), fmt_pair(nofilter["lb_0.4"]), NOT_YET, "—",
+        fmt_pair(nofilter["lb_clean"]), fmt_pair(nofilter["lb_0.2"]), fmt_pair(nofilter["lb_0.4"]), fmt_rm(rm_summary, "no filter"), "—",
     ]]
     for name, *_ in METHODS:
         r = results[name]
@@ -363,13 +436,13 @@ def main(argv=None) -> None:
         rows.append([
             name, f"{rho:+.2f} [{lo:+.2f}, {hi:+.2f}]", f"{r['auc_0.2']:.2f}", f"{r['auc_0.4']:.2f}",
             f"{100 * r['kept_clean']:.1f}", fmt_pair(r["lb_clean"]), fmt_pair(r["lb_0.2"]), fmt_pair(r["lb_0.4"]),
-            NOT_YET, f"{r['time']:.2f}",
+            fmt_rm(rm_summary, rm_key(name)), f"{r['time']:.2f}",
         ])
     for name, _ in WEIGHTED:
         r = weighted[name]
         rows.append([
             name, "—", "—", "—", f"{100 * r['kept_clean']:.1f}",
-            fmt_pair(r["lb_clean"]), fmt_pair(r["lb_0.2"]), fmt_pair(r["lb_0.4"]), NOT_YET, "—",
+            fmt_pair(r["lb_clean"]), fmt_pair(r["lb_0.2"]), fmt_pair(r["lb_0.4"]), fmt_rm(rm_summary, name), "—",
         ])
     widths = [max(len(str(x[i])) for x in [head] + rows) for i in range(len(head))]
     line = lambda cells: " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
@@ -381,7 +454,33 @@ def main(argv=None) -> None:
     print(f"Spearman over the {len(qual)} qualifying workers; LB = Bradley-Terry leaderboard against GPT-4's "
           f"(Spearman/Kendall over models); AUC and LB +20%/+40% are means over {args.seeds} injection seed(s); "
           f"'no filter' row: all votes; 'weighted votes' rows: all votes weighted by their user's p_attentive "
-          f"(kept% = total weight as a share of the votes). Total time {time.perf_counter() - t_start:.0f} s.")
+          f"(kept% = total weight as a share of the votes). RM agr. = reward model's agreement with GPT-4 on held-out "
+          f"pairs (mean ± sd over {args.rm_seeds} pair splits; user scores from the fits on all crowd votes). "
+          f"Total time {time.perf_counter() - t_start:.0f} s.")
+    if rm_seeds is not None:
+        print_reward_model(rm_seeds, t_rm)
+
+
+def print_reward_model(per_seed: pd.DataFrame, seconds: float) -> None:
+    """Per-seed agreements, the extra conditions and the filtering differences (paired by split)."""
+    wide = per_seed.pivot(index="condition", columns="seed", values="agreement")
+    wide = wide.loc[per_seed["condition"].drop_duplicates()]
+    lams = per_seed.pivot(index="condition", columns="seed", values="lam").reindex(wide.index)
+    print()
+    print(f"Reward model (linear Bradley-Terry on hashed words + log-lengths, {rm.N_BUCKETS} buckets; "
+          f"70/30 split by pair id; test pairs with a decisive GPT-4 verdict; {seconds:.0f} s): "
+          "agreement with GPT-4 per split [chosen lambda]")
+    width = max(len(c) for c in wide.index)
+    for c, row in wide.iterrows():
+        vals = "  ".join(f"{v:.3f}" + (f" [{lams.loc[c, s]:g}]" if np.isfinite(lams.loc[c, s]) else "") for s, v in row.items())
+        print(f"  {c.ljust(width)}  mean {row.mean():.3f} ± {row.std(ddof=1):.3f}   {vals}")
+    print("Does filtering help? Difference to 'no filter' on the same splits (mean ± sd over splits, splits better):")
+    base = wide.loc["no filter"]
+    for c in wide.index:
+        if c in ("no filter", "GPT-4 labels (upper bound)", "rule: prefer the longer answer", "rule: prefer the shorter answer"):
+            continue
+        d = wide.loc[c] - base
+        print(f"  {c.ljust(width)}  {d.mean():+.3f} ± {d.std(ddof=1):.3f}  ({int((d > 0).sum())}/{len(d)} better)")
 
 
 if __name__ == "__main__":
