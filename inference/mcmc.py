@@ -60,6 +60,7 @@ DEFAULT_SAMPLER_CONFIG = {
     "random_seed": None,
     "progressbar": True,
     "user_draws": 1000,  # posterior draws kept per pattern for per-user intervals and rules
+    "init": "em",  # start the chains at the EM estimate ("em") or at PyMC's default point ("default")
 }
 
 _GROUP_USERS = "user_data"
@@ -97,6 +98,8 @@ def _check_sampler_config(cfg: dict) -> dict:
             import nutpie  # noqa: F401
         except ImportError:
             raise ConfigError("sampler 'nutpie' needs the nutpie package: pip install 'comparemode[nutpie]'") from None
+    if cfg["init"] not in ("em", "default"):
+        raise ConfigError(f"sampler_config init must be 'em' or 'default', got {cfg['init']!r}")
     for key in ("draws", "tune", "chains", "user_draws"):
         v = cfg[key]
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if key == "tune" else 1):
@@ -253,9 +256,11 @@ class BayesianTwoType:
             f"sampling the two-type model on {self._pat.size:,} count patterns from {len(self._user_index):,} users "
             f"({cfg['chains']} chains x {cfg['draws']} draws, sampler {cfg['sampler']})"
         )
+        initvals = self._em_initvals(votes, mu, strengths, scale) if cfg["init"] == "em" else None
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*nutpie.*", category=UserWarning)
             idata = pm.sample(
+                initvals=initvals,
                 draws=cfg["draws"],
                 tune=cfg["tune"],
                 chains=cfg["chains"],
@@ -270,6 +275,35 @@ class BayesianTwoType:
         self.idata_ = self._decorate(idata, cfg)
         self.__dict__.pop("_user_cache", None)
         return self.idata_
+
+    def _em_initvals(self, votes, mu, strengths, scale) -> dict | None:
+        """The EM estimate of the same model, as starting values for every chain (PyMC adds its
+        jitter). Mixtures can have a second, poor mode (for example nearly everybody
+        "careless" with the type labels' meaning shifted); EM's multi-start finds the best
+        likelihood mode and the chains start there instead of at the prior's centre. None
+        when mu is estimated (the EM needs it known)."""
+        from comparemode.inference.em import TwoTypeEM
+        from comparemode.inference.joint import JointEM
+
+        mode = self.model_config["mu"]
+        settings = {"careless": self.model_config["careless"], "ties": self.model_config["ties"]}
+        if mode == "estimate":
+            return None
+        if mode == "joint":
+            em = JointEM(**settings).fit(votes)
+        else:
+            em = TwoTypeEM(**settings).fit(votes, mu=mu, strengths=strengths, scale=scale)
+        p = em.params_
+        clip = lambda x, lo, hi: float(min(max(x, lo), hi))  # noqa: E731
+        init = {"pi": clip(p["pi"], 1e-3, 1 - 1e-3)}
+        for name in self.param_names:
+            if name == "strength":
+                init["strength"] = em.strengths_.reindex(self._joint_design["models"]).to_numpy()
+            elif name.endswith("_mean") or name == "careless_first":
+                init[name] = clip(p[name], 1e-3, 1 - 1e-3)
+            elif name.endswith("_kappa"):
+                init[name] = clip(p[name], 1e-2, 1e5)
+        return init
 
     def _decorate(self, idata, sampler_cfg: dict):
         """Store the per-user mapping and the configs in the DataTree."""
