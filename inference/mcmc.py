@@ -291,8 +291,8 @@ class BayesianTwoType:
             return None
         if mode == "joint":
             em = JointEM(**settings).fit(votes)
-        else:
-            em = TwoTypeEM(**settings).fit(votes, mu=mu, strengths=strengths, scale=scale)
+        else:  # the votes are already encoded for the model: fit the EM on the same arrays
+            em = TwoTypeEM(**settings).fit_encoded(self._enc, mu=self._ref.mu, user_index=self._user_index)
         p = em.params_
         clip = lambda x, lo, hi: float(min(max(x, lo), hi))  # noqa: E731
         init = {"pi": clip(p["pi"], 1e-3, 1 - 1e-3)}
