@@ -83,9 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--ties",
         default="model",
-        choices=["model", "drop"],
+        choices=["model", "drop", "davidson"],
         help="'model': ties are data (a tie habit per user, per type); 'drop': the likelihood ignores ties "
-        "(the paper's binary labels), tie votes stay with their user",
+        "(the paper's binary labels), tie votes stay with their user; 'davidson' (--method joint only): an "
+        "attentive user's ties follow Davidson's tie model of the pair, a careless user's a tie habit",
     )
     ref = run.add_argument_group("reference (where mu comes from)")
     group = ref.add_mutually_exclusive_group()
@@ -259,6 +260,8 @@ def _fit_em(args, votes, reference, sim):
     from comparemode.inference.joint import JointEM
 
     joint = args.method == "joint"
+    if args.ties == "davidson" and not joint:
+        raise ConfigError("--ties davidson needs --method joint (Davidson ties depend on estimated model strengths)")
     if joint and reference:
         raise ConfigError("--method joint estimates the model strengths: drop --mu / --strengths / --mu-col")
     em = (JointEM if joint else TwoTypeEM)(

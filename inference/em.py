@@ -118,7 +118,7 @@ class _Problem:
         self.pos_d, self.pos_f, self.pos_idx = _unique_pairs(d, pat.f)
         self.f_tot_w = pat.f.astype(float)
         self.d_w = d.astype(float)
-        if ties == "model":
+        if ties in ("model", "davidson"):
             self.tie_n, self.tie_t, self.tie_idx = _unique_pairs(pat.n, pat.t)
 
     def position_loglik(self, p):
@@ -130,11 +130,16 @@ class _Problem:
             return self.f_tot_w * math.log(rho) + (self.d_w - self.f_tot_w) * math.log1p(-rho)
         return -self.d_w * math.log(2.0)
 
+    def decisive_attentive(self, p):
+        """Attentive log-likelihood of each pattern's decisive votes alone."""
+        return self.s
+
     def logliks(self, p):
         l0 = self.position_loglik(p)
         l1 = self.s
         if self.ties == "model":
             l1 = l1 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_attentive"])[self.tie_idx]
+        if self.ties in ("model", "davidson"):  # davidson: s already holds the attentive ties
             l0 = l0 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_careless"])[self.tie_idx]
         return l1, l0
 
@@ -161,8 +166,9 @@ class _Problem:
                 new["careless_first"] = min(max(num / den, 1e-9), 1 - 1e-9)
         if self.ties == "model":
             wt1 = np.bincount(self.tie_idx, weights=w1, minlength=self.tie_n.size)
-            wt0 = np.bincount(self.tie_idx, weights=w0, minlength=self.tie_n.size)
             new["tie_attentive"] = _bb_mstep(self.tie_t, self.tie_n, wt1, p["tie_attentive"])
+        if self.ties in ("model", "davidson"):
+            wt0 = np.bincount(self.tie_idx, weights=w0, minlength=self.tie_n.size)
             new["tie_careless"] = _bb_mstep(self.tie_t, self.tie_n, wt0, p["tie_careless"])
         return new
 
@@ -415,7 +421,7 @@ class TwoTypeEM:
         else:
             out.update(careless_first_mean=0.5, careless_first_sd=0.0)
         for kind in ("attentive", "careless"):
-            if ties == "model":
+            if ties == "model" or (ties == "davidson" and kind == "careless"):
                 a, b = p[f"tie_{kind}"]
                 out.update({f"tie_{kind}_a": a, f"tie_{kind}_b": b, f"tie_{kind}_mean": a / (a + b), f"tie_{kind}_kappa": a + b})
             else:
@@ -431,7 +437,7 @@ class TwoTypeEM:
         n_model = pat.n.astype(float)
         per_vote = np.divide(llr, n_model, out=np.zeros_like(llr), where=n_model > 0)
         d_pat = pat.d.astype(float)
-        llr_dec = problem.s - problem.position_loglik(p)  # after logliks: s is current
+        llr_dec = problem.decisive_attentive(p) - problem.position_loglik(p)
         per_decisive = np.divide(llr_dec, d_pat, out=np.full_like(llr_dec, np.nan), where=d_pat > 0)
         inv = pat.inverse
         d = stats.n - stats.t

@@ -7,6 +7,13 @@ the same votes. Careless users pick by position (per-user rates from a Beta, a s
 1/2), and each user's tie propensity follows a Beta distribution per type, as in
 :class:`~comparemode.TwoTypeEM`.
 
+With ``ties="davidson"`` an attentive user's ties are not a personal habit but follow
+Davidson's (1970) tie model of the pair: ``P(a) : P(b) : P(tie) = e^{d/2} : e^{-d/2} : nu``
+with ``d = beta_a - beta_b``, so ties are likeliest between models of equal strength; careless
+users keep their Beta tie propensity. The strengths and ``log nu`` are then updated together
+by a safeguarded Newton step of the gamma-weighted Davidson likelihood (concave in them),
+accepted only when it does not lower it.
+
 EM: the E-step is the two-type E-step with the attentive log-likelihood of every user
 recomputed from the current strengths (one pass over the decisive votes). The M-step updates
 pi, the careless and tie parameters as in ``TwoTypeEM`` and the strengths by one minorise-
@@ -19,6 +26,8 @@ is the observed log-likelihood plus that prior term.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -26,12 +35,15 @@ from comparemode._progress import Progress
 from comparemode.constants import CODE_A, CODE_B, MODEL_A, MODEL_B, USER, WINNER, WIN_A, WIN_B
 from comparemode.errors import ConfigError, NotIdentifiableError
 from comparemode.inference.em import TwoTypeEM, _Problem
+from comparemode.models.likelihood import JOINT_TIE_MODES, davidson_logp
 from comparemode.models.stats import EncodedVotes, Patterns
 
 __all__ = ["JointEM", "fit_bradley_terry", "encode_joint"]
 
 #: Weight of the virtual win and loss each model plays against a model of strength 0.
 DEFAULT_PRIOR_GAMES = 1.0
+#: Bounds on Davidson's log tie parameter (nu from 1e-8 to e^10).
+_LOG_NU_MIN, _LOG_NU_MAX = math.log(1e-8), 10.0
 
 
 def _log_sigmoid(x):
@@ -107,8 +119,8 @@ def fit_bradley_terry(votes: pd.DataFrame, *, weights=None, prior_games: float =
 
 def encode_joint(votes: pd.DataFrame):
     """Encode validated votes for the joint model (no reference): the decisive-vote design
-    (``user``, ``a``, ``b`` model codes, ``a_won``; ``models`` names; ``all_a``/``all_b`` on
-    every vote), the encoded votes for the per-user counts (their per-vote mu is a placeholder:
+    (``user``, ``a``, ``b`` model codes, ``a_won``; ``models`` names; ``all_a``/``all_b``,
+    ``all_user`` and ``all_outcome`` (0 model_a, 1 model_b, 2 tie) on every vote), the encoded votes for the per-user counts (their per-vote mu is a placeholder:
     the attentive term comes from the strengths) and the user index."""
     n = len(votes)
     codes, models = pd.factorize(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
@@ -130,28 +142,123 @@ def encode_joint(votes: pd.DataFrame):
         "models": pd.Index(models.astype(str), name="model"),
         "all_a": codes[:n],
         "all_b": codes[n:],
+        "all_user": user.astype(np.intp),
+        "all_outcome": outcome,
     }
     enc = EncodedVotes(user=user.astype(np.intp), code=outcome, n_users=len(user_values), mu=np.full(n, 0.5))
     return design, enc, pd.Index(user_values, name=USER)
 
 
-class _JointProblem(_Problem):
-    """The two-type problem with the attentive term recomputed from the strengths."""
+def _davidson_pair_arrays(pa, pb, wa, wb, wt, beta, log_nu):
+    half = 0.5 * (beta[pa] - beta[pb])
+    lse = np.logaddexp(np.logaddexp(half, -half), log_nu)
+    return half, lse
 
-    def __init__(self, pat: Patterns, careless: str, ties: str, user, a, b, a_won, n_models: int, prior_games: float):
+
+def davidson_objective(x, pa, pb, wa, wb, wt, prior_games, derivatives=False):
+    """Weighted Davidson log-likelihood of pair outcome weights plus the virtual games, as a
+    function of ``x = (beta..., log nu)``; with ``derivatives`` also its gradient and Hessian.
+
+    ``pa``, ``pb``: model codes of each pair; ``wa``, ``wb``, ``wt``: the weights of the pair's
+    votes won by ``pa``, won by ``pb`` and tied. Concave in ``x``.
+    """
+    from scipy.special import expit
+
+    beta, log_nu = x[:-1], x[-1]
+    half, lse = _davidson_pair_arrays(pa, pb, wa, wb, wt, beta, log_nu)
+    tot = wa + wb + wt
+    value = float(np.sum(wa * half - wb * half + wt * log_nu - tot * lse))
+    value += prior_games * float(np.sum(_log_sigmoid(beta) + _log_sigmoid(-beta)))
+    if not derivatives:
+        return value
+    m = beta.size
+    qa, qb, qt = np.exp(half - lse), np.exp(-half - lse), np.exp(log_nu - lse)
+    ea, eb = qa + 0.5 * qt, qb + 0.5 * qt  # expected a- and b-features of the outcome
+    grad = np.zeros(m + 1)
+    grad[:m] += np.bincount(pa, weights=wa + 0.5 * wt - tot * ea, minlength=m)
+    grad[:m] += np.bincount(pb, weights=wb + 0.5 * wt - tot * eb, minlength=m)
+    grad[m] = float(np.sum(wt - tot * qt))
+    sig = expit(beta)
+    grad[:m] += prior_games * (1.0 - 2.0 * sig)
+    # Hessian: minus the weighted covariance of the outcome's features (a, b, log nu)
+    var_a = qa + 0.25 * qt - ea * ea
+    var_b = qb + 0.25 * qt - eb * eb
+    cov_ab = 0.25 * qt - ea * eb
+    cov_at = 0.5 * qt - ea * qt
+    cov_bt = 0.5 * qt - eb * qt
+    var_t = qt - qt * qt
+    h = np.zeros((m + 1, m + 1))
+    np.add.at(h, (pa, pa), -tot * var_a)
+    np.add.at(h, (pb, pb), -tot * var_b)
+    np.add.at(h, (pa, pb), -tot * cov_ab)
+    np.add.at(h, (pb, pa), -tot * cov_ab)
+    np.add.at(h[:m, m], pa, -tot * cov_at)
+    np.add.at(h[:m, m], pb, -tot * cov_bt)
+    h[m, :m] = h[:m, m]
+    h[m, m] = -float(np.sum(tot * var_t))
+    h[np.arange(m), np.arange(m)] -= prior_games * 2.0 * sig * (1.0 - sig)
+    return value, grad, h
+
+
+def _davidson_newton_step(x, pa, pb, wa, wb, wt, prior_games, max_halvings=30):
+    """One safeguarded Newton step of :func:`davidson_objective` from ``x``; returns a point
+    whose objective is not lower (``x`` itself when no step gains)."""
+    f, g, h = davidson_objective(x, pa, pb, wa, wb, wt, prior_games, derivatives=True)
+    neg = -h
+    ridge = 1e-9 * (1.0 + float(np.abs(np.diag(neg)).max()))
+    try:
+        step = np.linalg.solve(neg + ridge * np.eye(neg.shape[0]), g)
+    except np.linalg.LinAlgError:
+        step = g / (1.0 + float(np.abs(np.diag(neg)).max()))
+    t = 1.0
+    for _ in range(max_halvings):
+        xn = x + t * step
+        xn[-1] = min(max(xn[-1], _LOG_NU_MIN), _LOG_NU_MAX)
+        if davidson_objective(xn, pa, pb, wa, wb, wt, prior_games) >= f:
+            if prior_games == 0:
+                xn[:-1] -= xn[:-1].mean()
+            return xn
+        t *= 0.5
+    return x
+
+
+class _JointProblem(_Problem):
+    """The two-type problem with the attentive term recomputed from the strengths (and, with
+    ``ties="davidson"``, Davidson's tie parameter)."""
+
+    def __init__(self, pat: Patterns, careless: str, ties: str, design: dict, prior_games: float):
         super().__init__(pat, careless, ties)
-        self.user, self.a, self.b, self.a_won = user, a, b, a_won
-        self.n_models = n_models
+        d = design
+        self.user, self.a, self.b, self.a_won = d["user"], d["a"], d["b"], d["a_won"]
+        self.n_models = len(d["models"])
         self.prior_games = prior_games
         self.n_users = pat.size
+        self.davidson = ties == "davidson"
+        if self.davidson:
+            m = self.n_models
+            out = d["all_outcome"]
+            self.v_user = d["all_user"]
+            self.v_a, self.v_b = d["all_a"], d["all_b"]
+            self.is_a, self.is_b, self.is_tie = (out == 0).astype(float), (out == 1).astype(float), (out == 2).astype(float)
+            key = self.v_a.astype(np.int64) * m + self.v_b
+            uniq, self.v_pair = np.unique(key, return_inverse=True)
+            self.pair_a, self.pair_b = (uniq // m).astype(np.intp), (uniq % m).astype(np.intp)
 
-    def attentive(self, beta):
+    def decisive_attentive(self, p):
+        beta = p["strengths"]
         d = beta[self.a] - beta[self.b]
         logp = np.where(self.a_won, _log_sigmoid(d), _log_sigmoid(-d))
         return np.bincount(self.user, weights=logp, minlength=self.n_users)
 
+    def attentive(self, p):
+        if not self.davidson:
+            return self.decisive_attentive(p)
+        beta = p["strengths"]
+        logp = davidson_logp(beta[self.v_a] - beta[self.v_b], p["log_nu"], self.is_a, self.is_b, self.is_tie)
+        return np.bincount(self.v_user, weights=logp, minlength=self.n_users)
+
     def logliks(self, p):
-        self.s = self.attentive(p["strengths"])
+        self.s = self.attentive(p)
         return super().logliks(p)
 
     def evaluate(self, p, l1, l0):
@@ -159,9 +266,20 @@ class _JointProblem(_Problem):
         beta = p["strengths"]
         return ll + self.prior_games * float(np.sum(_log_sigmoid(beta) + _log_sigmoid(-beta))), gamma
 
+    def pair_weights(self, gamma):
+        """Attentive weight of each pair's votes won by model_a, by model_b and tied."""
+        w = gamma[self.v_user]
+        k = self.pair_a.size
+        return tuple(np.bincount(self.v_pair, weights=w * ind, minlength=k) for ind in (self.is_a, self.is_b, self.is_tie))
+
     def mstep(self, p, gamma):
         new = super().mstep(p, gamma)
-        new["strengths"] = _bt_mm_step(p["strengths"], self.a, self.b, self.a_won, gamma[self.user], self.prior_games, self.n_models)
+        if self.davidson:
+            x = np.append(p["strengths"], p["log_nu"])
+            x = _davidson_newton_step(x, self.pair_a, self.pair_b, *self.pair_weights(gamma), self.prior_games)
+            new["strengths"], new["log_nu"] = x[:-1], float(x[-1])
+        else:
+            new["strengths"] = _bt_mm_step(p["strengths"], self.a, self.b, self.a_won, gamma[self.user], self.prior_games, self.n_models)
         return new
 
 
@@ -171,6 +289,9 @@ class JointEM(TwoTypeEM):
     Parameters are those of :class:`~comparemode.TwoTypeEM` plus ``prior_games`` (weight of
     the virtual win and loss per model; 0 for the plain maximum-likelihood strengths, which
     exist only when every model both wins and loses against a connected set of models).
+    ``ties`` also takes ``"davidson"``: an attentive user's ties follow Davidson's tie model
+    of the pair (one parameter ``nu``, reported as ``params_["davidson_nu"]``), a careless
+    user's ties a Beta propensity as with ``"model"``.
 
     ``fit(votes)`` takes the canonical votes table (no reference: the strengths are
     estimated). Results as in ``TwoTypeEM`` (``users_``, ``params_``, ``loglik_history_``,
@@ -186,7 +307,14 @@ class JointEM(TwoTypeEM):
         return super().get_params() | {"prior_games": self.prior_games}
 
     def _check_settings(self) -> None:
-        super()._check_settings()
+        ties = self.ties
+        if ties not in JOINT_TIE_MODES:
+            raise ConfigError(f"ties must be one of {JOINT_TIE_MODES}, got {ties!r}")
+        try:  # the two-type checks, with the joint model's tie settings
+            self.ties = "model"
+            super()._check_settings()
+        finally:
+            self.ties = ties
         pg = self.prior_games
         if isinstance(pg, bool) or not isinstance(pg, (int, float)) or not (pg >= 0 and np.isfinite(pg)):
             raise ConfigError(f"prior_games must be a non-negative number, got {pg!r}")
@@ -210,8 +338,7 @@ class JointEM(TwoTypeEM):
             raise NotIdentifiableError("no decisive votes: nothing separates the user types")
 
     def _make_problem(self, pat: Patterns, ties: str, enc: EncodedVotes) -> _Problem:
-        d = self._design
-        return _JointProblem(pat, self.careless, ties, d["user"], d["a"], d["b"], d["a_won"], len(d["models"]), float(self.prior_games))
+        return _JointProblem(pat, self.careless, ties, self._design, float(self.prior_games))
 
     def _start(self, start, stats, rng, problem) -> dict:
         p = super()._start(start, stats, rng, problem)
@@ -223,6 +350,10 @@ class JointEM(TwoTypeEM):
                 beta = _bt_mm_step(beta, d["a"], d["b"], d["a_won"], w, float(self.prior_games), len(d["models"]))
             self._bt_start = beta
         p["strengths"] = self._bt_start.copy()
+        if problem.davidson:
+            # P(tie) = nu / (2 + nu) between equal models: start at the overall tie rate
+            r = min(max(float(np.mean(self._design["all_outcome"] == 2)), 0.01), 0.95)
+            p["log_nu"] = math.log(2.0 * r / (1.0 - r))
         return p
 
     def _fit(self, enc, ref, user_index, progress):
@@ -246,5 +377,8 @@ class JointEM(TwoTypeEM):
         return self
 
     def _params_series(self, p, ref, ties):
-        q = {k: v for k, v in p.items() if k != "strengths"}
-        return super()._params_series(q, ref, ties)
+        q = {k: v for k, v in p.items() if k not in ("strengths", "log_nu")}
+        out = super()._params_series(q, ref, ties)
+        if ties == "davidson":
+            out["davidson_nu"] = math.exp(p["log_nu"])
+        return out

@@ -24,7 +24,14 @@ import pandas as pd
 from comparemode._progress import Progress
 from comparemode.constants import INTERVAL_PROB, USER
 from comparemode.errors import ConfigError, NotFittedError, NotIdentifiableError
-from comparemode.models.likelihood import CARELESS_MODES, TIE_MODES, posterior_attentive, type_logliks
+from comparemode.models.likelihood import (
+    CARELESS_MODES,
+    JOINT_TIE_MODES,
+    TIE_MODES,
+    davidson_logp,
+    posterior_attentive,
+    type_logliks,
+)
 from comparemode.models.pymc_model import (
     beta_from_mean_kappa,
     build_joint_pymc_model,
@@ -82,10 +89,12 @@ def _merge(defaults: dict, given: dict | None, what: str) -> dict:
 def _check_model_config(cfg: dict) -> dict:
     if cfg["careless"] not in CARELESS_MODES:
         raise ConfigError(f"model_config careless must be one of {CARELESS_MODES}, got {cfg['careless']!r}")
-    if cfg["ties"] not in TIE_MODES:
-        raise ConfigError(f"model_config ties must be one of {TIE_MODES}, got {cfg['ties']!r}")
     if cfg["mu"] not in ("known", "estimate", "joint"):
         raise ConfigError(f"model_config mu must be 'known', 'estimate' or 'joint', got {cfg['mu']!r}")
+    allowed = JOINT_TIE_MODES if cfg["mu"] == "joint" else TIE_MODES
+    if cfg["ties"] not in allowed:
+        hint = " ('davidson' needs mu='joint')" if cfg["ties"] == "davidson" else ""
+        raise ConfigError(f"model_config ties must be one of {allowed}, got {cfg['ties']!r}{hint}")
     check_priors(cfg["priors"])
     return cfg
 
@@ -118,7 +127,7 @@ class BayesianTwoType:
     Parameters
     ----------
     model_config : dict, merged over :data:`DEFAULT_MODEL_CONFIG`
-        ``careless`` ("beta", "shared", "random"), ``ties`` ("model", "drop"), ``mu``
+        ``careless`` ("beta", "shared", "random"), ``ties`` ("model", "drop"; with ``mu="joint"`` also "davidson"), ``mu``
         ("known": from the reference passed to ``fit``; "estimate": two models, mu gets a
         prior and is estimated with everything else), ``mu_model`` (the model mu is about),
         ``priors`` (merged over :data:`comparemode.models.pymc_model.DEFAULT_PRIORS`).
@@ -299,6 +308,8 @@ class BayesianTwoType:
         for name in self.param_names:
             if name == "strength":
                 init["strength"] = em.strengths_.reindex(self._joint_design["models"]).to_numpy()
+            elif name == "davidson_nu":
+                init[name] = clip(p[name], 1e-4, 1e3)
             elif name.endswith("_mean") or name == "careless_first":
                 init[name] = clip(p[name], 1e-3, 1 - 1e-3)
             elif name.endswith("_kappa"):
@@ -388,11 +399,12 @@ class BayesianTwoType:
                 params["careless_first"] = beta_from_mean_kappa(col("careless_first_mean"), col("careless_first_kappa"))
             elif careless == "shared":
                 params["careless_first"] = col("careless_first")
-            if ties == "model":
-                for kind in ("attentive", "careless"):
+            if ties in ("model", "davidson"):
+                for kind in ("attentive", "careless") if ties == "model" else ("careless",):
                     params[f"tie_{kind}"] = beta_from_mean_kappa(col(f"tie_{kind}_mean"), col(f"tie_{kind}_kappa"))
             if "strength" in draws:
-                s = self._joint_attentive(draws["strength"][sl], n.shape[0])
+                nu = draws["davidson_nu"][sl] if ties == "davidson" else None
+                s = self._joint_attentive(draws["strength"][sl], n.shape[0], nu)
             elif "mu" in draws:
                 m = col("mu")
                 s = k * np.log(m) + (n - t - k) * np.log1p(-m)
@@ -401,18 +413,23 @@ class BayesianTwoType:
             l1, l0 = type_logliks(n, t, f, s, params, careless, ties)
             yield posterior_attentive(l1, l0, col("pi"))
 
-    def _joint_attentive(self, strength: np.ndarray, n_users: int) -> np.ndarray:
-        """Attentive log-likelihood of every user's decisive votes for each draw of the
-        strengths (draws x users)."""
+    def _joint_attentive(self, strength: np.ndarray, n_users: int, nu: np.ndarray | None = None) -> np.ndarray:
+        """Attentive log-likelihood of every user's votes for each draw of the strengths
+        (draws x users): the decisive votes, or with Davidson ties (``nu`` given) every vote."""
         from scipy import sparse
 
         cd = self._fitted_idata()["constant_data"]
         user = np.asarray(cd["vote_user"].values, dtype=np.int64)
         a = np.asarray(cd["vote_a"].values, dtype=np.int64)
         b = np.asarray(cd["vote_b"].values, dtype=np.int64)
-        won = np.asarray(cd["vote_a_won"].values, dtype=float) > 0.5
         d = strength[:, a] - strength[:, b]
-        logp = np.where(won, -np.logaddexp(0.0, -d), -np.logaddexp(0.0, d))
+        if nu is not None:
+            out = np.asarray(cd["vote_outcome"].values, dtype=np.int64)
+            ind = [(out == k).astype(float) for k in (0, 1, 2)]
+            logp = davidson_logp(d, np.log(np.asarray(nu, dtype=float))[:, None], *ind)
+        else:
+            won = np.asarray(cd["vote_a_won"].values, dtype=float) > 0.5
+            logp = np.where(won, -np.logaddexp(0.0, -d), -np.logaddexp(0.0, d))
         to_user = sparse.csr_matrix((np.ones(user.size), (np.arange(user.size), user)), shape=(user.size, n_users))
         return np.asarray((to_user.T @ logp.T).T)
 

@@ -32,10 +32,15 @@ from scipy.special import betaln, expit, gammaln
 
 CARELESS_MODES = ("beta", "shared", "random")
 TIE_MODES = ("model", "drop")
+#: Tie settings of the joint (many-model) model: also ``"davidson"``, where an attentive
+#: user's ties follow Davidson's (1970) tie model of the pair instead of a per-user habit.
+JOINT_TIE_MODES = ("model", "drop", "davidson")
 
 __all__ = [
     "CARELESS_MODES",
     "TIE_MODES",
+    "JOINT_TIE_MODES",
+    "davidson_logp",
     "NUMPY_OPS",
     "tensor_ops",
     "log_betabinom_seq",
@@ -128,13 +133,30 @@ def careless_position_loglik(f, d, careless, first=None, ops=NUMPY_OPS):
     raise ValueError(f"unknown careless mode {careless!r}")
 
 
+def davidson_logp(d, log_nu, is_a, is_b, is_tie, ops=NUMPY_OPS):
+    """Log-probability of one vote under Davidson's tie model (an attentive vote with
+    ``ties="davidson"``).
+
+    With strengths difference ``d = beta_a - beta_b`` and tie parameter ``nu``,
+    ``P(a) : P(b) : P(tie) = e^{d/2} : e^{-d/2} : nu``, so the decisive votes alone follow
+    Bradley-Terry (``P(a | decisive) = sigmoid(d)``) and ties are likeliest between equal
+    models. ``is_a``, ``is_b``, ``is_tie`` are 0/1 indicators of the outcome.
+    """
+    half = 0.5 * d
+    lse = ops.logaddexp(ops.logaddexp(half, -half), log_nu)
+    return is_a * half - is_b * half + is_tie * log_nu - lse
+
+
 def type_logliks(n, t, f, s, params, careless, ties, ops=NUMPY_OPS):
     """Per-user log-likelihoods ``(l1, l0)`` of the votes if attentive / careless.
 
     ``params`` is a mapping with keys ``careless_first`` (see
     :func:`careless_position_loglik`), ``tie_attentive`` and ``tie_careless`` (each
     ``(a, b)``; ignored when ``ties="drop"``). With ``ties="drop"`` the caller passes
-    ``t = 0`` and ``n`` equal to the decisive votes. ``ops`` selects NumPy or PyTensor.
+    ``t = 0`` and ``n`` equal to the decisive votes. With ``ties="davidson"`` (joint model)
+    ``s`` already holds the attentive log-likelihood of every vote, ties included
+    (:func:`davidson_logp`), and only the careless tie propensity enters here.
+    ``ops`` selects NumPy or PyTensor.
     """
     n = ops.asarray(n)
     t = ops.asarray(t)
@@ -143,6 +165,7 @@ def type_logliks(n, t, f, s, params, careless, ties, ops=NUMPY_OPS):
     l0 = careless_position_loglik(f, d, careless, params.get("careless_first"), ops)
     if ties == "model":
         l1 = l1 + log_betabinom_seq(t, n, *params["tie_attentive"], ops)
+    if ties in ("model", "davidson"):
         l0 = l0 + log_betabinom_seq(t, n, *params["tie_careless"], ops)
     return l1, l0
 

@@ -14,7 +14,10 @@ Parameters (all named, scalar):
   ``careless_first_mean`` (m) ~ Beta and ``careless_first_kappa`` ~ LogNormal (``"beta"``), or
   one ``careless_first`` rate ~ Beta (``"shared"``), or none (``"random"``);
 - tie propensities per type, ``tie_attentive_mean`` / ``tie_attentive_kappa`` and
-  ``tie_careless_mean`` / ``tie_careless_kappa`` (``ties="model"``).
+  ``tie_careless_mean`` / ``tie_careless_kappa`` (``ties="model"``);
+- joint model only: ``strength`` (vector over models) and, with ``ties="davidson"``,
+  ``davidson_nu`` (Davidson's tie parameter of attentive votes; careless users keep
+  ``tie_careless_mean`` / ``tie_careless_kappa``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import math
 import numpy as np
 
 from comparemode.errors import ConfigError
-from comparemode.models.likelihood import mixture_loglik, tensor_ops, type_logliks
+from comparemode.models.likelihood import davidson_logp, mixture_loglik, tensor_ops, type_logliks
 from comparemode.models.stats import Patterns
 
 __all__ = [
@@ -47,6 +50,7 @@ DEFAULT_PRIORS = {
     "tie_mean": {"dist": "Beta", "alpha": 1.0, "beta": 1.0},
     "tie_kappa": {"dist": "LogNormal", "mu": math.log(10.0), "sigma": 1.5},
     "strength": {"dist": "ZeroSumNormal", "sigma": 1.5},
+    "davidson_nu": {"dist": "LogNormal", "mu": math.log(0.5), "sigma": 1.5},
 }
 
 _PRIOR_PARAMS = {
@@ -106,6 +110,8 @@ def parameter_names(careless: str, ties: str, estimate_mu: bool, joint: bool = F
         names.append("careless_first")
     if ties == "model":
         names += ["tie_attentive_mean", "tie_attentive_kappa", "tie_careless_mean", "tie_careless_kappa"]
+    elif ties == "davidson":
+        names += ["davidson_nu", "tie_careless_mean", "tie_careless_kappa"]
     return names
 
 
@@ -172,8 +178,8 @@ def _user_params(pm, priors, careless, ties):
         params["careless_first"] = beta_from_mean_kappa(m, kappa)
     elif careless == "shared":
         params["careless_first"] = _prior(pm, "careless_first", priors["careless_first"])
-    if ties == "model":
-        for kind in ("attentive", "careless"):
+    if ties in ("model", "davidson"):
+        for kind in ("attentive", "careless") if ties == "model" else ("careless",):
             m = _prior(pm, f"tie_{kind}_mean", priors["tie_mean"])
             kappa = _prior(pm, f"tie_{kind}_kappa", priors["tie_kappa"])
             params[f"tie_{kind}"] = beta_from_mean_kappa(m, kappa)
@@ -183,30 +189,44 @@ def _user_params(pm, priors, careless, ties):
 def build_joint_pymc_model(pat: Patterns, design: dict, *, careless: str, ties: str, priors: dict):
     """PyMC model of model strengths and user types together (many models, no reference).
 
-    ``pat`` holds one pattern per user (counts ``n, t, f``); ``design`` the decisive votes:
-    ``user``, ``a``, ``b`` (model codes shown first and second), ``a_won`` and ``models``
-    (names). Strengths ``strength ~ ZeroSumNormal(sigma)`` over the ``model`` dimension; an
-    attentive decisive vote picks model_a with probability ``sigmoid(strength_a -
-    strength_b)``; the rest is :func:`build_pymc_model`'s story.
+    ``pat`` holds one pattern per user (counts ``n, t, f``); ``design`` the votes (see
+    :func:`comparemode.inference.joint.encode_joint`). Strengths ``strength ~
+    ZeroSumNormal(sigma)`` over the ``model`` dimension; an attentive decisive vote picks
+    model_a with probability ``sigmoid(strength_a - strength_b)``; with ``ties="davidson"``
+    every attentive vote (ties included) follows Davidson's model with ``davidson_nu``
+    (:func:`~comparemode.models.likelihood.davidson_logp`); the rest is
+    :func:`build_pymc_model`'s story.
     """
     import pymc as pm
     import pytensor.tensor as pt
 
     ops = tensor_ops()
-    coords = {"pattern": np.arange(pat.size), "model": list(design["models"]), "vote": np.arange(len(design["a"]))}
+    davidson = ties == "davidson"
+    if davidson:
+        out = np.asarray(design["all_outcome"])
+        user, a, b = design["all_user"], design["all_a"], design["all_b"]
+    else:
+        user, a, b = design["user"], design["a"], design["b"]
+    coords = {"pattern": np.arange(pat.size), "model": list(design["models"]), "vote": np.arange(len(a))}
     with pm.Model(coords=coords) as model:
         n = pm.Data("n_votes", pat.n.astype(float), dims="pattern")
         t = pm.Data("n_ties", pat.t.astype(float), dims="pattern")
         f = pm.Data("n_first", pat.f.astype(float), dims="pattern")
         w = pm.Data("n_users", pat.weight.astype(float), dims="pattern")
-        vu = pm.Data("vote_user", np.asarray(design["user"], dtype=np.int64), dims="vote")
-        va = pm.Data("vote_a", np.asarray(design["a"], dtype=np.int64), dims="vote")
-        vb = pm.Data("vote_b", np.asarray(design["b"], dtype=np.int64), dims="vote")
-        won = pm.Data("vote_a_won", np.asarray(design["a_won"], dtype=float), dims="vote")
+        vu = pm.Data("vote_user", np.asarray(user, dtype=np.int64), dims="vote")
+        va = pm.Data("vote_a", np.asarray(a, dtype=np.int64), dims="vote")
+        vb = pm.Data("vote_b", np.asarray(b, dtype=np.int64), dims="vote")
         pi = _prior(pm, "pi", priors["pi"])
         strength = pm.ZeroSumNormal("strength", sigma=priors["strength"]["sigma"], dims="model")
         d = strength[va] - strength[vb]
-        logp = won * -pt.softplus(-d) + (1.0 - won) * -pt.softplus(d)
+        if davidson:
+            vo = pm.Data("vote_outcome", out.astype(np.int64), dims="vote")
+            nu = _prior(pm, "davidson_nu", priors["davidson_nu"])
+            ind = [pt.cast(pt.eq(vo, k), "float64") for k in (0, 1, 2)]
+            logp = davidson_logp(d, pt.log(nu), *ind, ops=ops)
+        else:
+            won = pm.Data("vote_a_won", np.asarray(design["a_won"], dtype=float), dims="vote")
+            logp = won * -pt.softplus(-d) + (1.0 - won) * -pt.softplus(d)
         s = pt.inc_subtensor(pt.zeros(pat.size)[vu], logp)
         params = _user_params(pm, priors, careless, ties)
         l1, l0 = type_logliks(n, t, f, s, params, careless, ties, ops)

@@ -74,9 +74,21 @@ class Simulation:
         ref = resolve_reference(self.votes, **self.reference)
         enc, user_index = encode_votes(self.votes, ref)
         stats = aggregate(enc, mu=ref.mu if ref.kind == "scalar" else None)
+        s = stats.s
         if ties == "drop" or not self.params["ties"]:
             stats = without_ties(stats)
+            s = stats.s
             ties = "drop"
+        elif self.params.get("attentive_ties") == "davidson":
+            from comparemode.models.likelihood import davidson_logp
+
+            ties = "davidson"
+            factor = math.log(10.0) / ELO_SCALE if self.params.get("scale") == "elo" else 1.0
+            beta = self.strengths.astype(float) * factor
+            d = beta.reindex(self.votes[MODEL_A].astype(str)).to_numpy() - beta.reindex(self.votes[MODEL_B].astype(str)).to_numpy()
+            w = self.votes[WINNER].to_numpy()
+            logp = davidson_logp(d, math.log(self.params["davidson_nu"]), (w == WIN_A) * 1.0, (w == WIN_B) * 1.0, (w == TIE) * 1.0)
+            s = np.bincount(enc.user, weights=logp, minlength=enc.n_users)
         careless = self.params["careless"]
         first = self.params["careless_first"]
         params = {
@@ -84,7 +96,7 @@ class Simulation:
             "tie_attentive": tuple(self.params["tie_attentive"]),
             "tie_careless": tuple(self.params["tie_careless"]),
         }
-        l1, l0 = type_logliks(stats.n, stats.t, stats.f, stats.s, params, careless, ties)
+        l1, l0 = type_logliks(stats.n, stats.t, stats.f, s, params, careless, ties)
         p = posterior_attentive(l1, l0, self.params["pi"])
         return pd.Series(p, index=user_index, name="p_attentive_true").reindex(self.users.index)
 
@@ -102,7 +114,10 @@ def model_parameters(params: dict) -> dict:
     elif params["careless"] == "shared":
         out["careless_first"] = params["careless_first"]
     if params["ties"]:
-        for kind in ("attentive", "careless"):
+        davidson = params.get("attentive_ties") == "davidson"
+        if davidson:
+            out["davidson_nu"] = params["davidson_nu"]
+        for kind in ("careless",) if davidson else ("attentive", "careless"):
             a, b = params[f"tie_{kind}"]
             out.update({f"tie_{kind}_mean": a / (a + b), f"tie_{kind}_kappa": a + b})
     return out
@@ -172,6 +187,8 @@ def simulate_votes(
     tie_attentive=DEFAULT_SIMULATION["tie_attentive"],
     tie_careless=DEFAULT_SIMULATION["tie_careless"],
     ties: bool = True,
+    attentive_ties: str = "beta",
+    davidson_nu: float = 0.5,
     random_seed: int | None = None,
 ) -> Simulation:
     """Draw votes from the two-type model.
@@ -189,6 +206,12 @@ def simulate_votes(
         ``"shared"`` (``careless_first`` is the one rate) or ``"random"`` (1/2).
     tie_attentive, tie_careless : Beta parameters of each type's tie propensity.
     ties : False for no ties at all.
+    attentive_ties : ``"beta"`` (each attentive user has a tie propensity drawn from
+        ``tie_attentive``) or ``"davidson"`` (many-model case: an attentive vote is a win for
+        model_a, a win for model_b or a tie in the ratio ``e^{d/2} : e^{-d/2} : davidson_nu``
+        with ``d`` the strength difference; the users' ``tie_rate`` is then NaN for attentive
+        users). Careless users always have a Beta tie propensity.
+    davidson_nu : Davidson's tie parameter (``P(tie) = nu / (2 + nu)`` between equal models).
     random_seed : seed of ``numpy.random.default_rng``.
     """
     rng = np.random.default_rng(random_seed)
@@ -198,6 +221,13 @@ def simulate_votes(
         raise ConfigError(f"pi must lie in [0, 1], got {pi!r}")
     if careless not in ("beta", "shared", "random"):
         raise ConfigError(f"careless must be 'beta', 'shared' or 'random', got {careless!r}")
+    if attentive_ties not in ("beta", "davidson"):
+        raise ConfigError(f"attentive_ties must be 'beta' or 'davidson', got {attentive_ties!r}")
+    davidson = attentive_ties == "davidson" and ties
+    if davidson and strengths is None:
+        raise ConfigError("attentive_ties='davidson' needs strengths (the many-model case)")
+    if davidson and not (isinstance(davidson_nu, (int, float)) and math.isfinite(davidson_nu) and davidson_nu > 0):
+        raise ConfigError(f"davidson_nu must be a positive number, got {davidson_nu!r}")
     ta = _beta_pair(tie_attentive, "tie_attentive")
     tc = _beta_pair(tie_careless, "tie_careless")
     counts = _votes_per_user(votes_per_user, n_users, rng)
@@ -242,9 +272,15 @@ def simulate_votes(
         factor = math.log(10.0) / ELO_SCALE if scale == "elo" else 1.0
         vals = beta.to_numpy()
         mu_row = expit((vals[a_idx] - vals[b_idx]) * factor)
-    is_tie = rng.random(total) < tie_rate[user]
     att = attentive[user]
-    p_a = np.where(att, mu_row, first_rate[user])
+    if davidson:
+        tie_rate[attentive] = np.nan
+        half = 0.5 * (vals[a_idx] - vals[b_idx]) * factor
+        p_tie_att = davidson_nu / (np.exp(half) + np.exp(-half) + davidson_nu)
+        is_tie = rng.random(total) < np.where(att, p_tie_att, tie_rate[user])
+    else:
+        is_tie = rng.random(total) < tie_rate[user]
+    p_a = np.where(att, mu_row, first_rate[user])  # given a decisive vote: Davidson's is BT
     pick_a = rng.random(total) < p_a
     winner = np.where(is_tie, TIE, np.where(pick_a, WIN_A, WIN_B))
     width = len(str(max(n_users - 1, 0)))
@@ -273,8 +309,11 @@ def simulate_votes(
         "tie_attentive": list(ta),
         "tie_careless": list(tc),
         "ties": bool(ties),
+        "attentive_ties": "davidson" if davidson else "beta",
         "random_seed": random_seed,
     }
+    if davidson:
+        params["davidson_nu"] = float(davidson_nu)
     if beta is None:
         params.update(mu=float(mu), models=[str(m) for m in models])
         return Simulation(votes=votes, users=users, params=params, mu={str(models[0]): float(mu)})
@@ -293,6 +332,8 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
     ``n_first`` and, with two models, ``n_stronger``. With estimated strengths
     (``params["strength"]``, draws x models), ``pairs`` gives the model codes shown first and
     second on every vote, and each draw's mu per vote is sigmoid(strength_a - strength_b).
+    With ``ties="davidson"`` attentive votes tie with Davidson's probability
+    (``params["davidson_nu"]``) and careless users keep their Beta tie propensity.
     """
     from comparemode.models.stats import EncodedVotes, aggregate
 
@@ -310,6 +351,9 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
             a1, b1 = p["tie_attentive_mean"] * p["tie_attentive_kappa"], (1 - p["tie_attentive_mean"]) * p["tie_attentive_kappa"]
             a0, b0 = p["tie_careless_mean"] * p["tie_careless_kappa"], (1 - p["tie_careless_mean"]) * p["tie_careless_kappa"]
             tau = np.where(attentive, rng.beta(a1, b1, n_users), rng.beta(a0, b0, n_users))
+        elif ties == "davidson":
+            a0, b0 = p["tie_careless_mean"] * p["tie_careless_kappa"], (1 - p["tie_careless_mean"]) * p["tie_careless_kappa"]
+            tau = rng.beta(a0, b0, n_users)
         else:
             tau = np.zeros(n_users)
         if careless == "beta":
@@ -327,7 +371,11 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
             mu_row = np.where(stronger_first, m_x, 1.0 - m_x)
         else:
             mu_row = enc.mu
-        is_tie = rng.random(user.shape[0]) < tau[user]
+        p_tie = tau[user]
+        if ties == "davidson":
+            half = 0.5 * (beta[pairs[0]] - beta[pairs[1]])
+            p_tie = np.where(attentive[user], p["davidson_nu"] / (np.exp(half) + np.exp(-half) + p["davidson_nu"]), p_tie)
+        is_tie = rng.random(user.shape[0]) < p_tie
         p_a = np.where(attentive[user], mu_row, rho[user])
         pick_a = rng.random(user.shape[0]) < p_a
         outcome = np.where(is_tie, 2, np.where(pick_a, 0, 1)).astype(np.int8)

@@ -284,7 +284,7 @@ def without_ties(stats: UserStats) -> UserStats:
 def patterns_for(stats: UserStats, ties: str) -> tuple[str, Patterns]:
     """The patterns a model with the given tie setting runs on, and the tie setting in force:
     ``"drop"`` when asked, or when the votes hold no tie at all (the tie part is then empty)."""
-    if ties == "model" and int(stats.t.sum()) == 0:
+    if ties in ("model", "davidson") and int(stats.t.sum()) == 0:
         ties = "drop"
     return ties, compress(without_ties(stats) if ties == "drop" else stats)
 

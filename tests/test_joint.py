@@ -229,3 +229,143 @@ def test_joint_em_inside_joint_posterior_on_llmfao():
           f"divergences {diag.attrs['divergences']}")
     assert inside.all(), board[~inside]
     assert diag["r_hat"].max() <= 1.01 and diag.attrs["divergences"] == 0
+
+
+# -- Davidson ties for attentive votes ------------------------------------------------------
+from comparemode.inference.joint import _davidson_newton_step, davidson_objective  # noqa: E402
+
+DAVIDSON_STRENGTHS = {f"d{i}": s for i, s in enumerate(np.linspace(-1.2, 1.2, 8))}
+
+
+@pytest.fixture(scope="module")
+def davidson_sim():
+    """Attentive ties from Davidson's model (nu = 1.5), careless users favouring the first
+    position and tying at Beta(3, 3) rates: about 40% of the votes are ties."""
+    return simulate_votes(
+        n_users=1500,
+        votes_per_user=20,
+        strengths=DAVIDSON_STRENGTHS,
+        attentive_ties="davidson",
+        davidson_nu=1.5,
+        careless_first=(4.0, 1.0),
+        tie_careless=(3.0, 3.0),
+        random_seed=5,
+    )
+
+
+def _random_pairs(seed, n_models=5, n_pairs=12):
+    rng = np.random.default_rng(seed)
+    pa = rng.integers(0, n_models, n_pairs)
+    pb = (pa + rng.integers(1, n_models, n_pairs)) % n_models
+    wa, wb, wt = (rng.random(n_pairs) * 5 for _ in range(3))
+    x = np.append(rng.normal(0, 1, n_models), rng.normal(-0.5, 0.5))
+    return x, pa, pb, wa, wb, wt
+
+
+@pytest.mark.parametrize("prior_games", [0.0, 1.0])
+def test_davidson_gradient_and_hessian_equal_finite_differences(prior_games):
+    x, pa, pb, wa, wb, wt = _random_pairs(1)
+    _, g, h = davidson_objective(x, pa, pb, wa, wb, wt, prior_games, derivatives=True)
+    eps = 1e-6
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = eps
+        up = davidson_objective(x + e, pa, pb, wa, wb, wt, prior_games, derivatives=True)
+        down = davidson_objective(x - e, pa, pb, wa, wb, wt, prior_games, derivatives=True)
+        assert g[i] == pytest.approx((up[0] - down[0]) / (2 * eps), rel=1e-6, abs=1e-6)
+        np.testing.assert_allclose(h[:, i], (up[1] - down[1]) / (2 * eps), rtol=1e-5, atol=1e-6)
+    assert np.all(np.linalg.eigvalsh(h) <= 1e-9)  # concave
+
+
+def test_davidson_newton_step_climbs_to_the_optimum():
+    x, pa, pb, wa, wb, wt = _random_pairs(2)
+    f = davidson_objective(x, pa, pb, wa, wb, wt, 1.0)
+    for _ in range(30):
+        x = _davidson_newton_step(x, pa, pb, wa, wb, wt, 1.0)
+        f_new = davidson_objective(x, pa, pb, wa, wb, wt, 1.0)
+        assert f_new >= f - 1e-12
+        f = f_new
+    best = minimize(lambda z: -davidson_objective(z, pa, pb, wa, wb, wt, 1.0), x + 0.3, method="BFGS")
+    assert f == pytest.approx(-best.fun, abs=1e-7)
+
+
+def test_davidson_probabilities():
+    from comparemode.models.likelihood import davidson_logp
+
+    d, nu = 0.8, 1.3
+    p = np.exp([davidson_logp(d, np.log(nu), *ind) for ind in np.eye(3)])
+    assert p.sum() == pytest.approx(1.0)
+    assert p[0] / (p[0] + p[1]) == pytest.approx(1 / (1 + np.exp(-d)))  # decisive votes: Bradley-Terry
+    assert p[2] == pytest.approx(nu / (np.exp(d / 2) + np.exp(-d / 2) + nu))
+
+
+def test_joint_em_recovers_davidson_ties(davidson_sim):
+    sim = davidson_sim
+    assert (sim.votes["winner"] == "tie").mean() == pytest.approx(0.4, abs=0.03)
+    em = JointEM(ties="davidson", random_seed=0).fit(sim.votes)
+    assert_monotone(em.loglik_history_)
+    assert em.converged_
+    true = pd.Series(DAVIDSON_STRENGTHS)
+    est = em.strengths_.reindex(true.index)
+    assert (est - (true - true.mean())).abs().max() < 0.12
+    assert em.params_["davidson_nu"] == pytest.approx(1.5, rel=0.06)
+    assert em.params_["pi"] == pytest.approx(0.6, abs=0.04)
+    assert em.params_["tie_careless_mean"] == pytest.approx(0.5, abs=0.04)
+    assert np.isnan(em.params_["tie_attentive_mean"])
+    truth = sim.users["attentive"].reindex(em.users_.index)
+    acc = ((em.users_["p_attentive"] >= 0.5) == truth).mean()
+    oracle = ((sim.true_p_attentive().reindex(em.users_.index) >= 0.5) == truth).mean()
+    assert acc >= oracle - 0.01
+    # the right tie model fits better than the per-user tie habit
+    assert em.loglik_ > JointEM(ties="model", random_seed=0).fit(sim.votes).loglik_
+
+
+def test_joint_pymc_davidson_likelihood_equals_joint_em(davidson_sim):
+    import pytensor
+
+    from comparemode.inference.joint import _log_sigmoid
+
+    votes = davidson_sim.votes[davidson_sim.votes["user"] < "u0300"]
+    em = JointEM(ties="davidson").fit(votes)
+    model = BayesianTwoType(model_config={"mu": "joint", "ties": "davidson"}).build_model(votes)
+    p = em.params_
+    names = ["pi", "careless_first_mean", "careless_first_kappa", "davidson_nu", "tie_careless_mean", "tie_careless_kappa"]
+    fn = pytensor.function([model["strength"]] + [model[n] for n in names], model["loglik"])
+    beta = em.strengths_.reindex(list(model.coords["model"])).to_numpy()
+    value = float(fn(beta, *[p[n] for n in names]))
+    raw = em._problem_params["strengths"]
+    prior = float(np.sum(_log_sigmoid(raw) + _log_sigmoid(-raw)))
+    assert value == pytest.approx(em.loglik_ - prior, rel=1e-9)
+    assert np.all(np.isfinite(model.compile_dlogp()(model.initial_point())))
+
+
+def test_davidson_settings_are_checked():
+    with pytest.raises(_ConfigError, match="davidson.*mu='joint'"):
+        BayesianTwoType(model_config={"ties": "davidson"})
+    with pytest.raises(_ConfigError, match="ties must be one of"):
+        JointEM(ties="rao-kupper").fit(pd.DataFrame({"user": ["u"], "model_a": ["x"], "model_b": ["y"], "winner": ["model_a"]}))
+    with pytest.raises(ConfigError, match="needs strengths"):
+        simulate_votes(n_users=10, attentive_ties="davidson")
+
+
+@pytest.mark.slow
+def test_joint_davidson_mcmc_contains_em_and_truth(davidson_sim):
+    """The Davidson joint model by MCMC (500 users): the EM estimates and the true nu and
+    strengths lie inside the 94% intervals; diagnostics pass."""
+    votes = davidson_sim.votes[davidson_sim.votes["user"] < "u0500"]
+    em = JointEM(ties="davidson").fit(votes)
+    model = BayesianTwoType(model_config={"mu": "joint", "ties": "davidson"}, sampler_config=QUICK_SAMPLER | {"draws": 500, "tune": 500})
+    model.fit(votes)
+    diag = model.diagnostics()
+    assert diag.attrs["divergences"] == 0 and (diag["r_hat"] < 1.02).all()
+    summ = model.summary(0.94)
+    lo, hi = summ.loc["davidson_nu", "hdi94_lb"], summ.loc["davidson_nu", "hdi94_ub"]
+    assert lo <= em.params_["davidson_nu"] <= hi and lo <= 1.5 <= hi
+    for name in ("pi", "tie_careless_mean", "careless_first_mean"):
+        assert summ.loc[name, "hdi94_lb"] <= em.params_[name] <= summ.loc[name, "hdi94_ub"], name
+    board = model.leaderboard(0.94)
+    est = em.strengths_.reindex(board.index)
+    assert ((board["lower"] <= est) & (est <= board["upper"])).all()
+    true = pd.Series(DAVIDSON_STRENGTHS).reindex(board.index)
+    true = true - true.mean()
+    assert ((board["lower"] <= true) & (true <= board["upper"])).mean() >= 0.75
