@@ -47,3 +47,20 @@ INTERVAL_PROB = 0.94
 
 #: Number of votes above which the command line reports progress stage by stage.
 PROGRESS_MIN_VOTES = 100_000
+
+#: Sampler diagnostics thresholds (named, passed explicitly to checks and reports):
+#: largest R-hat, smallest bulk and tail ESS, most divergences, smallest E-BFMI per chain.
+DIAGNOSTIC_THRESHOLDS = {"r_hat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "divergences_max": 0, "bfmi_min": 0.3}
+
+#: Pareto k above which a PSIS-LOO term is unreliable (Vehtari et al. 2024, for the usual
+#: number of draws; ArviZ computes the sample-size-specific value as ``good_k``).
+PARETO_K_MAX = 0.7
+
+#: Model comparison: the two-type model counts as evidence of careless users only when its
+#: user-level elpd beats the homogeneous model's by more than this many standard errors of
+#: the difference (and by more than ``ELPD_MIN_DIFF`` in absolute terms).
+ELPD_SE_FACTOR = 2.0
+ELPD_MIN_DIFF = 4.0
+
+#: Posterior predictive p-values outside [PPP_EXTREME, 1 - PPP_EXTREME] are flagged.
+PPP_EXTREME = 0.01

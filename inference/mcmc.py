@@ -22,13 +22,14 @@ import numpy as np
 import pandas as pd
 
 from comparemode._progress import Progress
-from comparemode.constants import INTERVAL_PROB, USER
+from comparemode.constants import DIAGNOSTIC_THRESHOLDS, INTERVAL_PROB, USER
 from comparemode.errors import ConfigError, NotFittedError, NotIdentifiableError
 from comparemode.models.likelihood import (
     CARELESS_MODES,
     JOINT_TIE_MODES,
     TIE_MODES,
     davidson_logp,
+    mixture_loglik,
     posterior_attentive,
     type_logliks,
 )
@@ -47,8 +48,6 @@ MODEL_ID = "comparemode.BayesianTwoType"
 #: Bumped whenever the model or the saved layout changes; ``load`` refuses other versions.
 MODEL_VERSION = "1"
 SAMPLERS = ("pymc", "nutpie")
-#: Sampler diagnostics thresholds (named, passed explicitly to checks and reports).
-DIAGNOSTIC_THRESHOLDS = {"r_hat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "divergences_max": 0}
 
 DEFAULT_MODEL_CONFIG = {
     "careless": "beta",
@@ -387,6 +386,22 @@ class BayesianTwoType:
 
     def _gamma_chunks(self, draws: dict[str, np.ndarray], chunk: int = 256):
         """Per-pattern P(attentive | votes, theta) for each draw theta, in chunks of draws."""
+        for l1, l0, pi in self._type_loglik_chunks(draws, chunk):
+            yield posterior_attentive(l1, l0, pi)
+
+    def pattern_log_likelihood(self, chunk: int = 256) -> np.ndarray:
+        """Log-likelihood of each count pattern's votes (one user's; user types summed out)
+        for every posterior draw: array (chain, draw, pattern). Users map to patterns through
+        the DataTree's ``users`` group (``user_pattern``). This is the per-user term of a
+        user-level PSIS-LOO."""
+        post = self._fitted_idata()["posterior"]
+        shape = (post.sizes["chain"], post.sizes["draw"])
+        parts = [mixture_loglik(l1, l0, pi) for l1, l0, pi in self._type_loglik_chunks(self._draws(), chunk)]
+        out = np.concatenate(parts, axis=0)
+        return out.reshape(*shape, out.shape[-1])
+
+    def _type_loglik_chunks(self, draws: dict[str, np.ndarray], chunk: int = 256):
+        """Per-pattern ``(l1, l0, pi)`` for each draw, in chunks of draws."""
         n, t, f, k, s_known = self._pattern_arrays()
         careless = self.model_config["careless"]
         ties = json.loads(self._fitted_idata().attrs["data_summary"])["ties"]
@@ -411,7 +426,7 @@ class BayesianTwoType:
             else:
                 s = np.broadcast_to(s_known, (sl.stop - sl.start, s_known.shape[0]))
             l1, l0 = type_logliks(n, t, f, s, params, careless, ties)
-            yield posterior_attentive(l1, l0, col("pi"))
+            yield l1, l0, col("pi")
 
     def _joint_attentive(self, strength: np.ndarray, n_users: int, nu: np.ndarray | None = None) -> np.ndarray:
         """Attentive log-likelihood of every user's votes for each draw of the strengths
@@ -529,35 +544,12 @@ class BayesianTwoType:
         return az.summary(self._fitted_idata(), var_names=self.param_names, ci_kind="hdi", ci_prob=interval_prob, round_to="none")
 
     def diagnostics(self, thresholds: dict | None = None) -> pd.DataFrame:
-        """R-hat, bulk and tail ESS per parameter and the number of divergences, each with
-        pass/fail against ``thresholds`` (default :data:`DIAGNOSTIC_THRESHOLDS`)."""
-        import arviz as az
+        """R-hat, bulk and tail ESS per parameter, divergences and E-BFMI, each with pass/fail
+        against ``thresholds`` (default :data:`DIAGNOSTIC_THRESHOLDS`); see
+        :func:`comparemode.inference.diagnostics.sampler_diagnostics`."""
+        from comparemode.inference.diagnostics import sampler_diagnostics
 
-        th = dict(DIAGNOSTIC_THRESHOLDS if thresholds is None else thresholds)
-        idata = self._fitted_idata()
-        names = self.param_names
-        rhat = az.rhat(idata, var_names=names)
-        bulk = az.ess(idata, var_names=names, method="bulk")
-        tail = az.ess(idata, var_names=names, method="tail")
-        labels, r, eb, et = [], [], [], []
-        for n in names:
-            values = [np.asarray(x[n].values, dtype=float).reshape(-1) for x in (rhat, bulk, tail)]
-            if values[0].size == 1:
-                labels.append(n)
-            else:
-                labels += [f"{n}[{c}]" for c in idata["posterior"][n][idata["posterior"][n].dims[-1]].values]
-            r += list(values[0])
-            eb += list(values[1])
-            et += list(values[2])
-        table = pd.DataFrame({"r_hat": r, "ess_bulk": eb, "ess_tail": et}, index=pd.Index(labels, name="parameter"))
-        table["r_hat_ok"] = table["r_hat"] <= th["r_hat_max"]
-        table["ess_bulk_ok"] = table["ess_bulk"] >= th["ess_bulk_min"]
-        table["ess_tail_ok"] = table["ess_tail"] >= th["ess_tail_min"]
-        divergences = int(np.asarray(idata["sample_stats"]["diverging"].values).sum())
-        table.attrs["divergences"] = divergences
-        table.attrs["divergences_ok"] = divergences <= th["divergences_max"]
-        table.attrs["thresholds"] = th
-        return table
+        return sampler_diagnostics(self._fitted_idata(), self.param_names, thresholds)
 
     # -- predictive ----------------------------------------------------------------------
     def sample_prior_predictive(self, votes: pd.DataFrame | None = None, *, draws: int = 500, random_seed=None, mu=None, strengths=None, scale: str = "bt"):

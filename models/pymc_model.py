@@ -51,6 +51,10 @@ DEFAULT_PRIORS = {
     "tie_kappa": {"dist": "LogNormal", "mu": math.log(10.0), "sigma": 1.5},
     "strength": {"dist": "ZeroSumNormal", "sigma": 1.5},
     "davidson_nu": {"dist": "LogNormal", "mu": math.log(0.5), "sigma": 1.5},
+    # alternative models (model checking)
+    "theta": {"dist": "Beta", "alpha": 1.0, "beta": 1.0},
+    "quality_mean": {"dist": "Beta", "alpha": 1.0, "beta": 1.0},
+    "quality_kappa": {"dist": "LogNormal", "mu": math.log(2.0), "sigma": 1.5},
 }
 
 _PRIOR_PARAMS = {
@@ -118,6 +122,11 @@ def parameter_names(careless: str, ties: str, estimate_mu: bool, joint: bool = F
 def beta_from_mean_kappa(mean, kappa):
     """Beta(a, b) parameters from mean and concentration a + b."""
     return mean * kappa, (1 - mean) * kappa
+
+
+def prior_variable(pm, name, spec, **kw):
+    """A PyMC random variable from a checked prior spec (see :data:`DEFAULT_PRIORS`)."""
+    return _prior(pm, name, spec, **kw)
 
 
 def _prior(pm, name, spec, **kw):

@@ -1,0 +1,289 @@
+"""Model checking (issue 5; DESIGN.md sections 3 and 6): posterior predictive checks of the
+two-type model and user-level PSIS-LOO comparison of the homogeneous, two-type and
+continuous-quality models, with a plain-language verdict.
+
+Thresholds are named constants in :mod:`comparemode.constants` (``PPP_EXTREME``,
+``PARETO_K_MAX``, ``ELPD_SE_FACTOR``, ``ELPD_MIN_DIFF``) and can be passed explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from comparemode.constants import ELPD_MIN_DIFF, ELPD_SE_FACTOR, PARETO_K_MAX, PPP_EXTREME, USER
+from comparemode.errors import ConfigError
+
+__all__ = [
+    "PPCResult",
+    "posterior_predictive_check",
+    "ppc_statistics",
+    "ModelComparison",
+    "compare_models",
+    "user_loo",
+]
+
+
+# ----------------------------------------------------------------------------- PPC
+
+def _dispersion(k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Binomial dispersion index of per-user counts ``k`` out of ``n`` (last axis: users):
+    ``mean over users with n >= 2 of (k - n p)^2 / (n p (1 - p))``, ``p`` the pooled rate.
+    About 1 when every user has the same rate; larger when users differ."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    use = n >= 2
+    kk = np.where(use, k, 0.0)
+    nn = np.where(use, n, 0.0)
+    p = kk.sum(axis=-1, keepdims=True) / np.maximum(nn.sum(axis=-1, keepdims=True), 1.0)
+    var = nn * p * (1 - p)
+    term = np.divide((kk - nn * p) ** 2, var, out=np.zeros(np.broadcast_shapes(kk.shape, var.shape)), where=var > 0)
+    return term.sum(axis=-1) / np.maximum(use.sum(axis=-1), 1)
+
+
+def _rate(k, n):
+    return np.asarray(k, dtype=float).sum(axis=-1) / np.maximum(np.asarray(n, dtype=float).sum(axis=-1), 1.0)
+
+
+def ppc_statistics(n_votes, n_ties, n_first, n_stronger=None) -> dict[str, np.ndarray]:
+    """The checked statistics of per-user counts (last axis: users; leading axes: replicates):
+    pooled rate and dispersion index of ties (out of votes), of first-position picks and, with
+    two models, of picks of the model the reference favours (out of decisive votes)."""
+    n = np.asarray(n_votes, dtype=float)
+    t = np.asarray(n_ties, dtype=float)
+    d = n - t
+    out = {
+        "tie rate": _rate(t, n),
+        "tie dispersion": _dispersion(t, np.broadcast_to(n, t.shape)),
+        "first-position rate": _rate(n_first, d),
+        "first-position dispersion": _dispersion(n_first, d),
+    }
+    if n_stronger is not None:
+        out["favoured-model rate"] = _rate(n_stronger, d)
+        out["favoured-model dispersion"] = _dispersion(n_stronger, d)
+    return out
+
+
+@dataclass
+class PPCResult:
+    """Posterior predictive check: ``table`` (one row per statistic: observed value, mean and
+    94% interval of the replicated values, ``ppp`` = P(T_rep >= T_obs), ``flagged`` when the
+    p-value is below ``ppp_extreme`` or above ``1 - ppp_extreme``), the replicated statistics
+    ``replicated`` (statistic -> array over draws) and the per-user observed and replicated
+    rates for plots."""
+
+    table: pd.DataFrame
+    replicated: dict = field(repr=False)
+    observed_rates: dict = field(repr=False)
+    replicated_rates: dict = field(repr=False)
+    ppp_extreme: float = PPP_EXTREME
+
+    @property
+    def flagged(self) -> list[str]:
+        return list(self.table.index[self.table["flagged"]])
+
+    def plot(self):
+        """Observed per-user rates against replicated ones (top) and each dispersion statistic's
+        replicated distribution with the observed value (bottom). Returns the Figure."""
+        import matplotlib.pyplot as plt
+
+        kinds = [k for k in ("tie", "first-position", "favoured-model") if f"{k} dispersion" in self.replicated]
+        fig, axes = plt.subplots(2, len(kinds), figsize=(4.2 * len(kinds), 6), squeeze=False)
+        bins = np.linspace(0, 1, 21)
+        for j, kind in enumerate(kinds):
+            ax = axes[0, j]
+            obs = self.observed_rates[kind]
+            reps = self.replicated_rates[kind]
+            for r in reps[: min(len(reps), 40)]:
+                h, _ = np.histogram(r[np.isfinite(r)], bins=bins, density=True)
+                ax.step(bins[:-1], h, where="post", color="tab:blue", alpha=0.15, lw=0.8)
+            h, _ = np.histogram(obs[np.isfinite(obs)], bins=bins, density=True)
+            ax.step(bins[:-1], h, where="post", color="k", lw=2, label="observed")
+            ax.plot([], [], color="tab:blue", alpha=0.5, label="replicated")
+            ax.set_title(f"per-user {kind} rate", fontsize=10)
+            ax.legend(fontsize=8)
+            ax2 = axes[1, j]
+            stat = f"{kind} dispersion"
+            rep = self.replicated[stat]
+            row = self.table.loc[stat]
+            ax2.hist(rep, bins=30, color="tab:blue", alpha=0.6)
+            ax2.axvline(row["observed"], color="k" if not row["flagged"] else "tab:red", lw=2)
+            ax2.set_title(f"{stat}: ppp = {row['ppp']:.3f}" + ("  FLAGGED" if row["flagged"] else ""), fontsize=10,
+                          color="tab:red" if row["flagged"] else "k")
+            ax2.set_yticks([])
+        fig.tight_layout()
+        return fig
+
+
+def posterior_predictive_check(model, *, draws: int = 200, random_seed=None, ppp_extreme: float = PPP_EXTREME) -> PPCResult:
+    """Posterior predictive check of a fitted :class:`~comparemode.BayesianTwoType`: replicate
+    every user's counts under ``draws`` posterior draws (``model.sample_posterior_predictive``)
+    and compare the statistics of :func:`ppc_statistics` with the observed ones."""
+    if not 0 < ppp_extreme < 0.5:
+        raise ConfigError(f"ppp_extreme must lie in (0, 0.5), got {ppp_extreme!r}")
+    pp = model.sample_posterior_predictive(draws=draws, random_seed=random_seed)
+    rep = pp["posterior_predictive"]
+    obs = pp["observed_data"]
+    n = np.asarray(model.users_table()["n_votes"].to_numpy(), dtype=float)
+
+    def arr(group, name):
+        if name not in group:
+            return None
+        v = np.asarray(group[name].values, dtype=float)
+        return v.reshape(-1, v.shape[-1])
+
+    obs_stats = ppc_statistics(n, arr(obs, "n_ties")[0], arr(obs, "n_first")[0], None if arr(obs, "n_stronger") is None else arr(obs, "n_stronger")[0])
+    rep_t, rep_f, rep_k = arr(rep, "n_ties"), arr(rep, "n_first"), arr(rep, "n_stronger")
+    rep_stats = ppc_statistics(n, rep_t, rep_f, rep_k)
+    rows = []
+    for name, value in obs_stats.items():
+        r = rep_stats[name]
+        ppp = float(np.mean(r >= float(value)))
+        lo, hi = np.quantile(r, [0.03, 0.97])
+        rows.append({"statistic": name, "observed": float(value), "replicated_mean": float(r.mean()), "replicated_lower": float(lo),
+                     "replicated_upper": float(hi), "ppp": ppp, "flagged": ppp < ppp_extreme or ppp > 1 - ppp_extreme})
+    table = pd.DataFrame(rows).set_index("statistic")
+
+    def rates(t, f, k):
+        d = n - t
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = {"tie": t / n, "first-position": np.where(d > 0, f / np.maximum(d, 1), np.nan)}
+            if k is not None:
+                out["favoured-model"] = np.where(d > 0, k / np.maximum(d, 1), np.nan)
+        return out
+
+    o_t, o_f = arr(obs, "n_ties")[0], arr(obs, "n_first")[0]
+    o_k = None if arr(obs, "n_stronger") is None else arr(obs, "n_stronger")[0]
+    return PPCResult(
+        table=table,
+        replicated=rep_stats,
+        observed_rates=rates(o_t, o_f, o_k),
+        replicated_rates=rates(rep_t, rep_f, rep_k),
+        ppp_extreme=ppp_extreme,
+    )
+
+
+# ----------------------------------------------------------------------------- LOO
+
+def user_loo(pattern_loglik: np.ndarray, inverse: np.ndarray, posterior=None) -> dict:
+    """User-level PSIS-LOO from per-pattern log-likelihood draws (chain, draw, pattern).
+
+    Users with the same counts share a pattern and have the same leave-one-out term (the
+    importance ratios ``1 / p(y_u | theta)`` are the same), so PSIS runs once per pattern and
+    the terms are spread to users through ``inverse``. Returns per-user ``elpd_i``,
+    ``pareto_k``, ``p_loo_i`` and the ``good_k`` threshold ArviZ computed."""
+    import arviz as az
+    import xarray as xr
+
+    ll = np.asarray(pattern_loglik, dtype=float)
+    groups = {"log_likelihood": xr.Dataset({"votes": (("chain", "draw", "pattern"), ll)})}
+    if posterior is not None:
+        groups["posterior"] = posterior
+    else:
+        groups["posterior"] = xr.Dataset({"dummy": (("chain", "draw"), np.zeros(ll.shape[:2]))})
+    with np.errstate(all="ignore"):
+        res = az.loo(xr.DataTree.from_dict(groups), var_name="votes", pointwise=True)
+    elpd = np.asarray(res.elpd_i.values, dtype=float)
+    k = np.asarray(res.pareto_k.values, dtype=float)
+    from scipy.special import logsumexp
+
+    flat = ll.reshape(-1, ll.shape[-1])
+    lppd = logsumexp(flat, axis=0) - np.log(flat.shape[0])
+    p_i = lppd - elpd  # effective number of parameters, per pattern
+    inv = np.asarray(inverse)
+    return {"elpd_i": elpd[inv], "pareto_k": k[inv], "p_loo_i": p_i[inv], "good_k": float(getattr(res, "good_k", PARETO_K_MAX))}
+
+
+@dataclass
+class ModelComparison:
+    """User-level PSIS-LOO comparison. ``table``: one row per model (``elpd_loo``, ``se``,
+    ``p_loo``, ``elpd_diff`` and ``se_diff`` against the best model, ``pareto_k_bad`` =
+    users whose k exceeds the threshold, ``pareto_k_max``), best first; ``evidence_of_careless``
+    and ``verdict`` (plain language); ``pointwise``: per-user elpd terms and k of every model."""
+
+    table: pd.DataFrame
+    evidence_of_careless: bool
+    verdict: str
+    pointwise: pd.DataFrame = field(repr=False)
+    settings: dict = field(default_factory=dict)
+
+
+def compare_models(fits: dict, *, se_factor: float = ELPD_SE_FACTOR, min_diff: float = ELPD_MIN_DIFF, pareto_k_max: float = PARETO_K_MAX) -> ModelComparison:
+    """Compare fitted Bayesian models of the same votes by user-level PSIS-LOO.
+
+    ``fits`` maps a name to a fitted model with ``pattern_log_likelihood()`` and a DataTree
+    ``idata_`` whose ``user_data`` group maps users to patterns: :class:`~comparemode.BayesianTwoType`
+    under ``"two-type"``, :class:`BayesianAlternative` under ``"homogeneous"`` and
+    ``"continuous"``. The verdict says there is evidence of careless users only when the
+    two-type model beats the homogeneous one by more than ``se_factor`` standard errors of
+    the difference and by more than ``min_diff``.
+    """
+    if "two-type" not in fits or "homogeneous" not in fits:
+        raise ConfigError("compare_models needs at least the 'two-type' and the 'homogeneous' fits")
+    point = {}
+    rows = []
+    n_users = None
+    for name, model in fits.items():
+        inv = np.asarray(model.idata_["user_data"]["user_pattern"].values)
+        if n_users is None:
+            n_users = inv.size
+        elif inv.size != n_users:
+            raise ConfigError(f"model {name!r} was fitted to {inv.size} users, the others to {n_users}: fit every model to the same votes")
+        res = user_loo(model.pattern_log_likelihood(), inv)
+        point[name] = res
+        thr = min(pareto_k_max, res["good_k"])
+        rows.append({
+            "model": name,
+            "elpd_loo": float(res["elpd_i"].sum()),
+            "se": float(np.sqrt(n_users * np.var(res["elpd_i"]))),
+            "p_loo": float(np.nansum(res["p_loo_i"])),
+            "pareto_k_bad": int(np.sum(res["pareto_k"] > thr)),
+            "pareto_k_max": float(np.max(res["pareto_k"])),
+            "pareto_k_threshold": thr,
+        })
+    table = pd.DataFrame(rows).set_index("model").sort_values("elpd_loo", ascending=False)
+    best = table.index[0]
+    diffs, ses = [], []
+    for name in table.index:
+        d = point[best]["elpd_i"] - point[name]["elpd_i"]
+        diffs.append(float(-d.sum()))
+        ses.append(float(np.sqrt(n_users * np.var(d))))
+    table.insert(1, "elpd_diff", diffs)
+    table.insert(2, "se_diff", ses)
+
+    d_th = point["two-type"]["elpd_i"] - point["homogeneous"]["elpd_i"]
+    diff_th, se_th = float(d_th.sum()), float(np.sqrt(n_users * np.var(d_th)))
+    evidence = diff_th > max(se_factor * se_th, min_diff)
+    if evidence:
+        verdict = (
+            f"Evidence of careless users: the two-type model predicts held-out users better than the homogeneous model "
+            f"(elpd difference {diff_th:+.1f}, SE {se_th:.1f}, more than {se_factor:g} SE). Filtering users is warranted."
+        )
+    else:
+        verdict = (
+            f"No evidence of careless users: the two-type model does not predict held-out users better than the homogeneous "
+            f"model, where everybody votes alike (elpd difference {diff_th:+.1f}, SE {se_th:.1f}; evidence needs more than "
+            f"{se_factor:g} SE and {min_diff:g}). The filter has nothing to find: keep every user."
+        )
+    if "continuous" in point:
+        d_ct = point["continuous"]["elpd_i"] - point["two-type"]["elpd_i"]
+        diff_ct, se_ct = float(d_ct.sum()), float(np.sqrt(n_users * np.var(d_ct)))
+        if diff_ct > se_factor * se_ct:
+            verdict += (f" The continuous-quality model fits better than two types (difference {diff_ct:+.1f}, SE {se_ct:.1f}): "
+                        "users differ by degree; rank them by a quality score rather than a type.")
+        elif -diff_ct > se_factor * se_ct:
+            verdict += f" Two distinct types fit better than a continuum of quality (difference {-diff_ct:+.1f}, SE {se_ct:.1f})."
+        else:
+            verdict += f" Two types and a continuum of quality fit about equally well (difference {diff_ct:+.1f}, SE {se_ct:.1f})."
+    bad = table[table["pareto_k_bad"] > 0]
+    for name, row in bad.iterrows():
+        verdict += (f" Warning: {row['pareto_k_bad']} user(s) have Pareto k above {row['pareto_k_threshold']:.2f} under the "
+                    f"{name} model, so its LOO estimate is unreliable for them.")
+    first = next(iter(fits.values()))
+    index = first.users_.index if hasattr(first, "users_") else None
+    pointwise = pd.DataFrame({f"{name}_{key}": point[name][key] for name in point for key in ("elpd_i", "pareto_k")}, index=index)
+    pointwise.index.name = USER
+    settings = {"se_factor": se_factor, "min_diff": min_diff, "pareto_k_max": pareto_k_max}
+    return ModelComparison(table=table, evidence_of_careless=bool(evidence), verdict=verdict, pointwise=pointwise, settings=settings)

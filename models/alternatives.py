@@ -1,0 +1,320 @@
+"""Alternative user models for model checking (DESIGN.md section 3): the homogeneous model and
+the continuous-quality model, with the same data contract as the two-type model.
+
+Both describe the same data as the two-type model, every user's sequence of votes (ties and
+picks), so their per-user log-likelihoods are comparable (PSIS-LOO at the user level).
+
+- **Homogeneous**: no user effect on the picks. Every decisive vote, whoever casts it, is
+  attentive with probability ``theta`` (picks the answer the reference favours with the
+  reference probability) and otherwise careless (picks the first-shown answer with a rate
+  ``careless_first`` shared by all, or 1/2 with ``careless="random"``). Tie habits vary
+  between users as one Beta(tie) for everybody: the tie part is not about carelessness, and
+  a Binomial tie count would lose to the two-type model on tie over-dispersion alone.
+- **Continuous quality**: user ``u`` casts each decisive vote attentively with probability
+  ``theta_u ~ Beta(quality_mean * quality_kappa, (1 - quality_mean) * quality_kappa)``,
+  otherwise carelessly as above; ties as in the homogeneous model. The two-type model is the
+  limit where ``theta_u`` is 0 or 1.
+
+The continuous model's marginal likelihood (``theta_u`` integrated out) is exact: expanding
+the product over a user's votes, it is a sum over ``i`` (votes cast attentively) and ``g``
+(careless votes for the first-shown answer) of ``K[i, g] rho^g (1 - rho)^(D - i - g)
+B(c + i, d + D - i) / B(c, d)``, where ``K[i, g]`` (the sum over vote assignments of the
+attentive probabilities) does not depend on the parameters and is computed once per user by
+dynamic programming. With ``careless="random"`` the ``g`` dimension collapses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.special import logsumexp
+
+from comparemode.errors import ConfigError
+from comparemode.models.likelihood import NUMPY_OPS, log_betabinom_seq
+from comparemode.models.stats import EncodedVotes
+
+__all__ = [
+    "ALT_CARELESS_MODES",
+    "VoteTypes",
+    "vote_types",
+    "homogeneous_loglik",
+    "ContinuousTerms",
+    "continuous_terms",
+    "continuous_loglik",
+    "continuous_quality_mean",
+    "MAX_CONTINUOUS_TERMS",
+]
+
+#: Careless settings of the alternative models (a per-user position rate would need a second
+#: integral per user).
+ALT_CARELESS_MODES = ("shared", "random")
+#: Largest number of (pattern, i, g) terms of the exact continuous-model likelihood.
+MAX_CONTINUOUS_TERMS = 6_000_000
+
+
+@dataclass
+class VoteTypes:
+    """Users' votes as counts of decisive-vote *types* (a type: the attentive probability
+    ``A`` of the pick and whether the pick was the first-shown answer), grouped into patterns
+    of users with equal counts.
+
+    ``n``, ``t``, ``d``: votes, ties and decisive votes per pattern; ``weight``: users per
+    pattern; ``inverse``: each user's pattern; ``A``, ``first``: per type; ``counts``: sparse
+    (patterns x types) counts; ``entries``: the same as arrays ``(pattern, type, count)``.
+    """
+
+    n: np.ndarray
+    t: np.ndarray
+    weight: np.ndarray
+    inverse: np.ndarray
+    A: np.ndarray
+    first: np.ndarray
+    counts: sparse.csr_matrix
+
+    @property
+    def d(self) -> np.ndarray:
+        return self.n - self.t
+
+    @property
+    def size(self) -> int:
+        return int(self.n.shape[0])
+
+    @property
+    def entries(self):
+        coo = self.counts.tocoo()
+        return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(float)
+
+
+def vote_types(enc: EncodedVotes, mu: float | None = None) -> VoteTypes:
+    """Vote types of encoded votes: with a scalar ``mu`` (P(stronger model wins); ``enc.code``
+    = outcome + 3 * stronger-shown-first) four types, users with equal counts grouped; with a
+    per-vote ``enc.mu`` every decisive vote is its own type and every user its own pattern."""
+    outcome = enc.code % 3
+    dec = outcome != 2
+    n = np.bincount(enc.user, minlength=enc.n_users)
+    t = np.bincount(enc.user[~dec], minlength=enc.n_users)
+    if enc.mu is None:
+        if mu is None:
+            raise ConfigError("vote types need a scalar mu when the votes carry no per-vote mu")
+        stronger_first = enc.code // 3
+        typ = (outcome + 2 * stronger_first)[dec]
+        # type = outcome + 2 * stronger_first: picked first (0) or second (1), stronger shown first or not
+        A = np.array([1 - mu, mu, mu, 1 - mu], dtype=float)
+        first = np.array([True, False, True, False])
+        rows = np.zeros((enc.n_users, 5), dtype=np.int64)
+        rows[:, 0] = t
+        rows[:, 1:] = np.bincount(enc.user[dec] * 4 + typ, minlength=4 * enc.n_users).reshape(enc.n_users, 4)
+        uniq, inverse, weight = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        counts = sparse.csr_matrix(uniq[:, 1:].astype(float))
+        counts.eliminate_zeros()
+        return VoteTypes(n=uniq.sum(axis=1), t=uniq[:, 0], weight=weight.astype(float), inverse=inverse, A=A, first=first, counts=counts)
+    mu_v = np.asarray(enc.mu, dtype=float)[dec]
+    out_d = outcome[dec]
+    A = np.where(out_d == 0, mu_v, 1.0 - mu_v)
+    first = out_d == 0
+    users = enc.user[dec]
+    counts = sparse.csr_matrix((np.ones(users.size), (users, np.arange(users.size))), shape=(enc.n_users, users.size))
+    return VoteTypes(
+        n=n, t=t, weight=np.ones(enc.n_users), inverse=np.arange(enc.n_users), A=A, first=first, counts=counts
+    )
+
+
+def _careless_p(first, rho, ops=NUMPY_OPS):
+    f = first.astype(float)
+    return f * rho + (1.0 - f) * (1.0 - rho)
+
+
+def homogeneous_loglik(vt: VoteTypes, params: dict, careless: str, ops=NUMPY_OPS, tie: bool = True):
+    """Per-pattern log-likelihood of the homogeneous model: ``params`` has ``theta``,
+    ``careless_first`` (``"shared"``) and ``tie`` ``(a, b)`` (unless ``tie=False``)."""
+    rho = params["careless_first"] if careless == "shared" else 0.5
+    theta = params["theta"]
+    logp = ops.log(theta * vt.A + (1.0 - theta) * _careless_p(vt.first, rho, ops))
+    if ops is NUMPY_OPS:
+        dec = vt.counts @ logp
+    else:
+        import pytensor.tensor as pt
+
+        row, col, cnt = vt.entries
+        dec = pt.inc_subtensor(pt.zeros(vt.size)[row], cnt * logp[col])
+    if tie:
+        dec = dec + log_betabinom_seq(vt.t, vt.n, *params["tie"], ops)
+    return dec
+
+
+@dataclass
+class ContinuousTerms:
+    """The parameter-free part of the continuous model's exact likelihood, one row per
+    pattern, padded: ``logK`` (patterns x terms, -inf where unused), ``i`` (votes cast
+    attentively), ``g`` (careless first-position picks) and ``D`` (decisive votes)."""
+
+    logK: np.ndarray
+    i: np.ndarray
+    g: np.ndarray
+    D: np.ndarray
+    careless: str
+
+
+def _log_poly_dp(A_list, first_list, shared: bool) -> np.ndarray:
+    """log K[i, g] for one user's decisive votes (``g`` summed out when not ``shared``)."""
+    D = len(A_list)
+    if not shared:
+        logK = np.full(D + 1, -np.inf)
+        logK[0] = 0.0
+        for a in A_list:  # careless factor 1/2 is applied outside
+            new = logK.copy()
+            new[1:] = np.logaddexp(logK[1:], np.log(a) + logK[:-1])
+            logK = new
+        return logK
+    logK = np.full((D + 1, D + 1), -np.inf)
+    logK[0, 0] = 0.0
+    for a, fst in zip(A_list, first_list):
+        new = np.full_like(logK, -np.inf)
+        new[1:, :] = np.log(a) + logK[:-1, :]  # attentive
+        if fst:  # careless, first: g + 1
+            new[:, 1:] = np.logaddexp(new[:, 1:], logK[:, :-1])
+        else:  # careless, second: g unchanged
+            new = np.logaddexp(new, logK)
+        logK = new
+    return logK
+
+
+def continuous_terms(vt: VoteTypes, careless: str) -> ContinuousTerms:
+    """Precompute the continuous model's terms for every pattern (see the module docstring)."""
+    if careless not in ALT_CARELESS_MODES:
+        raise ConfigError(f"careless must be one of {ALT_CARELESS_MODES} for the continuous model, got {careless!r}")
+    shared = careless == "shared"
+    D = vt.d.astype(np.int64)
+    d_max = int(D.max()) if D.size else 0
+    width = (d_max + 1) * (d_max + 2) // 2 if shared else d_max + 1
+    if vt.size * width > MAX_CONTINUOUS_TERMS:
+        raise ConfigError(
+            f"the continuous model's exact likelihood needs {vt.size:,} patterns x {width:,} terms (largest user: {d_max} "
+            f"decisive votes), more than {MAX_CONTINUOUS_TERMS:,}; use careless='random' (terms grow linearly, not "
+            "quadratically, with a user's votes) or leave out the users with the most votes"
+        )
+    logK = np.full((vt.size, width), -np.inf)
+    ii = np.zeros((vt.size, width), dtype=np.int64)
+    gg = np.zeros((vt.size, width), dtype=np.int64)
+    csr = vt.counts
+    for p in range(vt.size):
+        lo, hi = csr.indptr[p], csr.indptr[p + 1]
+        types, reps = csr.indices[lo:hi], csr.data[lo:hi].astype(np.int64)
+        A_list = np.repeat(vt.A[types], reps)
+        f_list = np.repeat(vt.first[types], reps)
+        k = _log_poly_dp(A_list, f_list, shared)
+        dp = len(A_list)
+        if shared:
+            i_idx, g_idx = np.nonzero(np.add.outer(np.arange(dp + 1), np.arange(dp + 1)) <= dp)
+            vals = k[i_idx, g_idx]
+        else:
+            i_idx = np.arange(dp + 1)
+            g_idx = np.zeros(dp + 1, dtype=np.int64)
+            vals = k
+        m = vals.size
+        logK[p, :m], ii[p, :m], gg[p, :m] = vals, i_idx, g_idx
+    return ContinuousTerms(logK=logK, i=ii, g=gg, D=D, careless=careless)
+
+
+def _continuous_term_values(terms: ContinuousTerms, params: dict, ops=NUMPY_OPS):
+    """Every term's log value at ``params`` (``quality`` ``(c, d)``, ``careless_first``)."""
+    c, d = params["quality"]
+    i = terms.i.astype(float)
+    D = terms.D.astype(float)[:, None]
+    careless_n = D - i
+    if terms.careless == "shared":
+        rho = params["careless_first"]
+        g = terms.g.astype(float)
+        pos = g * ops.log(rho) + (careless_n - g) * ops.log1p(-rho)
+    else:
+        pos = -careless_n * np.log(2.0)
+    return terms.logK + pos + ops.betaln(c + i, d + careless_n) - ops.betaln(c, d)
+
+
+def continuous_loglik(vt: VoteTypes, terms: ContinuousTerms, params: dict, ops=NUMPY_OPS, tie: bool = True):
+    """Per-pattern log-likelihood of the continuous-quality model (``theta_u`` integrated
+    out exactly); ``params``: ``quality`` ``(c, d)``, ``careless_first`` (``"shared"``),
+    ``tie`` ``(a, b)``."""
+    vals = _continuous_term_values(terms, params, ops)
+    if ops is NUMPY_OPS:
+        dec = logsumexp(vals, axis=-1)
+    else:
+        import pytensor.tensor as pt
+
+        dec = pt.logsumexp(vals, axis=-1)
+    if tie:
+        dec = dec + log_betabinom_seq(vt.t, vt.n, *params["tie"], ops)
+    return dec
+
+
+def continuous_quality_mean(terms: ContinuousTerms, params: dict) -> np.ndarray:
+    """E[theta_u | the user's votes, params] per pattern: the user's own attentive share."""
+    c, d = params["quality"]
+    vals = _continuous_term_values(terms, params)
+    w = np.exp(vals - logsumexp(vals, axis=-1, keepdims=True))
+    post_mean = (c + terms.i) / (c + d + terms.D[:, None])
+    return np.sum(w * post_mean, axis=-1)
+
+
+def alternative_parameter_names(kind: str, careless: str, ties: str) -> list[str]:
+    """Free parameters of the alternative models, in a fixed order."""
+    names = ["theta"] if kind == "homogeneous" else ["quality_mean", "quality_kappa"]
+    if careless == "shared":
+        names.append("careless_first")
+    if ties == "model":
+        names += ["tie_mean", "tie_kappa"]
+    return names
+
+
+def build_alternative_pymc_model(vt: VoteTypes, *, kind: str, careless: str, ties: str, priors: dict, terms: ContinuousTerms | None = None):
+    """PyMC model of the homogeneous or continuous-quality model on vote-type patterns, from
+    the same likelihood functions as the NumPy code (evaluated with PyTensor)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from comparemode.models.likelihood import tensor_ops
+    from comparemode.models.pymc_model import beta_from_mean_kappa, prior_variable
+
+    ops = tensor_ops()
+    tie = ties == "model"
+    with pm.Model(coords={"pattern": np.arange(vt.size)}) as model:
+        w = pm.Data("n_users", vt.weight.astype(float), dims="pattern")
+        params = {}
+        if kind == "homogeneous":
+            params["theta"] = prior_variable(pm, "theta", priors["theta"])
+        else:
+            m = prior_variable(pm, "quality_mean", priors["quality_mean"])
+            kappa = prior_variable(pm, "quality_kappa", priors["quality_kappa"])
+            params["quality"] = beta_from_mean_kappa(m, kappa)
+        if careless == "shared":
+            params["careless_first"] = prior_variable(pm, "careless_first", priors["careless_first"])
+        if tie:
+            m = prior_variable(pm, "tie_mean", priors["tie_mean"])
+            kappa = prior_variable(pm, "tie_kappa", priors["tie_kappa"])
+            params["tie"] = beta_from_mean_kappa(m, kappa)
+        if kind == "homogeneous":
+            ll = homogeneous_loglik(vt, params, careless, ops, tie=tie)
+        else:
+            ll = continuous_loglik(vt, terms, params, ops, tie=tie)
+        pm.Potential("loglik", pt.sum(w * ll))
+    return model
+
+
+def alternative_params(kind: str, careless: str, ties: str, values: dict) -> dict:
+    """Likelihood parameters (as :func:`homogeneous_loglik` / :func:`continuous_loglik` take
+    them) from named parameter values (scalars or arrays of draws)."""
+    params = {}
+    if kind == "homogeneous":
+        params["theta"] = values["theta"]
+    else:
+        m, kappa = values["quality_mean"], values["quality_kappa"]
+        params["quality"] = (m * kappa, (1 - m) * kappa)
+    if careless == "shared":
+        params["careless_first"] = values["careless_first"]
+    if ties == "model":
+        m, kappa = values["tie_mean"], values["tie_kappa"]
+        params["tie"] = (m * kappa, (1 - m) * kappa)
+    return params
