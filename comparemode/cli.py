@@ -43,6 +43,49 @@ def _mu_arg(text: str) -> dict:
     return {model: p}
 
 
+def _add_input_args(p: argparse.ArgumentParser) -> None:
+    """VOTES, its layout and where mu comes from (shared by run and report)."""
+    p.add_argument(
+        "votes",
+        nargs="?",
+        metavar="VOTES",
+        help="votes file (CSV, Parquet, JSON lines, JSON; arena and LLMFAO layouts are detected). "
+        "Omit to run on simulated data",
+    )
+    data = p.add_argument_group("input layout")
+    data.add_argument("--format", default="auto", choices=["auto", "canonical", "arena", "llmfao"], help="layout of VOTES")
+    for canon in ("user", "model_a", "model_b", "winner", "prompt_id"):
+        data.add_argument(
+            f"--{canon.replace('_', '-')}-col",
+            dest=f"{canon}_col",
+            metavar="COL",
+            help=f"read the {canon!r} column from COL",
+        )
+    data.add_argument("--mu-col", metavar="COL", help="read a per-vote mu (P(model_a better)) from column COL")
+    data.add_argument(
+        "--ties",
+        default="model",
+        choices=["model", "drop", "davidson"],
+        help="'model': ties are data (a tie habit per user, per type); 'drop': the likelihood ignores ties "
+        "(the paper's binary labels), tie votes stay with their user; 'davidson' (--method joint only): an "
+        "attentive user's ties follow Davidson's tie model of the pair, a careless user's a tie habit",
+    )
+    ref = p.add_argument_group("reference (where mu comes from)")
+    group = ref.add_mutually_exclusive_group()
+    group.add_argument(
+        "--mu",
+        type=_mu_arg,
+        metavar="MODEL=P",
+        help="two models: P is the probability that MODEL's answer beats the other model's",
+    )
+    group.add_argument(
+        "--strengths",
+        metavar="FILE",
+        help="CSV or JSON of model strengths (columns model, score): mu = sigmoid(score_a - score_b)",
+    )
+    ref.add_argument("--scale", default="bt", choices=["bt", "elo"], help="scale of --strengths: Bradley-Terry or Elo")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="comparemode",
@@ -63,45 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    run.add_argument(
-        "votes",
-        nargs="?",
-        metavar="VOTES",
-        help="votes file (CSV, Parquet, JSON lines, JSON; arena and LLMFAO layouts are detected). "
-        "Omit to run on simulated data",
-    )
-    data = run.add_argument_group("input layout")
-    data.add_argument("--format", default="auto", choices=["auto", "canonical", "arena", "llmfao"], help="layout of VOTES")
-    for canon in ("user", "model_a", "model_b", "winner", "prompt_id"):
-        data.add_argument(
-            f"--{canon.replace('_', '-')}-col",
-            dest=f"{canon}_col",
-            metavar="COL",
-            help=f"read the {canon!r} column from COL",
-        )
-    data.add_argument("--mu-col", metavar="COL", help="read a per-vote mu (P(model_a better)) from column COL")
-    data.add_argument(
-        "--ties",
-        default="model",
-        choices=["model", "drop", "davidson"],
-        help="'model': ties are data (a tie habit per user, per type); 'drop': the likelihood ignores ties "
-        "(the paper's binary labels), tie votes stay with their user; 'davidson' (--method joint only): an "
-        "attentive user's ties follow Davidson's tie model of the pair, a careless user's a tie habit",
-    )
-    ref = run.add_argument_group("reference (where mu comes from)")
-    group = ref.add_mutually_exclusive_group()
-    group.add_argument(
-        "--mu",
-        type=_mu_arg,
-        metavar="MODEL=P",
-        help="two models: P is the probability that MODEL's answer beats the other model's",
-    )
-    group.add_argument(
-        "--strengths",
-        metavar="FILE",
-        help="CSV or JSON of model strengths (columns model, score): mu = sigmoid(score_a - score_b)",
-    )
-    ref.add_argument("--scale", default="bt", choices=["bt", "elo"], help="scale of --strengths: Bradley-Terry or Elo")
+    _add_input_args(run)
     model = run.add_argument_group("model and fit")
     model.add_argument(
         "--careless",
@@ -148,7 +153,73 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", default="comparemode-output", metavar="DIR", help="directory for the results")
     out.add_argument("--force", action="store_true", help="overwrite existing results in --out")
     out.add_argument("--quiet", action="store_true", help="no progress messages")
+
+    rep = sub.add_parser(
+        "report",
+        help="write the posterior diagnostic report (one self-contained HTML file)",
+        description=(
+            "Fit the two-type model by EM and MCMC, the homogeneous and continuous-quality models by MCMC; check the "
+            "sampler, run posterior predictive checks, compare the models by user-level PSIS-LOO and write one HTML "
+            "report with the filtering decision and the settings to reproduce it. Without VOTES, uses the built-in "
+            "simulated data. Many models without --mu/--strengths: strengths from the joint EM serve as the reference."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_input_args(rep)
+    fit = rep.add_argument_group("models and sampler")
+    fit.add_argument("--careless", default="beta", choices=["beta", "shared", "random"], help="two-type model's careless users")
+    fit.add_argument("--alpha", type=float, default=0.1, help="FDR level of the filtering decision")
+    fit.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
+    fit.add_argument("--tune", type=int, default=1000, help="tuning steps per chain")
+    fit.add_argument("--chains", type=int, default=4, help="chains")
+    fit.add_argument("--ppc-draws", type=int, default=200, help="posterior draws replicated for the predictive checks")
+    fit.add_argument("--seed", type=int, default=20261127, help="random seed (simulation, sampler, predictive draws)")
+    o = rep.add_argument_group("output")
+    o.add_argument("--out", default="comparemode-report.html", metavar="FILE", help="the HTML report")
+    o.add_argument("--title", help="report title")
+    o.add_argument("--force", action="store_true", help="overwrite an existing report")
+    o.add_argument("--quiet", action="store_true", help="no progress messages")
     return parser
+
+
+def report(args) -> int:
+    from comparemode.data import load_votes
+    from comparemode.report import write_report
+
+    if args.ties == "davidson":
+        raise ConfigError("comparemode report compares models with a known reference: use --ties model or --ties drop")
+    votes, source = None, None
+    if args.votes is not None:
+        votes = load_votes(
+            args.votes,
+            format=args.format,
+            user=args.user_col,
+            model_a=args.model_a_col,
+            model_b=args.model_b_col,
+            winner=args.winner_col,
+            prompt_id=args.prompt_id_col,
+            mu=args.mu_col,
+        )
+        source = str(args.votes)
+    res = write_report(
+        votes,
+        args.out,
+        mu=args.mu,
+        strengths=args.strengths,
+        scale=args.scale,
+        careless=args.careless,
+        ties=args.ties,
+        alpha=args.alpha,
+        sampler_config={"draws": args.draws, "tune": args.tune, "chains": args.chains, "random_seed": args.seed},
+        ppc_draws=args.ppc_draws,
+        random_seed=args.seed,
+        title=args.title,
+        source=source,
+        force=args.force,
+        quiet=args.quiet,
+    )
+    print(f"report: {res.path} ({res.n_figures} figures, {res.seconds:.0f} s). {res.verdict}")
+    return 0
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -418,6 +489,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "run":
             return run(args)
+        if args.command == "report":
+            return report(args)
     except ComparemodeError as exc:
         print(f"comparemode: error: {exc}", file=sys.stderr)
         return 1

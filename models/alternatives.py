@@ -156,6 +156,18 @@ class ContinuousTerms:
     g: np.ndarray
     D: np.ndarray
     careless: str
+    # the Beta term depends on (i, D) only: its distinct pairs and each term's pair
+    pair_i: np.ndarray = None
+    pair_D: np.ndarray = None
+    pair_index: np.ndarray = None
+
+    def __post_init__(self):
+        if self.pair_index is None:
+            key = self.i * (int(self.D.max(initial=0)) + 1) + np.broadcast_to(self.D[:, None], self.i.shape)
+            uniq, inv = np.unique(key, return_inverse=True)
+            m = int(self.D.max(initial=0)) + 1
+            self.pair_i, self.pair_D = (uniq // m).astype(float), (uniq % m).astype(float)
+            self.pair_index = inv.reshape(self.i.shape)
 
 
 def _log_poly_dp(A_list, first_list, shared: bool) -> np.ndarray:
@@ -223,15 +235,15 @@ def _continuous_term_values(terms: ContinuousTerms, params: dict, ops=NUMPY_OPS)
     """Every term's log value at ``params`` (``quality`` ``(c, d)``, ``careless_first``)."""
     c, d = params["quality"]
     i = terms.i.astype(float)
-    D = terms.D.astype(float)[:, None]
-    careless_n = D - i
+    careless_n = terms.D.astype(float)[:, None] - i
     if terms.careless == "shared":
         rho = params["careless_first"]
         g = terms.g.astype(float)
         pos = g * ops.log(rho) + (careless_n - g) * ops.log1p(-rho)
     else:
         pos = -careless_n * np.log(2.0)
-    return terms.logK + pos + ops.betaln(c + i, d + careless_n) - ops.betaln(c, d)
+    beta_term = ops.betaln(c + terms.pair_i, d + terms.pair_D - terms.pair_i) - ops.betaln(c, d)
+    return terms.logK + pos + beta_term[terms.pair_index]
 
 
 def continuous_loglik(vt: VoteTypes, terms: ContinuousTerms, params: dict, ops=NUMPY_OPS, tie: bool = True):

@@ -66,7 +66,10 @@ class Simulation:
 
     def true_p_attentive(self, ties: str = "model") -> pd.Series:
         """P(attentive | votes) computed with the true parameters (the oracle that an
-        estimator's classification is compared with), one value per user."""
+        estimator's classification is compared with), one value per user. Only for votes
+        simulated from the two-type model."""
+        if self.params.get("quality") is not None:
+            raise ConfigError("these votes were simulated without user types (quality=...): there is no true P(attentive)")
         from comparemode.models.likelihood import posterior_attentive, type_logliks
         from comparemode.models.stats import aggregate, without_ties
         from comparemode.reference import encode_votes, resolve_reference
@@ -189,6 +192,7 @@ def simulate_votes(
     ties: bool = True,
     attentive_ties: str = "beta",
     davidson_nu: float = 0.5,
+    quality=None,
     random_seed: int | None = None,
 ) -> Simulation:
     """Draw votes from the two-type model.
@@ -212,6 +216,12 @@ def simulate_votes(
         with ``d`` the strength difference; the users' ``tie_rate`` is then NaN for attentive
         users). Careless users always have a Beta tie propensity.
     davidson_nu : Davidson's tie parameter (``P(tie) = nu / (2 + nu)`` between equal models).
+    quality : instead of two user types, each vote is attentive with a per-user probability:
+        a number ``theta`` (the homogeneous model: every user alike) or a pair ``(c, d)``
+        (the continuous-quality model: ``theta_u ~ Beta(c, d)``). Careless votes pick by
+        position as ``careless`` says; every user's tie propensity is drawn from
+        ``tie_attentive``; ``pi`` is ignored. The users table gets ``quality`` (theta_u), and
+        ``attentive`` is ``theta_u >= 0.5``.
     random_seed : seed of ``numpy.random.default_rng``.
     """
     rng = np.random.default_rng(random_seed)
@@ -231,19 +241,33 @@ def simulate_votes(
     ta = _beta_pair(tie_attentive, "tie_attentive")
     tc = _beta_pair(tie_careless, "tie_careless")
     counts = _votes_per_user(votes_per_user, n_users, rng)
-    attentive = rng.random(n_users) < pi
+    theta = None
+    if quality is not None:
+        if np.ndim(quality) == 0:
+            q = float(quality)
+            if not 0.0 <= q <= 1.0:
+                raise ConfigError(f"quality must be a share in [0, 1] or a Beta pair (c, d), got {quality!r}")
+            theta = np.full(n_users, q)
+        else:
+            theta = rng.beta(*_beta_pair(quality, "quality"), n_users)
+        if attentive_ties != "beta":
+            raise ConfigError("quality (homogeneous or continuous users) works with attentive_ties='beta'")
+    attentive = rng.random(n_users) < pi if theta is None else theta >= 0.5
     first_rate = np.full(n_users, np.nan)
-    n_careless = int((~attentive).sum())
+    has_rate = ~attentive if theta is None else np.ones(n_users, dtype=bool)  # who has a position rate
+    n_careless = int(has_rate.sum())
     if careless == "beta":
-        first_rate[~attentive] = rng.beta(*_beta_pair(careless_first, "careless_first"), n_careless)
+        first_rate[has_rate] = rng.beta(*_beta_pair(careless_first, "careless_first"), n_careless)
     elif careless == "shared":
         rho = float(careless_first)
         if not 0.0 <= rho <= 1.0:
             raise ConfigError(f"careless_first must be a rate in [0, 1] for careless='shared', got {rho!r}")
-        first_rate[~attentive] = rho
+        first_rate[has_rate] = rho
     else:
-        first_rate[~attentive] = 0.5
-    if ties:
+        first_rate[has_rate] = 0.5
+    if ties and theta is not None:
+        tie_rate = rng.beta(*ta, n_users)
+    elif ties:
         tie_rate = np.where(attentive, rng.beta(*ta, n_users), rng.beta(*tc, n_users))
     else:
         tie_rate = np.zeros(n_users)
@@ -272,7 +296,7 @@ def simulate_votes(
         factor = math.log(10.0) / ELO_SCALE if scale == "elo" else 1.0
         vals = beta.to_numpy()
         mu_row = expit((vals[a_idx] - vals[b_idx]) * factor)
-    att = attentive[user]
+    att = attentive[user] if theta is None else rng.random(total) < theta[user]
     if davidson:
         tie_rate[attentive] = np.nan
         half = 0.5 * (vals[a_idx] - vals[b_idx]) * factor
@@ -300,6 +324,8 @@ def simulate_votes(
         {"attentive": attentive, "first_rate": first_rate, "tie_rate": tie_rate, "n_votes": counts},
         index=pd.Index(user_ids, name=USER),
     )
+    if theta is not None:
+        users["quality"] = theta
     params = {
         "n_users": int(n_users),
         "votes_per_user": votes_per_user,
@@ -310,6 +336,7 @@ def simulate_votes(
         "tie_careless": list(tc),
         "ties": bool(ties),
         "attentive_ties": "davidson" if davidson else "beta",
+        "quality": None if quality is None else (float(quality) if np.ndim(quality) == 0 else list(_beta_pair(quality, "quality"))),
         "random_seed": random_seed,
     }
     if davidson:
