@@ -15,7 +15,11 @@ Main entry points:
   probabilities averaged over the draws;
 - :func:`filter_votes`, :func:`filter_fdr`, :func:`filter_credible`: keep or drop each
   user's votes (threshold, Bayesian false-discovery rate, credible bound), with weights;
-- :func:`compare_em_mcmc`: the EM against the posterior on the same votes.
+- :func:`compare_em_mcmc`: the EM against the posterior on the same votes;
+- model checking: :class:`HomogeneousEM` and :class:`BayesianAlternative` (the homogeneous and
+  continuous-quality models), :func:`posterior_predictive_check`, :func:`compare_models`
+  (user-level PSIS-LOO with a verdict), :func:`sampler_diagnostics`;
+- :func:`write_report`: the posterior diagnostic report as one HTML file.
 """
 
 from comparemode import errors
@@ -24,10 +28,14 @@ from comparemode.data import load_votes, read_arena, read_llmfao, validate_votes
 from comparemode.inference.em import TwoTypeEM
 from comparemode.inference.checks import EMvsMCMC, compare_em_mcmc
 from comparemode.inference.filter import FilterResult, filter_credible, filter_fdr, filter_votes
+from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
+from comparemode.inference.diagnostics import sampler_diagnostics
 from comparemode.inference.joint import JointEM, fit_bradley_terry
+from comparemode.inference.model_checks import compare_models, posterior_predictive_check
 from comparemode.inference.mcmc import BayesianTwoType
 from comparemode.models.simulate import Simulation, simulate_votes
 from comparemode.reference import read_strengths
+from comparemode.report import write_report
 
 __version__ = "0.1.0"
 
@@ -50,6 +58,12 @@ __all__ = [
     "FilterResult",
     "compare_em_mcmc",
     "EMvsMCMC",
+    "HomogeneousEM",
+    "BayesianAlternative",
+    "posterior_predictive_check",
+    "compare_models",
+    "sampler_diagnostics",
+    "write_report",
     "DEFAULT_THRESHOLD",
     "INTERVAL_PROB",
     "__version__",
