@@ -35,6 +35,9 @@ __all__ = ["write_report", "ReportResult", "DEFAULT_REPORT_SAMPLER"]
 
 #: Sampler settings of the report's MCMC fits (plain dict; override with ``sampler_config``).
 DEFAULT_REPORT_SAMPLER = {"draws": 1000, "tune": 1000, "chains": 4, "cores": 2, "random_seed": 20261127}
+#: Above this many likelihood terms the report's continuous model uses careless="random"
+#: (terms linear in a user's votes) instead of a shared first-position rate (quadratic).
+CONTINUOUS_SHARED_MAX_TERMS = 600_000
 #: FDR levels of the threshold curve.
 ALPHA_GRID = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 _VERSIONED = ("comparemode", "numpy", "pandas", "scipy", "pymc", "pytensor", "arviz", "xarray", "matplotlib")
@@ -238,7 +241,6 @@ def write_report(
     from comparemode.inference.joint import JointEM
     from comparemode.inference.mcmc import BayesianTwoType
     from comparemode.inference.model_checks import compare_models, posterior_predictive_check
-    from comparemode.models.alternatives import MAX_CONTINUOUS_TERMS
     from comparemode.models.simulate import DEFAULT_SIMULATION, simulate_votes
 
     t0 = time.perf_counter()
@@ -297,15 +299,16 @@ def write_report(
     hom = BayesianAlternative("homogeneous", model_config={"ties": ties}, sampler_config=scfg)
     hom.fit(votes, **reference)
     fits["homogeneous"] = hom
+    cont = BayesianAlternative("continuous", model_config={"ties": ties, "careless": "shared"}, sampler_config=scfg)
+    cont.build_model(votes, **reference)
     cont_careless = "shared"
-    users_dec = em.users_["n_decisive"]
-    d_max = int(users_dec.max())
-    if (d_max + 1) * (d_max + 2) // 2 * len(users_dec) > MAX_CONTINUOUS_TERMS:  # users bound the patterns
+    if cont._terms.n_terms > CONTINUOUS_SHARED_MAX_TERMS:
         cont_careless = "random"
-        notes.append(f"The continuous-quality model uses careless='random' (the largest user has {d_max} decisive votes; the "
-                     "exact likelihood with a shared first-position rate would need too many terms).")
+        notes.append(f"The continuous-quality model uses careless='random': with a shared first-position rate its exact "
+                     f"likelihood needs {cont._terms.n_terms:,} terms, too slow to sample here (limit "
+                     f"{CONTINUOUS_SHARED_MAX_TERMS:,}; the terms grow with the square of a user's votes).")
+        cont = BayesianAlternative("continuous", model_config={"ties": ties, "careless": "random"}, sampler_config=scfg)
     say(f"MCMC: continuous-quality model (careless={cont_careless})")
-    cont = BayesianAlternative("continuous", model_config={"ties": ties, "careless": cont_careless}, sampler_config=scfg)
     cont.fit(votes, **reference)
     fits["continuous"] = cont
     say("posterior predictive checks")

@@ -146,28 +146,34 @@ def homogeneous_loglik(vt: VoteTypes, params: dict, careless: str, ops=NUMPY_OPS
 
 
 @dataclass
-class ContinuousTerms:
-    """The parameter-free part of the continuous model's exact likelihood, one row per
-    pattern, padded: ``logK`` (patterns x terms, -inf where unused), ``i`` (votes cast
-    attentively), ``g`` (careless first-position picks) and ``D`` (decisive votes)."""
+class _Bucket:
+    """Patterns ``rows`` of similar size, padded to one width: ``logK`` (rows x terms, -inf
+    where unused), ``i`` (votes cast attentively), ``g`` (careless first-position picks),
+    ``D`` (decisive votes per row) and ``pair_index`` (each term's (i, D) pair)."""
 
+    rows: np.ndarray
     logK: np.ndarray
     i: np.ndarray
     g: np.ndarray
     D: np.ndarray
-    careless: str
-    # the Beta term depends on (i, D) only: its distinct pairs and each term's pair
-    pair_i: np.ndarray = None
-    pair_D: np.ndarray = None
-    pair_index: np.ndarray = None
+    pair_index: np.ndarray
 
-    def __post_init__(self):
-        if self.pair_index is None:
-            key = self.i * (int(self.D.max(initial=0)) + 1) + np.broadcast_to(self.D[:, None], self.i.shape)
-            uniq, inv = np.unique(key, return_inverse=True)
-            m = int(self.D.max(initial=0)) + 1
-            self.pair_i, self.pair_D = (uniq // m).astype(float), (uniq % m).astype(float)
-            self.pair_index = inv.reshape(self.i.shape)
+
+@dataclass
+class ContinuousTerms:
+    """The parameter-free part of the continuous model's exact likelihood: patterns in
+    buckets of similar size (so a few heavy users do not pad everybody's terms), and the
+    distinct ``(i, D)`` pairs the Beta term depends on (``pair_i``, ``pair_D``)."""
+
+    n_patterns: int
+    buckets: list
+    pair_i: np.ndarray
+    pair_D: np.ndarray
+    careless: str
+
+    @property
+    def n_terms(self) -> int:
+        return int(sum(b.logK.size for b in self.buckets))
 
 
 def _log_poly_dp(A_list, first_list, shared: bool) -> np.ndarray:
@@ -194,24 +200,25 @@ def _log_poly_dp(A_list, first_list, shared: bool) -> np.ndarray:
     return logK
 
 
+def _width(d: int, shared: bool) -> int:
+    return (d + 1) * (d + 2) // 2 if shared else d + 1
+
+
 def continuous_terms(vt: VoteTypes, careless: str) -> ContinuousTerms:
     """Precompute the continuous model's terms for every pattern (see the module docstring)."""
     if careless not in ALT_CARELESS_MODES:
         raise ConfigError(f"careless must be one of {ALT_CARELESS_MODES} for the continuous model, got {careless!r}")
     shared = careless == "shared"
     D = vt.d.astype(np.int64)
-    d_max = int(D.max()) if D.size else 0
-    width = (d_max + 1) * (d_max + 2) // 2 if shared else d_max + 1
-    if vt.size * width > MAX_CONTINUOUS_TERMS:
+    total = int(sum(_width(int(x), shared) for x in D))
+    if total > MAX_CONTINUOUS_TERMS:
         raise ConfigError(
-            f"the continuous model's exact likelihood needs {vt.size:,} patterns x {width:,} terms (largest user: {d_max} "
-            f"decisive votes), more than {MAX_CONTINUOUS_TERMS:,}; use careless='random' (terms grow linearly, not "
-            "quadratically, with a user's votes) or leave out the users with the most votes"
+            f"the continuous model's exact likelihood needs {total:,} terms for {vt.size:,} patterns (largest user: "
+            f"{int(D.max())} decisive votes), more than {MAX_CONTINUOUS_TERMS:,}; use careless='random' (terms grow "
+            "linearly, not quadratically, with a user's votes) or leave out the users with the most votes"
         )
-    logK = np.full((vt.size, width), -np.inf)
-    ii = np.zeros((vt.size, width), dtype=np.int64)
-    gg = np.zeros((vt.size, width), dtype=np.int64)
     csr = vt.counts
+    per = []
     for p in range(vt.size):
         lo, hi = csr.indptr[p], csr.indptr[p + 1]
         types, reps = csr.indices[lo:hi], csr.data[lo:hi].astype(np.int64)
@@ -223,40 +230,64 @@ def continuous_terms(vt: VoteTypes, careless: str) -> ContinuousTerms:
             i_idx, g_idx = np.nonzero(np.add.outer(np.arange(dp + 1), np.arange(dp + 1)) <= dp)
             vals = k[i_idx, g_idx]
         else:
-            i_idx = np.arange(dp + 1)
-            g_idx = np.zeros(dp + 1, dtype=np.int64)
-            vals = k
-        m = vals.size
-        logK[p, :m], ii[p, :m], gg[p, :m] = vals, i_idx, g_idx
-    return ContinuousTerms(logK=logK, i=ii, g=gg, D=D, careless=careless)
+            i_idx, g_idx, vals = np.arange(dp + 1), np.zeros(dp + 1, dtype=np.int64), k
+        per.append((vals, i_idx, g_idx))
+    m = int(D.max(initial=0)) + 1
+    # buckets: decisive-vote counts in [2^j - 1, 2^(j+1) - 1)
+    level = np.floor(np.log2(D + 1)).astype(np.int64)
+    keys, pair_keys, buckets = [], [], []
+    for lev in np.unique(level):
+        rows = np.flatnonzero(level == lev)
+        width = max(per[r][0].size for r in rows)
+        logK = np.full((rows.size, width), -np.inf)
+        ii = np.zeros((rows.size, width), dtype=np.int64)
+        gg = np.zeros((rows.size, width), dtype=np.int64)
+        for j, r in enumerate(rows):
+            vals, i_idx, g_idx = per[r]
+            logK[j, : vals.size], ii[j, : vals.size], gg[j, : vals.size] = vals, i_idx, g_idx
+        pair_keys.append(ii * m + D[rows][:, None])
+        buckets.append(_Bucket(rows=rows, logK=logK, i=ii, g=gg, D=D[rows], pair_index=None))
+    uniq, inv = np.unique(np.concatenate([k.ravel() for k in pair_keys]) if pair_keys else np.zeros(0, np.int64), return_inverse=True)
+    start = 0
+    for b in buckets:
+        b.pair_index = inv[start : start + b.logK.size].reshape(b.logK.shape)
+        start += b.logK.size
+    return ContinuousTerms(n_patterns=vt.size, buckets=buckets, pair_i=(uniq // m).astype(float), pair_D=(uniq % m).astype(float), careless=careless)
 
 
-def _continuous_term_values(terms: ContinuousTerms, params: dict, ops=NUMPY_OPS):
-    """Every term's log value at ``params`` (``quality`` ``(c, d)``, ``careless_first``)."""
-    c, d = params["quality"]
-    i = terms.i.astype(float)
-    careless_n = terms.D.astype(float)[:, None] - i
+def _term_values(terms: ContinuousTerms, b: _Bucket, params: dict, beta_term, ops=NUMPY_OPS):
+    i = b.i.astype(float)
+    careless_n = b.D.astype(float)[:, None] - i
     if terms.careless == "shared":
         rho = params["careless_first"]
-        g = terms.g.astype(float)
+        g = b.g.astype(float)
         pos = g * ops.log(rho) + (careless_n - g) * ops.log1p(-rho)
     else:
         pos = -careless_n * np.log(2.0)
-    beta_term = ops.betaln(c + terms.pair_i, d + terms.pair_D - terms.pair_i) - ops.betaln(c, d)
-    return terms.logK + pos + beta_term[terms.pair_index]
+    return b.logK + pos + beta_term[b.pair_index]
+
+
+def _beta_term(terms: ContinuousTerms, params: dict, ops=NUMPY_OPS):
+    """log B(c + i, d + D - i) - log B(c, d) on the distinct (i, D) pairs."""
+    c, d = params["quality"]
+    return ops.betaln(c + terms.pair_i, d + terms.pair_D - terms.pair_i) - ops.betaln(c, d)
 
 
 def continuous_loglik(vt: VoteTypes, terms: ContinuousTerms, params: dict, ops=NUMPY_OPS, tie: bool = True):
     """Per-pattern log-likelihood of the continuous-quality model (``theta_u`` integrated
     out exactly); ``params``: ``quality`` ``(c, d)``, ``careless_first`` (``"shared"``),
     ``tie`` ``(a, b)``."""
-    vals = _continuous_term_values(terms, params, ops)
+    bt = _beta_term(terms, params, ops)
     if ops is NUMPY_OPS:
-        dec = logsumexp(vals, axis=-1)
+        dec = np.empty(terms.n_patterns)
+        for b in terms.buckets:
+            dec[b.rows] = logsumexp(_term_values(terms, b, params, bt), axis=-1)
     else:
         import pytensor.tensor as pt
 
-        dec = pt.logsumexp(vals, axis=-1)
+        dec = pt.zeros(terms.n_patterns)
+        for b in terms.buckets:
+            dec = pt.set_subtensor(dec[b.rows], pt.logsumexp(_term_values(terms, b, params, bt, ops), axis=-1))
     if tie:
         dec = dec + log_betabinom_seq(vt.t, vt.n, *params["tie"], ops)
     return dec
@@ -265,10 +296,13 @@ def continuous_loglik(vt: VoteTypes, terms: ContinuousTerms, params: dict, ops=N
 def continuous_quality_mean(terms: ContinuousTerms, params: dict) -> np.ndarray:
     """E[theta_u | the user's votes, params] per pattern: the user's own attentive share."""
     c, d = params["quality"]
-    vals = _continuous_term_values(terms, params)
-    w = np.exp(vals - logsumexp(vals, axis=-1, keepdims=True))
-    post_mean = (c + terms.i) / (c + d + terms.D[:, None])
-    return np.sum(w * post_mean, axis=-1)
+    bt = _beta_term(terms, params)
+    out = np.empty(terms.n_patterns)
+    for b in terms.buckets:
+        vals = _term_values(terms, b, params, bt)
+        w = np.exp(vals - logsumexp(vals, axis=-1, keepdims=True))
+        out[b.rows] = np.sum(w * (c + b.i) / (c + d + b.D[:, None]), axis=-1)
+    return out
 
 
 def alternative_parameter_names(kind: str, careless: str, ties: str) -> list[str]:
