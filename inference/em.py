@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from comparemode._progress import Progress
 from comparemode.constants import (
+    BOUNDARY_TOL,
     DEFAULT_MAX_ITER,
     DEFAULT_N_STARTS,
     DEFAULT_THRESHOLD,
     DEFAULT_TOL,
     LOGLIK_DECREASE_TOL,
 )
-from comparemode.errors import ConfigError, LikelihoodDecreaseError, NotFittedError
+from comparemode.errors import BoundaryWarning, ConfigError, LikelihoodDecreaseError, NotFittedError
 from comparemode.models.likelihood import (
     CARELESS_MODES,
     TIE_MODES,
@@ -167,6 +169,44 @@ class _Problem:
         return new
 
 
+def _warn_boundary(p: dict, careless: str, ties: str) -> None:
+    """BoundaryWarning for every estimate within BOUNDARY_TOL of the edge of its range.
+
+    The careless (attentive) parameters are checked only while careless (attentive) users
+    have a share above the tolerance: with no users of a type its parameters are undetermined
+    and the warning about pi says so."""
+    found = []
+    pi = float(p["pi"])
+    if pi <= BOUNDARY_TOL or pi >= 1.0 - BOUNDARY_TOL:
+        side = "0 (no attentive users)" if pi <= BOUNDARY_TOL else "1 (no careless users)"
+        found.append(f"pi = {pi:.3g} is at {side}; the other type's parameters are undetermined")
+    beta_params = []
+    if pi < 1.0 - BOUNDARY_TOL:
+        if careless == "beta":
+            beta_params.append(("careless_first", p["careless_first"]))
+        elif careless == "shared":
+            rho = float(p["careless_first"])
+            if rho <= BOUNDARY_TOL or rho >= 1.0 - BOUNDARY_TOL:
+                found.append(f"careless_first = {rho:.3g} is at the edge of [0, 1]")
+        if ties == "model":
+            beta_params.append(("tie_careless", p["tie_careless"]))
+    if ties == "model" and pi > BOUNDARY_TOL:
+        beta_params.append(("tie_attentive", p["tie_attentive"]))
+    for name, ab in beta_params:
+        for part, value in zip(("a", "b"), ab):
+            x = math.log(value)
+            if x <= _LOG_MIN + BOUNDARY_TOL or x >= _LOG_MAX - BOUNDARY_TOL:
+                bound = "lower bound 1e-3" if x <= _LOG_MIN + BOUNDARY_TOL else "upper bound 1e6"
+                found.append(f"{name}_{part} = {value:.4g} is at the {bound} of a Beta parameter")
+    if found:
+        warnings.warn(
+            "EM estimate(s) on the boundary of the parameter range: " + "; ".join(found) + ". A boundary value "
+            "is not an interior maximum: read it as 'this extreme or beyond', and expect it to move with more data",
+            BoundaryWarning,
+            stacklevel=4,
+        )
+
+
 class TwoTypeEM:
     """Two-type (attentive / careless) user model fitted by EM on compressed statistics.
 
@@ -266,6 +306,9 @@ class TwoTypeEM:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not (isinstance(self.tol, (int, float)) and self.tol > 0 and math.isfinite(self.tol)):
             raise ConfigError(f"tol must be a positive finite number, got {self.tol!r}")
+        seed = self.random_seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ConfigError(f"random_seed must be a non-negative integer or None, got {seed!r}")
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt") -> "TwoTypeEM":
@@ -341,6 +384,7 @@ class TwoTypeEM:
         self.params_ = self._params_series(best["params"], ref, ties)
         self._user_inputs = (stats, pat, problem, best["params"], user_index)
         self.__dict__.pop("_users_cache", None)
+        _warn_boundary(best["params"], self.careless, ties)
         progress(
             f"EM done: {self.stop_reason_} after {self.n_iter_} iterations, loglik {self.loglik_:.6g}, "
             f"pi = {best['params']['pi']:.4f}"
