@@ -104,7 +104,12 @@ def _check_sampler_config(cfg: dict) -> dict:
         v = cfg[key]
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if key == "tune" else 1):
             raise ConfigError(f"sampler_config {key} must be a {'non-negative' if key == 'tune' else 'positive'} integer, got {v!r}")
-    if cfg["cores"] is not None and (not isinstance(cfg["cores"], int) or cfg["cores"] < 1):
+    seed = cfg["random_seed"]
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ConfigError(f"sampler_config random_seed must be a non-negative integer or None, got {seed!r}")
+    if not isinstance(cfg["progressbar"], (bool, np.bool_)):
+        raise ConfigError(f"sampler_config progressbar must be True or False, got {cfg['progressbar']!r}")
+    if cfg["cores"] is not None and (isinstance(cfg["cores"], bool) or not isinstance(cfg["cores"], int) or cfg["cores"] < 1):
         raise ConfigError(f"sampler_config cores must be a positive integer or None, got {cfg['cores']!r}")
     ta = cfg["target_accept"]
     if not (isinstance(ta, (int, float)) and 0 < ta < 1):
@@ -608,12 +613,11 @@ class BayesianTwoType:
     # -- persistence -----------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write the DataTree (posterior, data, configs) to a netCDF file."""
-        path = Path(path)
+        from comparemode._atomic import atomic_write
+
         idata = self._fitted_idata()
-        tmp = path.with_name(f".{path.name}.tmp")
-        idata.to_netcdf(tmp, engine="h5netcdf")
-        tmp.replace(path)
-        return path
+        # a temporary file moved into place: an interrupted save leaves the old file or the new one
+        return atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"))
 
     @classmethod
     def load(cls, path) -> "BayesianTwoType":
