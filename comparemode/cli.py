@@ -186,7 +186,12 @@ def _clean(value):
 
 
 def _prepare_out(out_dir: Path, force: bool) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use --out {str(out_dir)!r} as the results directory: {exc.strerror or exc}; choose another --out"
+        ) from None
     existing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
     if existing and not force:
         raise OutputExistsError(
