@@ -629,8 +629,11 @@ class BayesianTwoType:
             raise ConfigError(f"saved model {str(path)!r} does not exist")
         try:
             idata = xr.open_datatree(path, engine="h5netcdf").load()
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{str(path)!r} is not a saved comparemode model: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - any failure to parse the file means it is damaged
+            raise ConfigError(
+                f"{str(path)!r} is not a saved comparemode model, or is damaged (truncated or overwritten): "
+                f"{type(exc).__name__}: {exc}. Save the fitted model again"
+            ) from None
         attrs = idata.attrs
         if attrs.get("comparemode_model_id") != MODEL_ID:
             raise ConfigError(f"{str(path)!r} is not a saved {MODEL_ID} (model id {attrs.get('comparemode_model_id')!r})")
@@ -642,11 +645,16 @@ class BayesianTwoType:
         try:
             model_config = json.loads(attrs["model_config"])
             sampler_config = json.loads(attrs["sampler_config"])
-        except (KeyError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{str(path)!r} has damaged configs: {exc}") from None
+            ties = json.loads(attrs["data_summary"])["ties"]
+            json.loads(attrs["reference"])
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{str(path)!r} has damaged configs ({type(exc).__name__}: {exc}); save the fitted model again") from None
+        missing = [g for g in ("posterior", "constant_data", _GROUP_USERS) if g not in idata.children]
+        if missing:
+            raise ConfigError(f"{str(path)!r} is damaged: it lacks the group(s) {missing}; save the fitted model again")
         obj = cls(model_config=model_config, sampler_config=sampler_config)
         obj.idata_ = idata
-        obj._ties = json.loads(attrs["data_summary"])["ties"]
+        obj._ties = ties
         return obj
 
     @property
