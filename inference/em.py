@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.special import betaln
 
 from comparemode._progress import Progress
 from comparemode.constants import (
@@ -45,6 +46,9 @@ __all__ = ["TwoTypeEM"]
 _LOG_MIN = math.log(1e-3)
 _LOG_MAX = math.log(1e6)
 _PI_MIN = 1e-12
+#: A decrease within this many ulps of the log-likelihood's largest cancelling terms
+#: (``_Problem.rounding_scale``) is rounding, not a decreasing EM.
+_ROUNDING_ULPS = 1024.0
 #: Iterations of each start before the best start is run to convergence.
 _SHORT_RUN = 5
 
@@ -139,6 +143,16 @@ class _Problem:
             l1 = l1 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_attentive"])[self.tie_idx]
             l0 = l0 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_careless"])[self.tie_idx]
         return l1, l0
+
+    def rounding_scale(self, p) -> float:
+        """Size of the largest terms the log-likelihood sums and then cancels: with Beta
+        parameters near their upper bound, ``betaln(k + a, n - k + b) - betaln(a, b)`` is a
+        difference of numbers near 1e6 per user, so the observed log-likelihood carries a
+        rounding error of about ``eps`` times this (tens of ulps), whatever its own size."""
+        names = (["careless_first"] if self.careless == "beta" else []) + (
+            ["tie_attentive", "tie_careless"] if self.ties == "model" else []
+        )
+        return self.W * sum(abs(float(betaln(*p[name]))) for name in names)
 
     def evaluate(self, p, l1, l0):
         """Observed log-likelihood and the posterior P(attentive) of every pattern."""
@@ -426,11 +440,18 @@ class TwoTypeEM:
         for it in range(1, max_iter + 1):
             p_new = problem.mstep(p, gamma)
             ll_new, gamma = problem.evaluate(p_new, *problem.logliks(p_new))
-            if ll_new < ll - LOGLIK_DECREASE_TOL * (1.0 + abs(ll)):
+            rounding = _ROUNDING_ULPS * np.finfo(float).eps * max(problem.rounding_scale(p), problem.rounding_scale(p_new))
+            if ll_new < ll - LOGLIK_DECREASE_TOL * (1.0 + abs(ll)) - rounding:
                 raise LikelihoodDecreaseError(
                     f"EM log-likelihood decreased from {ll!r} to {ll_new!r} at iteration {done + it} of start {start + 1}; "
                     "this is a bug, please report it with the data"
                 )
+            if ll_new < ll:
+                # a decrease within rounding: no gain is resolvable any more, so the step is
+                # rejected (the likelihood stays where it was) and the run has converged
+                history.append(ll)
+                converged = True
+                break
             history.append(ll_new)
             gain = ll_new - ll
             p, ll = p_new, ll_new
