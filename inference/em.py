@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln
+from scipy.special import gammaln
 
 from comparemode._progress import Progress
 from comparemode.constants import (
@@ -48,7 +48,7 @@ _LOG_MAX = math.log(1e6)
 _PI_MIN = 1e-12
 #: A decrease within this many ulps of the log-likelihood's largest cancelling terms
 #: (``_Problem.rounding_scale``) is rounding, not a decreasing EM.
-_ROUNDING_ULPS = 1024.0
+_ROUNDING_ULPS = 64.0
 #: Iterations of each start before the best start is run to convergence.
 _SHORT_RUN = 5
 
@@ -145,14 +145,18 @@ class _Problem:
         return l1, l0
 
     def rounding_scale(self, p) -> float:
-        """Size of the largest terms the log-likelihood sums and then cancels: with Beta
-        parameters near their upper bound, ``betaln(k + a, n - k + b) - betaln(a, b)`` is a
-        difference of numbers near 1e6 per user, so the observed log-likelihood carries a
-        rounding error of about ``eps`` times this (tens of ulps), whatever its own size."""
+        """Size of the largest terms the log-likelihood sums and then cancels: ``betaln(a, b)``
+        is ``gammaln(a) + gammaln(b) - gammaln(a + b)``, and with a Beta parameter near its
+        1e6 bound each is about 1e7 per user, so the observed log-likelihood carries a rounding
+        error of a few ulps of this, however small the log-likelihood itself is."""
         names = (["careless_first"] if self.careless == "beta" else []) + (
             ["tie_attentive", "tie_careless"] if self.ties == "model" else []
         )
-        return self.W * sum(abs(float(betaln(*p[name]))) for name in names)
+        total = 0.0
+        for name in names:
+            a, b = p[name]
+            total += abs(float(gammaln(a))) + abs(float(gammaln(b))) + abs(float(gammaln(a + b)))
+        return self.W * total
 
     def evaluate(self, p, l1, l0):
         """Observed log-likelihood and the posterior P(attentive) of every pattern."""
