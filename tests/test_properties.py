@@ -16,13 +16,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_monotone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import comparemode as cm
 from comparemode.errors import BoundaryWarning, ComparemodeError
-
-from conftest import assert_monotone
 
 #: Examples per property (reported in the issue's closing note).
 EXAMPLES = {
@@ -347,7 +346,8 @@ def test_files_load_back_to_the_same_votes(votes, kind, tmp_path_factory):
     seed=st.integers(0, 2**32 - 1),
 )
 def test_simulator_draws_valid_votes_reproducibly(n_users, votes_per_user, pi, mu, careless, ties, seed):
-    kw = dict(n_users=n_users, votes_per_user=votes_per_user, pi=pi, mu=mu, careless=careless, ties=ties, random_seed=seed)
+    kw = {"n_users": n_users, "votes_per_user": votes_per_user, "pi": pi, "mu": mu, "careless": careless, "ties": ties}
+    kw["random_seed"] = seed
     if careless == "shared":
         kw["careless_first"] = 0.7
     sim = cm.simulate_votes(**kw)
