@@ -9,12 +9,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from comparemode.models.stats import EncodedVotes
+from conftest import assert_monotone
 
 import comparemode as cm
 from comparemode.errors import BoundaryWarning
-from comparemode.models.stats import EncodedVotes
-
-from conftest import assert_monotone
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
