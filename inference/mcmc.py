@@ -117,6 +117,33 @@ def _check_sampler_config(cfg: dict) -> dict:
     return cfg
 
 
+def _id_to_json(v):
+    """A user id as JSON that :func:`_id_from_json` turns back into an equal id of the same type."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return {"b": bool(v)}
+    if isinstance(v, (int, np.integer)):
+        return {"i": int(v)}
+    if isinstance(v, (float, np.floating)):
+        return {"f": float(v)}
+    if isinstance(v, tuple):
+        return {"t": [_id_to_json(x) for x in v]}
+    raise ConfigError(
+        f"user id {v!r} of type {type(v).__name__} cannot be stored exactly with the posterior; use str, int, "
+        "float or tuple ids (e.g. votes['user'] = votes['user'].astype(str))"
+    )
+
+
+def _id_from_json(v):
+    if isinstance(v, str):
+        return v
+    (tag, value), = v.items()
+    if tag == "t":
+        return tuple(_id_from_json(x) for x in value)
+    return {"b": bool, "i": int, "f": float}[tag](value)
+
+
 class BayesianTwoType:
     """The two-type user model fitted by MCMC (PyMC), on compressed count patterns.
 
@@ -342,6 +369,11 @@ class BayesianTwoType:
             "ties": self._ties,
             "user_id_dtype": str(users.dtype),
         }
+        if users.dtype == object and not all(isinstance(u, str) for u in users):
+            # the coordinate holds str(id); mixed or non-string ids (1 and "1", tuples) are kept exactly here
+            idata.attrs["user_ids"] = json.dumps([_id_to_json(u) for u in users])
+        else:
+            idata.attrs.pop("user_ids", None)
         idata.attrs.update(
             {
                 "comparemode_model_id": MODEL_ID,
@@ -467,6 +499,8 @@ class BayesianTwoType:
     def user_index(self) -> pd.Index:
         """The user ids, in the order of the DataTree's ``user`` dimension."""
         idata = self._fitted_idata()
+        if "user_ids" in idata.attrs:
+            return pd.Index([_id_from_json(u) for u in json.loads(idata.attrs["user_ids"])], dtype=object, name=USER)
         coord = idata[_GROUP_USERS][USER].values
         dtype = json.loads(idata.attrs["data_summary"])["user_id_dtype"]
         if dtype.startswith("int"):
