@@ -72,7 +72,7 @@ print(json.dumps(out))
 def run_fit_script(hash_seed: str, *args: str) -> dict:
     env = dict(os.environ, PYTHONHASHSEED=hash_seed)
     out = subprocess.run(
-        [sys.executable, "-c", FIT_SCRIPT, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+        [sys.executable, "-c", FIT_SCRIPT, *args], check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -157,7 +157,7 @@ def snapshot(root: Path, skip: Path | None = None) -> dict[str, tuple[int, int]]
 def run_cli(args, cwd: Path, tmpdir: Path, **kw):
     env = dict(os.environ, TMPDIR=str(tmpdir), TEMP=str(tmpdir), TMP=str(tmpdir))
     return subprocess.run(
-        [sys.executable, "-m", "comparemode.cli", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=900, **kw
+        [sys.executable, "-m", "comparemode.cli", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False, **kw
     )
 
 
@@ -356,5 +356,5 @@ def test_python_dash_m_entry_point_exists():
             sys.exit(exc.code)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert out.returncode == 0 and "--force" in out.stdout
