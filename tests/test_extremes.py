@@ -84,11 +84,12 @@ def test_joint_em_with_all_users_attentive_warns():
     assert np.all(np.isfinite(em.strengths_.to_numpy())) and em.strengths_["x"] > em.strengths_["y"]
 
 
-def test_interior_fit_does_not_warn(recovery_fit, recovery_sim):
+def test_interior_fit_does_not_warn(recovery_sim):
     """The recovery setting (pi = 0.6) ends inside the parameter space: no BoundaryWarning."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", BoundaryWarning)
-        cm.TwoTypeEM(careless="beta", random_seed=0).fit(recovery_sim.votes, **recovery_sim.reference)
+        em = cm.TwoTypeEM(careless="beta", random_seed=0).fit(recovery_sim.votes, **recovery_sim.reference)
+    assert 0.5 < em.params_["pi"] < 0.7
 
 
 @pytest.mark.parametrize("pi", [0.02, 0.98])
