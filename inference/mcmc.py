@@ -282,6 +282,7 @@ class BayesianTwoType:
             cfg["progressbar"] = bool(progressbar)
         if random_seed is not None:
             cfg["random_seed"] = random_seed
+            _check_sampler_config(cfg)
         say = Progress(cfg["progressbar"])
         self.build_model(votes, mu=mu, strengths=strengths, scale=scale)
         say(
@@ -346,7 +347,7 @@ class BayesianTwoType:
         users = self._user_index
         coord = users.to_numpy()
         if coord.dtype == object:
-            coord = coord.astype(str)
+            coord = np.array([str(u) for u in coord])  # element-wise: tuple ids are not sequences here
         st = self._stats
         data = {
             "user_pattern": (USER, np.asarray(self._pat.inverse, dtype=np.int64)),
@@ -500,7 +501,11 @@ class BayesianTwoType:
         """The user ids, in the order of the DataTree's ``user`` dimension."""
         idata = self._fitted_idata()
         if "user_ids" in idata.attrs:
-            return pd.Index([_id_from_json(u) for u in json.loads(idata.attrs["user_ids"])], dtype=object, name=USER)
+            decoded = json.loads(idata.attrs["user_ids"])
+            ids = np.empty(len(decoded), dtype=object)
+            for i, u in enumerate(decoded):  # element by element: tuple ids stay whole
+                ids[i] = _id_from_json(u)
+            return pd.Index(ids, name=USER)
         coord = idata[_GROUP_USERS][USER].values
         dtype = json.loads(idata.attrs["data_summary"])["user_id_dtype"]
         if dtype.startswith("int"):
@@ -630,7 +635,7 @@ class BayesianTwoType:
         )
         users = self._user_index.to_numpy()
         if users.dtype == object:
-            users = users.astype(str)
+            users = np.array([str(u) for u in users])
         size = params["pi"].shape[0]
         coords = {"chain": [0], "draw": np.arange(size), USER: users}
         rep = xr.Dataset({k: (("chain", "draw", USER), v[None]) for k, v in reps.items()}, coords=coords)
