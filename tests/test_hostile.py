@@ -269,6 +269,7 @@ CASES: list[Case] = [
     Case("bayes-config-list", "BayesianTwoType", lambda c: A(model_config=["beta"]), ConfigError, "model_config must be a dict"),
     Case("bayes-unknown-key", "BayesianTwoType", lambda c: A(sampler_config={"draw": 10}), ConfigError, "unknown sampler_config"),
     Case("bayes-seed-string", "BayesianTwoType", lambda c: A(sampler_config={"random_seed": "x"}), ConfigError, "random_seed"),
+    Case("bayes-fit-seed-string", "BayesianTwoType", lambda c: A(votes=V(), random_seed="x", **MU), ConfigError, "random_seed"),
     Case("bayes-progressbar-string", "BayesianTwoType", lambda c: A(sampler_config={"progressbar": "no"}), ConfigError, "progressbar"),
     # ---- NaN and infinite values
     Case("user-nan", "load_votes", lambda c: A(V().assign(user=[np.nan] + [f"u{i}" for i in range(79)])), InvalidValueError, "no user id"),

@@ -140,6 +140,25 @@ def test_posterior_file_loads_back_exactly(bayes_fit, tmp_path):
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
 
 
+@pytest.mark.slow
+def test_posterior_keeps_user_ids_of_every_type(tmp_path):
+    """Mixed user ids (0 and "0", ints, tuples) come back as they went in, after the fit and
+    after save and load, so the fitted votes can be filtered with the loaded users."""
+    sim = cm.simulate_votes(n_users=40, votes_per_user=8, random_seed=2)
+    codes, uniques = pd.factorize(sim.votes["user"])
+    ids = [0, "0", ("team", 1), 3.5] + [i if i % 2 else f"{i}" for i in range(4, len(uniques))]
+    votes = sim.votes.assign(user=pd.Series([ids[c] for c in codes], index=sim.votes.index, dtype=object))
+    model = cm.BayesianTwoType(sampler_config={"draws": 100, "tune": 100, "chains": 2, "cores": 1, "progressbar": False, "random_seed": 1})
+    model.fit(votes, **sim.reference)
+    assert model.users_.index.tolist() == ids
+    loaded = cm.BayesianTwoType.load(model.save(tmp_path / "posterior.nc"))
+    assert loaded.users_.index.tolist() == ids
+    assert [type(u) for u in loaded.users_.index] == [type(u) for u in ids]
+    pd.testing.assert_frame_equal(loaded.users_, model.users_, check_exact=True)
+    result = cm.filter_votes(votes, loaded.users_)
+    assert len(result.kept) + len(result.dropped) == len(votes)
+
+
 # --------------------------------------------------------------------------- the command line's footprint
 
 
