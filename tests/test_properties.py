@@ -33,6 +33,7 @@ EXAMPLES = {
     "row_order": 50,
     "user_id_spelling": 50,
     "joint_row_order": 25,
+    "joint_user_id_spelling": 25,
     "loader_fuzz": 200,
     "loader_roundtrip": 50,
     "simulator": 50,
@@ -279,6 +280,18 @@ def test_em_does_not_depend_on_how_user_ids_are_spelled(votes, spelling, s):
     ka = a.filter(votes).kept.index
     kb = b.filter(renamed).kept.index
     assert ka.equals(kb)
+
+
+@cfg("joint_user_id_spelling")
+@given(votes=many_model_votes(), spelling=st.sampled_from(sorted(SPELLINGS)))
+def test_joint_em_does_not_depend_on_how_user_ids_are_spelled(votes, spelling):
+    codes, uniques = pd.factorize(votes["user"])
+    new_ids = [SPELLINGS[spelling](i) for i in range(len(uniques))]
+    renamed = votes.assign(user=pd.Series([new_ids[c] for c in codes], index=votes.index, dtype=object))
+    a, b = fit_joint(votes), fit_joint(renamed)
+    pd.testing.assert_series_equal(a.strengths_, b.strengths_, rtol=0, atol=0)
+    assert list(b.users_.index) == new_ids
+    np.testing.assert_array_equal(a.users_.to_numpy(), b.users_.to_numpy())
 
 
 # --------------------------------------------------------------------------- loaders
