@@ -117,6 +117,31 @@ def _check_sampler_config(cfg: dict) -> dict:
     return cfg
 
 
+_DIGEST_ATTR = "comparemode_content_sha256"
+_DIGESTED_ATTRS = ("model_config", "sampler_config", "reference", "data_summary", "user_ids", "comparemode_model_id", "comparemode_model_version")
+
+
+def _content_digest(tree) -> str:
+    """SHA-256 of every array (values, dtype kind, shape) in every group and of the package's
+    attributes, in a form that a netCDF round trip does not change (numbers as float64,
+    strings as text)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for node in sorted(tree.subtree, key=lambda n: n.path):
+        ds = node.to_dataset(inherit=False)
+        for name in sorted(map(str, ds.variables)):
+            arr = np.asarray(ds[name].values)
+            h.update(f"{node.path}/{name}:{arr.shape}".encode())
+            if arr.dtype.kind in "biuf":
+                h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+            else:
+                h.update("\x1f".join(map(str, arr.ravel().tolist())).encode())
+    for key in _DIGESTED_ATTRS:
+        h.update(f"{key}={tree.attrs.get(key)!s}".encode())
+    return h.hexdigest()
+
+
 def _id_to_json(v):
     """A user id as JSON that :func:`_id_from_json` turns back into an equal id of the same type."""
     if isinstance(v, str):
@@ -655,6 +680,8 @@ class BayesianTwoType:
         from comparemode._atomic import atomic_write
 
         idata = self._fitted_idata()
+        # a checksum of the contents, checked by load: bytes damaged inside an array still parse
+        idata.attrs[_DIGEST_ATTR] = _content_digest(idata)
         # a temporary file moved into place: an interrupted save leaves the old file or the new one
         return atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"))
 
@@ -691,6 +718,11 @@ class BayesianTwoType:
         missing = [g for g in ("posterior", "constant_data", _GROUP_USERS) if g not in idata.children]
         if missing:
             raise ConfigError(f"{str(path)!r} is damaged: it lacks the group(s) {missing}; save the fitted model again")
+        if _DIGEST_ATTR in attrs and attrs[_DIGEST_ATTR] != _content_digest(idata):
+            raise ConfigError(
+                f"{str(path)!r} is damaged: its contents do not match the checksum written when it was saved "
+                "(some bytes changed on disk or in transfer); save the fitted model again"
+            )
         obj = cls(model_config=model_config, sampler_config=sampler_config)
         obj.idata_ = idata
         obj._ties = ties
