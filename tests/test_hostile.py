@@ -155,6 +155,20 @@ def damaged_attrs(ctx) -> Path:
     return path
 
 
+def altered_values(ctx) -> Path:
+    """A saved model whose posterior values changed after the save (bit rot, a bad copy):
+    the file still parses, only the checksum written at save time can tell."""
+    import xarray as xr
+
+    tree = xr.open_datatree(saved_model(ctx), engine="h5netcdf").load()
+    pi = tree["posterior"]["pi"].values.copy()
+    pi[0, 0] = 0.5 * (pi[0, 0] + 0.5)
+    tree["posterior"]["pi"] = (tree["posterior"]["pi"].dims, pi)
+    path = ctx.tmp / "altered.nc"
+    tree.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
 def truncated_model(ctx) -> Path:
     data = saved_model(ctx).read_bytes()
     return ctx.write("truncated.nc", data[: len(data) // 2])
@@ -375,6 +389,7 @@ CASES: list[Case] = [
     Case("file-missing", "load_votes", lambda c: A(c.tmp / "missing.csv"), InputNotFoundError, "missing.csv"),
     Case("path-is-directory", "load_votes", lambda c: A(_mkdir(c, "dir.csv")), VotesError, "directory"),
     Case("saved-model-truncated", "BayesianTwoType.load", lambda c: A(truncated_model(c)), ConfigError, "damaged"),
+    Case("saved-model-altered-values", "BayesianTwoType.load", lambda c: A(altered_values(c)), ConfigError, "checksum"),
     Case("saved-model-damaged-attrs", "BayesianTwoType.load", lambda c: A(damaged_attrs(c)), ConfigError, "damaged configs"),
     Case("saved-model-garbage", "BayesianTwoType.load", lambda c: A(c.write("m.nc", b"not a netcdf file")), ConfigError, "not a saved comparemode model"),
     Case("saved-model-other-netcdf", "BayesianTwoType.load", lambda c: A(other_netcdf(c)), ConfigError, "model id"),
