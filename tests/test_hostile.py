@@ -161,9 +161,9 @@ def altered_values(ctx) -> Path:
     import xarray as xr
 
     tree = xr.open_datatree(saved_model(ctx), engine="h5netcdf").load()
-    pi = tree["posterior"]["pi"].values.copy()
+    pi = tree["posterior"]["pi"].values  # the loaded array itself: changed in place
     pi[0, 0] = 0.5 * (pi[0, 0] + 0.5)
-    tree["posterior"]["pi"] = (tree["posterior"]["pi"].dims, pi)
+    assert tree["posterior"]["pi"].values[0, 0] == pi[0, 0]
     path = ctx.tmp / "altered.nc"
     tree.to_netcdf(path, engine="h5netcdf")
     return path
