@@ -258,7 +258,12 @@ def _clean(value):
 
 
 def _prepare_out(out_dir: Path, force: bool) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use --out {str(out_dir)!r} as the results directory: {exc.strerror or exc}; choose another --out"
+        ) from None
     existing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
     if existing and not force:
         raise OutputExistsError(
@@ -483,14 +488,33 @@ def run(args) -> int:
     return 0
 
 
+class _PrivateTempdir:
+    """Point ``tempfile`` at a fresh directory for the run and remove it afterwards: PyTensor's
+    numba backend writes the source of every compiled function to a temporary file and leaves
+    it there, and the command line must write nothing outside ``--out``."""
+
+    def __enter__(self):
+        self._dir = tempfile.TemporaryDirectory(prefix="comparemode-")
+        self._saved = tempfile.tempdir
+        tempfile.tempdir = self._dir.name
+        return self
+
+    def __exit__(self, *exc):
+        tempfile.tempdir = self._saved
+        self._dir.cleanup()
+        return False
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            return run(args)
+            with _PrivateTempdir():
+                return run(args)
         if args.command == "report":
-            return report(args)
+            with _PrivateTempdir():
+                return report(args)
     except ComparemodeError as exc:
         print(f"comparemode: error: {exc}", file=sys.stderr)
         return 1

@@ -39,6 +39,9 @@ ELO_SCALE = 400.0
 DEFAULT_TOL = 1e-10  # stop when the log-likelihood gain per user falls below this
 DEFAULT_MAX_ITER = 2000
 DEFAULT_N_STARTS = 3
+#: An EM estimate closer than this to the edge of its range (pi at 0 or 1, a shared rate at
+#: 0 or 1, a log Beta parameter at its bound) is reported with a BoundaryWarning.
+BOUNDARY_TOL = 1e-6
 #: A log-likelihood decrease larger than this (relative to 1 + |loglik|) is a bug.
 LOGLIK_DECREASE_TOL = 1e-9
 

@@ -416,8 +416,33 @@ def _read_file(path: Path) -> pd.DataFrame:
         raise EmptyVotesError(f"{str(path)!r} is empty: there are no votes") from exc
     except EmptyVotesError:
         raise
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+    except pd.errors.ParserError as exc:
+        hint = ""
+        if "Expected" in str(exc):
+            hint = (
+                ". A row with more fields than the header usually holds a stray delimiter (an unquoted "
+                "comma in a value, or a trailing comma): quote the value or remove the extra delimiter"
+            )
+        raise VotesError(f"cannot read {str(path)!r} as {kind}: {str(exc).strip()}{hint}") from exc
+    except (ValueError, OSError) as exc:
         raise VotesError(f"cannot read {str(path)!r} as {kind}: {exc}") from exc
+    if kind == "csv" and not isinstance(df.index, pd.RangeIndex):
+        # pandas turns the leading fields into an index when every data row has more fields
+        # than the header; dropping that index would shift every value one column over
+        extra = df.index.nlevels
+        raise VotesError(
+            f"cannot read {str(path)!r} as csv: the data rows have {len(df.columns) + extra} fields but the "
+            f"header names {len(df.columns)} ({list(df.columns)[:10]}): a stray delimiter, for example a "
+            "trailing comma on every row. Remove it, or add a name for the extra column to the header"
+        )
+    if kind == "csv" and len(df.columns) == 1 and isinstance(df.columns[0], str):
+        seps = [sep for sep in (";", "\t", "|") if sep in df.columns[0]]
+        if seps:
+            raise VotesError(
+                f"cannot read {str(path)!r} as csv: its header {df.columns[0][:200]!r} is one column holding "
+                f"{seps[0]!r}: the file separates fields with {seps[0]!r}, not commas. Convert it, e.g. "
+                f"pd.read_csv(path, sep={seps[0]!r}).to_csv(new_path, index=False), or pass that DataFrame"
+            )
     if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1:
         df = df.reset_index(drop=True)
     return df

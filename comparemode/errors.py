@@ -21,6 +21,7 @@ __all__ = [
     "LikelihoodDecreaseError",
     "OutputExistsError",
     "InputNotFoundError",
+    "BoundaryWarning",
 ]
 
 
@@ -76,3 +77,10 @@ class OutputExistsError(ComparemodeError, FileExistsError):
 
 class InputNotFoundError(ComparemodeError, FileNotFoundError):
     """An input file (for example a votes file) does not exist."""
+
+
+class BoundaryWarning(UserWarning):
+    """A fitted estimate sits on (or within a tiny distance of) the edge of its range: a
+    share pi of attentive users at 0 or 1, or a Beta parameter at the bound the fit allows.
+    The number is then a boundary value, not an interior maximum, and its usual reading (and
+    any interval built around it) does not apply; the message names the parameter."""

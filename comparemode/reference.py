@@ -88,6 +88,11 @@ def read_strengths(strengths, scale: str = "bt") -> pd.Series:
         path = Path(src)
         if not path.exists():
             raise StrengthsError(f"strengths file {str(path)!r} does not exist")
+        if path.suffix.lower() in (".parquet", ".pq", ".nc", ".xlsx", ".xls", ".feather", ".pkl", ".pickle"):
+            raise StrengthsError(
+                f"strengths file {str(path)!r} has extension {path.suffix!r}; give a .csv (columns model, score) "
+                "or a .json file ({model: score})"
+            )
         try:
             if path.suffix.lower() == ".json":
                 import json
@@ -118,6 +123,12 @@ def read_strengths(strengths, scale: str = "bt") -> pd.Series:
     if src.index.has_duplicates:
         dup = sorted(map(str, src.index[src.index.duplicated()].unique()))[:5]
         raise StrengthsError(f"the strengths table lists some models twice: {dup}")
+    if pd.api.types.is_bool_dtype(src.dtype) or (
+        src.dtype == object and any(isinstance(v, (bool, np.bool_)) for v in src.to_numpy())
+    ):
+        raise StrengthsError(
+            f"strengths must be numbers (Bradley-Terry scores or Elo ratings), got True/False values: {dict(src.head(5))}"
+        )
     values = pd.to_numeric(src, errors="coerce")
     bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
@@ -154,6 +165,8 @@ def resolve_reference(votes: pd.DataFrame, mu=None, strengths=None, scale: str =
             m0, m1 = table.index
             diff = table[m0] - table[m1]
             p = float(expit(diff * (math.log(10.0) / ELO_SCALE if scale == "elo" else 1.0)))
+            if not 0.0 < p < 1.0:
+                raise StrengthsError(_saturated_message(m0, m1, table[m0], table[m1], scale))
             return Reference(kind="scalar", source="strengths", mu=p, model=m0, other=m1, strengths=table, scale=scale)
         return Reference(kind="row", source="strengths", strengths=table, scale=scale)
     if isinstance(mu, str):
@@ -207,7 +220,22 @@ def _row_mu(votes: pd.DataFrame, ref: Reference) -> np.ndarray:
     a = beta.reindex(votes[MODEL_A].astype(str)).to_numpy()
     b = beta.reindex(votes[MODEL_B].astype(str)).to_numpy()
     factor = math.log(10.0) / ELO_SCALE if ref.scale == "elo" else 1.0
-    return expit((a - b) * factor)
+    mu = expit((a - b) * factor)
+    bad = ~((mu > 0.0) & (mu < 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        ma, mb = str(votes[MODEL_A].iloc[i]), str(votes[MODEL_B].iloc[i])
+        raise StrengthsError(_saturated_message(ma, mb, beta[ma], beta[mb], ref.scale, int(bad.sum()), votes.index[i]))
+    return mu
+
+
+def _saturated_message(ma, mb, sa, sb, scale, n_rows=None, first_row=None) -> str:
+    where = "" if n_rows is None else f" on {n_rows} vote(s) (first row label {first_row!r})"
+    return (
+        f"the strengths of {ma!r} ({sa:g}) and {mb!r} ({sb:g}) differ so much that P({ma!r} beats {mb!r}) "
+        f"rounds to exactly 0 or 1{where} (scale={scale!r}); such a vote would have probability 0 under the "
+        "attentive type. Check the scale (Elo ratings need scale='elo') or the table's units"
+    )
 
 
 def encode_votes(votes: pd.DataFrame, ref: Reference) -> tuple[EncodedVotes, pd.Index]:

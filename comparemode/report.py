@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from comparemode._atomic import atomic_write
 from comparemode._progress import Progress
 from comparemode.constants import DIAGNOSTIC_THRESHOLDS, INTERVAL_PROB
 from comparemode.errors import ConfigError, OutputExistsError
@@ -421,14 +421,7 @@ def write_report(
             + html.escape(title or "comparemode report") + f"</title><style>{_CSS}</style></head><body>"
             + "\n".join(doc.parts) + _FIGURE_CHECK + "</body></html>\n")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     say(f"report written to {out} in {seconds:.1f} s")
     return ReportResult(path=out, seconds=seconds, n_figures=doc.n_figures, evidence_of_careless=comparison.evidence_of_careless,
                         verdict=comparison.verdict, decision=decision)

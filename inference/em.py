@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
 from comparemode._progress import Progress
 from comparemode.constants import (
+    BOUNDARY_TOL,
     DEFAULT_MAX_ITER,
     DEFAULT_N_STARTS,
     DEFAULT_THRESHOLD,
     DEFAULT_TOL,
     LOGLIK_DECREASE_TOL,
 )
-from comparemode.errors import ConfigError, LikelihoodDecreaseError, NotFittedError
+from comparemode.errors import BoundaryWarning, ConfigError, LikelihoodDecreaseError, NotFittedError
 from comparemode.models.likelihood import (
     CARELESS_MODES,
     TIE_MODES,
@@ -43,6 +46,9 @@ __all__ = ["TwoTypeEM"]
 _LOG_MIN = math.log(1e-3)
 _LOG_MAX = math.log(1e6)
 _PI_MIN = 1e-12
+#: A decrease within this many ulps of the log-likelihood's largest cancelling terms
+#: (``_Problem.rounding_scale``) is rounding, not a decreasing EM.
+_ROUNDING_ULPS = 64.0
 #: Iterations of each start before the best start is run to convergence.
 _SHORT_RUN = 5
 
@@ -143,6 +149,20 @@ class _Problem:
             l0 = l0 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_careless"])[self.tie_idx]
         return l1, l0
 
+    def rounding_scale(self, p) -> float:
+        """Size of the largest terms the log-likelihood sums and then cancels: ``betaln(a, b)``
+        is ``gammaln(a) + gammaln(b) - gammaln(a + b)``, and with a Beta parameter near its
+        1e6 bound each is about 1e7 per user, so the observed log-likelihood carries a rounding
+        error of a few ulps of this, however small the log-likelihood itself is."""
+        names = (["careless_first"] if self.careless == "beta" else []) + (
+            ["tie_attentive", "tie_careless"] if self.ties == "model" else []
+        )
+        total = 0.0
+        for name in names:
+            a, b = p[name]
+            total += abs(float(gammaln(a))) + abs(float(gammaln(b))) + abs(float(gammaln(a + b)))
+        return self.W * total
+
     def evaluate(self, p, l1, l0):
         """Observed log-likelihood and the posterior P(attentive) of every pattern."""
         x = math.log(p["pi"]) + l1
@@ -171,6 +191,44 @@ class _Problem:
             wt0 = np.bincount(self.tie_idx, weights=w0, minlength=self.tie_n.size)
             new["tie_careless"] = _bb_mstep(self.tie_t, self.tie_n, wt0, p["tie_careless"])
         return new
+
+
+def _warn_boundary(p: dict, careless: str, ties: str) -> None:
+    """BoundaryWarning for every estimate within BOUNDARY_TOL of the edge of its range.
+
+    The careless (attentive) parameters are checked only while careless (attentive) users
+    have a share above the tolerance: with no users of a type its parameters are undetermined
+    and the warning about pi says so."""
+    found = []
+    pi = float(p["pi"])
+    if pi <= BOUNDARY_TOL or pi >= 1.0 - BOUNDARY_TOL:
+        side = "0 (no attentive users)" if pi <= BOUNDARY_TOL else "1 (no careless users)"
+        found.append(f"pi = {pi:.3g} is at {side}; the other type's parameters are undetermined")
+    beta_params = []
+    if pi < 1.0 - BOUNDARY_TOL:
+        if careless == "beta":
+            beta_params.append(("careless_first", p["careless_first"]))
+        elif careless == "shared":
+            rho = float(p["careless_first"])
+            if rho <= BOUNDARY_TOL or rho >= 1.0 - BOUNDARY_TOL:
+                found.append(f"careless_first = {rho:.3g} is at the edge of [0, 1]")
+        if ties == "model":
+            beta_params.append(("tie_careless", p["tie_careless"]))
+    if ties == "model" and pi > BOUNDARY_TOL:
+        beta_params.append(("tie_attentive", p["tie_attentive"]))
+    for name, ab in beta_params:
+        for part, value in zip(("a", "b"), ab):
+            x = math.log(value)
+            if x <= _LOG_MIN + BOUNDARY_TOL or x >= _LOG_MAX - BOUNDARY_TOL:
+                bound = "lower bound 1e-3" if x <= _LOG_MIN + BOUNDARY_TOL else "upper bound 1e6"
+                found.append(f"{name}_{part} = {value:.4g} is at the {bound} of a Beta parameter")
+    if found:
+        warnings.warn(
+            "EM estimate(s) on the boundary of the parameter range: " + "; ".join(found) + ". A boundary value "
+            "is not an interior maximum: read it as 'this extreme or beyond', and expect it to move with more data",
+            BoundaryWarning,
+            stacklevel=4,
+        )
 
 
 class TwoTypeEM:
@@ -272,6 +330,9 @@ class TwoTypeEM:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not (isinstance(self.tol, (int, float)) and self.tol > 0 and math.isfinite(self.tol)):
             raise ConfigError(f"tol must be a positive finite number, got {self.tol!r}")
+        seed = self.random_seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ConfigError(f"random_seed must be a non-negative integer or None, got {seed!r}")
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt") -> "TwoTypeEM":
@@ -347,6 +408,7 @@ class TwoTypeEM:
         self.params_ = self._params_series(best["params"], ref, ties)
         self._user_inputs = (stats, pat, problem, best["params"], user_index)
         self.__dict__.pop("_users_cache", None)
+        _warn_boundary(best["params"], self.careless, ties)
         progress(
             f"EM done: {self.stop_reason_} after {self.n_iter_} iterations, loglik {self.loglik_:.6g}, "
             f"pi = {best['params']['pi']:.4f}"
@@ -388,11 +450,18 @@ class TwoTypeEM:
         for it in range(1, max_iter + 1):
             p_new = problem.mstep(p, gamma)
             ll_new, gamma = problem.evaluate(p_new, *problem.logliks(p_new))
-            if ll_new < ll - LOGLIK_DECREASE_TOL * (1.0 + abs(ll)):
+            rounding = _ROUNDING_ULPS * np.finfo(float).eps * max(problem.rounding_scale(p), problem.rounding_scale(p_new))
+            if ll_new < ll - LOGLIK_DECREASE_TOL * (1.0 + abs(ll)) - rounding:
                 raise LikelihoodDecreaseError(
                     f"EM log-likelihood decreased from {ll!r} to {ll_new!r} at iteration {done + it} of start {start + 1}; "
                     "this is a bug, please report it with the data"
                 )
+            if ll_new < ll:
+                # a decrease within rounding: no gain is resolvable any more, so the step is
+                # rejected (the likelihood stays where it was) and the run has converged
+                history.append(ll)
+                converged = True
+                break
             history.append(ll_new)
             gain = ll_new - ll
             p, ll = p_new, ll_new

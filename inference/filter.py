@@ -55,15 +55,35 @@ def _probability(value, name: str) -> float:
 
 
 def _p_attentive(users: pd.DataFrame) -> np.ndarray:
+    if not isinstance(users, pd.DataFrame):
+        raise ConfigError(f"the user table must be a pandas DataFrame (a fitted estimator's users_), got {type(users).__name__}")
     if "p_attentive" not in users.columns:
         raise MissingColumnError(
             f"the user table needs a 'p_attentive' column; it has {list(users.columns)}. "
             "Pass a fitted estimator's users_ table."
         )
-    p = users["p_attentive"].to_numpy(dtype=float)
+    if not users.index.is_unique:
+        dup = list(users.index[users.index.duplicated()].unique()[:5])
+        raise InvalidValueError(f"the user table lists some users more than once, for example {dup}; one row per user")
+    col = users["p_attentive"]
+    if pd.api.types.is_bool_dtype(col.dtype) or not (
+        pd.api.types.is_numeric_dtype(col.dtype) or col.dtype == object
+    ):
+        raise InvalidValueError(f"p_attentive must hold probabilities, got dtype {col.dtype}")
+    p = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     if np.isnan(p).any():
         bad = list(users.index[np.isnan(p)][:5])
-        raise InvalidValueError(f"p_attentive is missing for {int(np.isnan(p).sum())} user(s), for example {bad}")
+        raise InvalidValueError(
+            f"p_attentive is missing or not a number for {int(np.isnan(p).sum())} user(s), for example {bad} "
+            f"(values {list(col[np.isnan(p)][:5])})"
+        )
+    outside = (p < 0.0) | (p > 1.0)
+    if outside.any():
+        bad = list(users.index[outside][:5])
+        raise InvalidValueError(
+            f"p_attentive must lie in [0, 1], but does not for {int(outside.sum())} user(s), for example {bad} "
+            f"(values {p[outside][:5].tolist()})"
+        )
     return p
 
 
@@ -117,6 +137,8 @@ def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
 
 def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
     """Split votes by their user's ``keep`` decision (a table indexed by user)."""
+    if not isinstance(votes, pd.DataFrame):
+        raise ConfigError(f"votes must be a pandas DataFrame, got {type(votes).__name__}")
     if USER not in votes.columns:
         raise MissingColumnError(f"the votes need a {USER!r} column; they have {list(votes.columns)}")
     codes = table.index.get_indexer(votes[USER])

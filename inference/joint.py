@@ -91,21 +91,54 @@ def _bt_mm_step(beta, a, b, a_won, w, prior_games, n_models):
     return _best_shift(new) if prior_games > 0 else new - new.mean()
 
 
+def _check_ml_strengths(a, b, a_won, models, prior_games) -> None:
+    """Without virtual games (``prior_games=0``) the maximum-likelihood strengths are finite
+    only if every model both wins and loses some decisive vote; refuse otherwise (the MM
+    iteration would return NaN)."""
+    if prior_games > 0:
+        return
+    n = len(models)
+    winner = np.where(a_won, a, b)
+    loser = np.where(a_won, b, a)
+    wins = np.bincount(winner, minlength=n)
+    losses = np.bincount(loser, minlength=n)
+    bad = [str(m) for m, w, lo in zip(models, wins, losses) if w == 0 or lo == 0]
+    if bad:
+        raise NotIdentifiableError(
+            f"with prior_games=0 the strengths are infinite: model(s) {bad[:10]} never win or never lose a decisive "
+            "vote. Keep the default prior_games (virtual games that keep strengths finite) or add votes"
+        )
+
+
 def fit_bradley_terry(votes: pd.DataFrame, *, weights=None, prior_games: float = DEFAULT_PRIOR_GAMES, max_iter: int = 2000, tol: float = 1e-10) -> pd.Series:
     """Plain (optionally weighted) Bradley-Terry strengths from the decisive votes of a votes
     table, by MM; ties are left out. Returns strengths centred to mean zero, by model."""
     from comparemode.data import validate_votes
 
     votes = validate_votes(votes)
+    if isinstance(prior_games, bool) or not isinstance(prior_games, (int, float, np.integer, np.floating)) or not (prior_games >= 0 and np.isfinite(prior_games)):
+        raise ConfigError(f"prior_games must be a non-negative finite number, got {prior_games!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ConfigError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not (tol > 0 and np.isfinite(tol)):
+        raise ConfigError(f"tol must be a positive finite number, got {tol!r}")
     codes, models = pd.factorize(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
     n = len(votes)
     a_all, b_all = codes[:n], codes[n:]
     winner = votes[WINNER].to_numpy()
     dec = (winner == WIN_A) | (winner == WIN_B)
-    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    if not dec.any():
+        raise NotIdentifiableError(
+            f"all {n:,} votes are ties: Bradley-Terry strengths come from decisive votes, and there are none"
+        )
+    try:
+        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"weights must be numbers, one per vote; got values such as {list(weights)[:5]!r}") from None
     if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any():
-        raise ConfigError("weights must be one finite, non-negative number per vote")
+        raise ConfigError(f"weights must be one finite, non-negative number per vote ({n:,} votes); got shape {w.shape}")
     a, b, a_won, w = a_all[dec], b_all[dec], (winner == WIN_A)[dec], w[dec]
+    _check_ml_strengths(a, b, a_won, models, prior_games)
     beta = np.zeros(len(models))
     obj = _bt_objective(beta, a, b, a_won, w, prior_games)
     for _ in range(max_iter):
@@ -336,6 +369,7 @@ class JointEM(TwoTypeEM):
         d = self._design
         if not np.any(d["a_won"]) and not np.any(~d["a_won"]) or len(d["a"]) == 0:
             raise NotIdentifiableError("no decisive votes: nothing separates the user types")
+        _check_ml_strengths(d["a"], d["b"], d["a_won"], d["models"], float(self.prior_games))
 
     def _make_problem(self, pat: Patterns, ties: str, enc: EncodedVotes) -> _Problem:
         return _JointProblem(pat, self.careless, ties, self._design, float(self.prior_games))

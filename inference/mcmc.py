@@ -112,12 +112,69 @@ def _check_sampler_config(cfg: dict) -> dict:
         v = cfg[key]
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if key == "tune" else 1):
             raise ConfigError(f"sampler_config {key} must be a {'non-negative' if key == 'tune' else 'positive'} integer, got {v!r}")
-    if cfg["cores"] is not None and (not isinstance(cfg["cores"], int) or cfg["cores"] < 1):
+    seed = cfg["random_seed"]
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ConfigError(f"sampler_config random_seed must be a non-negative integer or None, got {seed!r}")
+    if not isinstance(cfg["progressbar"], (bool, np.bool_)):
+        raise ConfigError(f"sampler_config progressbar must be True or False, got {cfg['progressbar']!r}")
+    if cfg["cores"] is not None and (isinstance(cfg["cores"], bool) or not isinstance(cfg["cores"], int) or cfg["cores"] < 1):
         raise ConfigError(f"sampler_config cores must be a positive integer or None, got {cfg['cores']!r}")
     ta = cfg["target_accept"]
     if not (isinstance(ta, (int, float)) and 0 < ta < 1):
         raise ConfigError(f"sampler_config target_accept must lie in (0, 1), got {ta!r}")
     return cfg
+
+
+_DIGEST_ATTR = "comparemode_content_sha256"
+_DIGESTED_ATTRS = ("model_config", "sampler_config", "reference", "data_summary", "user_ids", "comparemode_model_id", "comparemode_model_version")
+
+
+def _content_digest(tree) -> str:
+    """SHA-256 of every array (values, dtype kind, shape) in every group and of the package's
+    attributes, in a form that a netCDF round trip does not change (numbers as float64,
+    strings as text)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for node in sorted(tree.subtree, key=lambda n: n.path):
+        ds = node.to_dataset(inherit=False)
+        for name in sorted(map(str, ds.variables)):
+            arr = np.asarray(ds[name].values)
+            h.update(f"{node.path}/{name}:{arr.shape}".encode())
+            if arr.dtype.kind in "biuf":
+                h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+            else:
+                h.update("\x1f".join(map(str, arr.ravel().tolist())).encode())
+    for key in _DIGESTED_ATTRS:
+        h.update(f"{key}={tree.attrs.get(key)!s}".encode())
+    return h.hexdigest()
+
+
+def _id_to_json(v):
+    """A user id as JSON that :func:`_id_from_json` turns back into an equal id of the same type."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return {"b": bool(v)}
+    if isinstance(v, (int, np.integer)):
+        return {"i": int(v)}
+    if isinstance(v, (float, np.floating)):
+        return {"f": float(v)}
+    if isinstance(v, tuple):
+        return {"t": [_id_to_json(x) for x in v]}
+    raise ConfigError(
+        f"user id {v!r} of type {type(v).__name__} cannot be stored exactly with the posterior; use str, int, "
+        "float or tuple ids (e.g. votes['user'] = votes['user'].astype(str))"
+    )
+
+
+def _id_from_json(v):
+    if isinstance(v, str):
+        return v
+    (tag, value), = v.items()
+    if tag == "t":
+        return tuple(_id_from_json(x) for x in value)
+    return {"b": bool, "i": int, "f": float}[tag](value)
 
 
 class BayesianTwoType:
@@ -258,6 +315,7 @@ class BayesianTwoType:
             cfg["progressbar"] = bool(progressbar)
         if random_seed is not None:
             cfg["random_seed"] = random_seed
+            _check_sampler_config(cfg)
         say = Progress(cfg["progressbar"])
         self.build_model(votes, mu=mu, strengths=strengths, scale=scale)
         say(
@@ -324,7 +382,7 @@ class BayesianTwoType:
         users = self._user_index
         coord = users.to_numpy()
         if coord.dtype == object:
-            coord = coord.astype(str)
+            coord = np.array([str(u) for u in coord])  # element-wise: tuple ids are not sequences here
         st = self._stats
         data = {
             "user_pattern": (USER, np.asarray(self._pat.inverse, dtype=np.int64)),
@@ -347,6 +405,11 @@ class BayesianTwoType:
             "ties": self._ties,
             "user_id_dtype": str(users.dtype),
         }
+        if users.dtype == object and not all(isinstance(u, str) for u in users):
+            # the coordinate holds str(id); mixed or non-string ids (1 and "1", tuples) are kept exactly here
+            idata.attrs["user_ids"] = json.dumps([_id_to_json(u) for u in users])
+        else:
+            idata.attrs.pop("user_ids", None)
         idata.attrs.update(
             {
                 "comparemode_model_id": MODEL_ID,
@@ -494,6 +557,12 @@ class BayesianTwoType:
     def user_index(self) -> pd.Index:
         """The user ids, in the order of the DataTree's ``user`` dimension."""
         idata = self._fitted_idata()
+        if "user_ids" in idata.attrs:
+            decoded = json.loads(idata.attrs["user_ids"])
+            ids = np.empty(len(decoded), dtype=object)
+            for i, u in enumerate(decoded):  # element by element: tuple ids stay whole
+                ids[i] = _id_from_json(u)
+            return pd.Index(ids, name=USER)
         coord = idata[_GROUP_USERS][USER].values
         dtype = json.loads(idata.attrs["data_summary"])["user_id_dtype"]
         if dtype.startswith("int"):
@@ -600,7 +669,7 @@ class BayesianTwoType:
         )
         users = self._user_index.to_numpy()
         if users.dtype == object:
-            users = users.astype(str)
+            users = np.array([str(u) for u in users])
         size = params["pi"].shape[0]
         coords = {"chain": [0], "draw": np.arange(size), USER: users}
         rep = xr.Dataset({k: (("chain", "draw", USER), v[None]) for k, v in reps.items()}, coords=coords)
@@ -617,12 +686,13 @@ class BayesianTwoType:
     # -- persistence -----------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write the DataTree (posterior, data, configs) to a netCDF file."""
-        path = Path(path)
+        from comparemode._atomic import atomic_write
+
         idata = self._fitted_idata()
-        tmp = path.with_name(f".{path.name}.tmp")
-        idata.to_netcdf(tmp, engine="h5netcdf")
-        tmp.replace(path)
-        return path
+        # a checksum of the contents, checked by load: bytes damaged inside an array still parse
+        idata.attrs[_DIGEST_ATTR] = _content_digest(idata)
+        # a temporary file moved into place: an interrupted save leaves the old file or the new one
+        return atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"))
 
     @classmethod
     def load(cls, path) -> "BayesianTwoType":
@@ -634,8 +704,11 @@ class BayesianTwoType:
             raise ConfigError(f"saved model {str(path)!r} does not exist")
         try:
             idata = xr.open_datatree(path, engine="h5netcdf").load()
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{str(path)!r} is not a saved comparemode model: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - any failure to parse the file means it is damaged
+            raise ConfigError(
+                f"{str(path)!r} is not a saved comparemode model, or is damaged (truncated or overwritten): "
+                f"{type(exc).__name__}: {exc}. Save the fitted model again"
+            ) from None
         attrs = idata.attrs
         if attrs.get("comparemode_model_id") != MODEL_ID:
             raise ConfigError(f"{str(path)!r} is not a saved {MODEL_ID} (model id {attrs.get('comparemode_model_id')!r})")
@@ -647,11 +720,21 @@ class BayesianTwoType:
         try:
             model_config = json.loads(attrs["model_config"])
             sampler_config = json.loads(attrs["sampler_config"])
-        except (KeyError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{str(path)!r} has damaged configs: {exc}") from None
+            ties = json.loads(attrs["data_summary"])["ties"]
+            json.loads(attrs["reference"])
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{str(path)!r} has damaged configs ({type(exc).__name__}: {exc}); save the fitted model again") from None
+        missing = [g for g in ("posterior", "constant_data", _GROUP_USERS) if g not in idata.children]
+        if missing:
+            raise ConfigError(f"{str(path)!r} is damaged: it lacks the group(s) {missing}; save the fitted model again")
+        if _DIGEST_ATTR in attrs and attrs[_DIGEST_ATTR] != _content_digest(idata):
+            raise ConfigError(
+                f"{str(path)!r} is damaged: its contents do not match the checksum written when it was saved "
+                "(some bytes changed on disk or in transfer); save the fitted model again"
+            )
         obj = cls(model_config=model_config, sampler_config=sampler_config)
         obj.idata_ = idata
-        obj._ties = json.loads(attrs["data_summary"])["ties"]
+        obj._ties = ties
         return obj
 
     @property

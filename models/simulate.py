@@ -136,6 +136,12 @@ def _beta_pair(value, name):
     return a, b
 
 
+def _number(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
 def _votes_per_user(spec, n_users: int, rng: np.random.Generator) -> np.ndarray:
     """Votes per user from an int (fixed) or a dict ``{"distribution": ..., "mean": ...}``.
 
@@ -173,7 +179,10 @@ def _votes_per_user(spec, n_users: int, rng: np.random.Generator) -> np.ndarray:
             f"unknown votes_per_user distribution {dist!r}; use fixed, poisson, geometric or negative_binomial"
         )
     if "max" in spec:
-        counts = np.minimum(counts, int(spec["max"]))
+        cap = spec["max"]
+        if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+            raise ConfigError(f"votes_per_user max must be a positive integer, got {cap!r}")
+        counts = np.minimum(counts, int(cap))
     return counts.astype(np.int64)
 
 
@@ -224,11 +233,18 @@ def simulate_votes(
         ``attentive`` is ``theta_u >= 0.5``.
     random_seed : seed of ``numpy.random.default_rng``.
     """
+    if random_seed is not None and (
+        isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer)) or random_seed < 0
+    ):
+        raise ConfigError(f"random_seed must be a non-negative integer or None, got {random_seed!r}")
     rng = np.random.default_rng(random_seed)
     if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)) or n_users < 1:
         raise ConfigError(f"n_users must be a positive integer, got {n_users!r}")
+    pi = _number(pi, "pi")
     if not (0.0 <= pi <= 1.0):
         raise ConfigError(f"pi must lie in [0, 1], got {pi!r}")
+    if scale not in ("bt", "elo"):
+        raise ConfigError(f"scale must be 'bt' or 'elo', got {scale!r}")
     if careless not in ("beta", "shared", "random"):
         raise ConfigError(f"careless must be 'beta', 'shared' or 'random', got {careless!r}")
     if attentive_ties not in ("beta", "davidson"):
@@ -259,7 +275,7 @@ def simulate_votes(
     if careless == "beta":
         first_rate[has_rate] = rng.beta(*_beta_pair(careless_first, "careless_first"), n_careless)
     elif careless == "shared":
-        rho = float(careless_first)
+        rho = _number(careless_first, "careless_first")
         if not 0.0 <= rho <= 1.0:
             raise ConfigError(f"careless_first must be a rate in [0, 1] for careless='shared', got {rho!r}")
         first_rate[has_rate] = rho
@@ -275,9 +291,10 @@ def simulate_votes(
     total = int(counts.sum())
     user = np.repeat(np.arange(n_users), counts)
     if strengths is None:
+        mu = _number(mu, "mu")
         if not (0.0 < mu < 1.0):
             raise ConfigError(f"mu must lie strictly between 0 and 1, got {mu!r}")
-        if len(models) != 2 or models[0] == models[1]:
+        if len(models) != 2 or str(models[0]) == str(models[1]):
             raise ConfigError(f"models must be two different names, got {models!r}")
         names = np.array([str(m) for m in models], dtype=object)
         x_first = rng.random(total) < 0.5
@@ -286,9 +303,16 @@ def simulate_votes(
         mu_row = np.where(x_first, mu, 1.0 - mu)
         beta = None
     else:
-        beta = pd.Series(strengths, dtype=float)
+        try:
+            beta = pd.Series(strengths, dtype=float)
+        except (TypeError, ValueError):
+            raise ConfigError(f"strengths must map model names to numbers, got {strengths!r:.200}") from None
         if beta.size < 2:
             raise ConfigError("strengths must give at least two models")
+        if not np.all(np.isfinite(beta.to_numpy())):
+            raise ConfigError(f"strengths must be finite numbers; not finite: {beta[~np.isfinite(beta)].to_dict()}")
+        if beta.index.map(str).has_duplicates:
+            raise ConfigError(f"strengths name some models twice (after str()): {list(beta.index)}")
         names = np.array([str(m) for m in beta.index], dtype=object)
         k = beta.size
         a_idx = rng.integers(0, k, total)

@@ -205,7 +205,7 @@ def test_fastchat_on_simulation(sim):
 
 
 def test_noisy_bt_is_crowdkit_as_released(sim):
-    ck = pytest.importorskip("crowdkit.aggregation")
+    ck = pytest.importorskip("crowdkit.aggregation", reason="crowd-kit (a test extra) is not installed")
     s = noisy_bt_skills(sim.votes)
     assert s.name == "noisy_bt_skill" and s.index.name == "user"
     assert s.index.equals(pd.Index(pd.unique(sim.votes["user"]), name="user"))
@@ -231,13 +231,13 @@ def test_noisy_bt_is_crowdkit_as_released(sim):
     strict=True,  # if crowd-kit fixes its gradient this starts passing: re-run the LLMFAO comparison
 )
 def test_noisy_bt_attentive_above_careless(sim):
-    pytest.importorskip("crowdkit")
+    pytest.importorskip("crowdkit", reason="crowd-kit (a test extra) is not installed")
     s = noisy_bt_skills(sim.votes)
     assert attentive_above_careless(s, sim.users["attentive"]) > 0.6
 
 
 def test_noisy_bt_users_without_decisive_votes_are_nan_and_global_rng_untouched():
-    pytest.importorskip("crowdkit")
+    pytest.importorskip("crowdkit", reason="crowd-kit (a test extra) is not installed")
     rows = [("a", "x", "y", "model_a"), ("b", "y", "x", "model_a"), ("c", "x", "y", "tie")]
     before = np.random.get_state()
     s = noisy_bt_skills(table(rows), n_iter=5)
