@@ -187,7 +187,7 @@ def report(args) -> int:
     from comparemode.report import write_report
 
     if args.ties == "davidson":
-        raise ConfigError("comparemode report compares models with a known reference: use --ties model or --ties drop")
+        raise ConfigError("--ties davidson is not available in comparemode report (its models take the reference as known): use --ties model or --ties drop")
     votes, source = None, None
     if args.votes is not None:
         votes = load_votes(

@@ -69,6 +69,17 @@ def _cli_run(*argv):
     return run(build_parser().parse_args(["run", *map(str, argv), "--quiet"]))
 
 
+def _cli_report(*argv):
+    """``comparemode report`` with the package exception propagated."""
+    from comparemode.cli import build_parser, report
+
+    return report(build_parser().parse_args(["report", *map(str, argv), "--quiet"]))
+
+
+def _report(votes, out, **kw):
+    return cm.write_report(votes, out, **{"quiet": True, "sampler_config": {"draws": 50, "tune": 50, "chains": 1}, **kw})
+
+
 #: Public entry point name -> callable. One row per entry point.
 ENTRY_POINTS: dict[str, Callable[..., Any]] = {
     "load_votes": cm.load_votes,
@@ -87,6 +98,12 @@ ENTRY_POINTS: dict[str, Callable[..., Any]] = {
     "filter_credible": cm.filter_credible,
     "simulate_votes": cm.simulate_votes,
     "comparemode run": _cli_run,
+    "write_report": _report,
+    "comparemode report": _cli_report,
+    "HomogeneousEM": lambda votes, settings=None, **fit: cm.HomogeneousEM(**(settings or {})).fit(votes, **fit),
+    "BayesianAlternative": lambda kind="continuous", model_config=None, sampler_config=None: cm.BayesianAlternative(kind, model_config, sampler_config),
+    "compare_models": cm.compare_models,
+    "posterior_predictive_check": cm.posterior_predictive_check,
 }
 
 # --------------------------------------------------------------------------- inputs
@@ -397,6 +414,27 @@ CASES: list[Case] = [
     Case("saved-model-round-trip", "BayesianTwoType.load", lambda c: A(saved_model(c)), lambda m: m.users_["p_attentive"].between(0, 1).all()),
     Case("save-unfitted", "BayesianTwoType.save", lambda c: A(cm.BayesianTwoType(), c.tmp / "m.nc"), NotFittedError, "not fitted"),
     # ---- the command line
+    # ---- the report and model checking
+    Case("report-votes-list", "write_report", lambda c: A([1, 2], c.tmp / "r.html"), ConfigError, "DataFrame"),
+    Case("report-two-models-no-mu", "write_report", lambda c: A(V(), c.tmp / "r.html"), MuError, "no reference probability"),
+    Case("report-missing-winner", "write_report", lambda c: A(V().drop(columns="winner"), c.tmp / "r.html", **MU), MissingColumnError, "winner"),
+    Case("report-alpha-above-one", "write_report", lambda c: A(V(), c.tmp / "r.html", alpha=1.5, **MU), ConfigError, "alpha"),
+    Case("report-unknown-sampler-key", "write_report", lambda c: A(V(), c.tmp / "r.html", sampler_config={"drawz": 5}, **MU), ConfigError, "drawz"),
+    Case("report-exists", "write_report", lambda c: A(V(), c.write("r.html", "old"), **MU), OutputExistsError, "force"),
+    Case("cli-report-missing-file", "comparemode report", lambda c: A(c.tmp / "nope.csv", "--out", c.tmp / "r.html"), InputNotFoundError, "nope.csv"),
+    Case("cli-report-davidson", "comparemode report", lambda c: A("--ties", "davidson", "--out", c.tmp / "r.html"), ConfigError, "davidson"),
+    Case("cli-report-exists", "comparemode report", lambda c: A("--out", c.write("r.html", "old")), OutputExistsError, "force"),
+    Case("homog-careless-beta", "HomogeneousEM", lambda c: A(V(), settings={"careless": "beta"}, **MU), ConfigError, "careless"),
+    Case("homog-ties-davidson", "HomogeneousEM", lambda c: A(V(), settings={"ties": "davidson"}, **MU), ConfigError, "ties"),
+    Case("homog-no-mu", "HomogeneousEM", lambda c: A(V()), MuError, "no reference"),
+    Case("homog-ok", "HomogeneousEM", lambda c: A(V(), **MU), lambda em: 0 < em.params_["theta"] < 1 and len(em.users_) == 8),
+    Case("alt-unknown-kind", "BayesianAlternative", lambda c: A("three-type"), ConfigError, "kind"),
+    Case("alt-careless-beta", "BayesianAlternative", lambda c: A("continuous", {"careless": "beta"}), ConfigError, "careless"),
+    Case("alt-unknown-prior", "BayesianAlternative", lambda c: A("homogeneous", {"priors": {"rho": {}}}), ConfigError, "unknown prior"),
+    Case("alt-bad-prior-value", "BayesianAlternative", lambda c: A("homogeneous", {"priors": {"theta": {"alpha": -1}}}), ConfigError, "positive"),
+    Case("compare-one-model", "compare_models", lambda c: A({"two-type": c.fixture("bayes_fit")}), ConfigError, "needs at least"),
+    Case("ppc-extreme-out-of-range", "posterior_predictive_check", lambda c: A(c.fixture("bayes_fit"), ppp_extreme=0.7), ConfigError, "ppp_extreme"),
+    Case("ppc-unfitted", "posterior_predictive_check", lambda c: A(cm.BayesianTwoType()), NotFittedError, "fit"),
     Case("cli-out-is-a-file", "comparemode run", lambda c: A("--sim-users", 20, "--out", c.write("f", "x")), ConfigError, "--out"),
     Case("cli-existing-results", "comparemode run", lambda c: A("--sim-users", 20, "--out", existing_results(c)), OutputExistsError, "--force"),
     Case("cli-stray-delimiter", "comparemode run", lambda c: A(c.write("v.csv", "user,model_a,model_b,winner\nu,x,y,model_a,\n"), "--mu", "x=0.7", "--out", c.tmp / "o"), VotesError, "stray delimiter"),
