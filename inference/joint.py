@@ -319,6 +319,9 @@ class _JointProblem(_Problem):
 class JointEM(TwoTypeEM):
     """Model strengths (Bradley-Terry) and user types estimated together by EM.
 
+    ``users_`` also has ``llr_decisive_se``, the standard error of the quality score
+    ``llr_decisive_per_vote`` (see :meth:`_decisive_se`).
+
     Parameters are those of :class:`~comparemode.TwoTypeEM` plus ``prior_games`` (weight of
     the virtual win and loss per model; 0 for the plain maximum-likelihood strengths, which
     exist only when every model both wins and loses against a connected set of models).
@@ -409,6 +412,40 @@ class JointEM(TwoTypeEM):
         self.leaderboard_ = board.sort_values("strength", ascending=False)
         self.leaderboard_.insert(0, "rank", np.arange(1, n_models + 1))
         return self
+
+    def _users_table(self, stats, pat, problem, p, user_index):
+        table = super()._users_table(stats, pat, problem, p, user_index)
+        pos = table.columns.get_loc("llr_decisive_per_vote") + 1
+        table.insert(pos, "llr_decisive_se", self._decisive_se(stats, problem, p))
+        return table
+
+    def _decisive_se(self, stats, problem, p) -> np.ndarray:
+        """Standard error of ``llr_decisive_per_vote``: the spread of the per-vote evidence
+        ``log P(pick | attentive) - log P(pick | careless)`` over the user's decisive votes,
+        divided by the square root of their number. The careless side uses the user's own
+        posterior-mean first-position rate ``(a + f) / (a + b + d)`` (``"beta"``), the shared
+        rate or 1/2 (a plug-in, so the votes' terms are independent). NaN below 2 decisive votes."""
+        user, a_won = problem.user, problem.a_won
+        beta = p["strengths"]
+        d_str = beta[problem.a] - beta[problem.b]
+        att = np.where(a_won, _log_sigmoid(d_str), _log_sigmoid(-d_str))
+        n_dec = (stats.n - stats.t).astype(float)
+        if self.careless == "beta":
+            ca, cb = p["careless_first"]
+            rho = (ca + stats.f) / (ca + cb + n_dec)
+        elif self.careless == "shared":
+            rho = np.full(n_dec.shape, float(p["careless_first"]))
+        else:
+            rho = np.full(n_dec.shape, 0.5)
+        rho = np.clip(rho, 1e-12, 1 - 1e-12)
+        x = att - np.where(a_won, np.log(rho[user]), np.log1p(-rho[user]))
+        m = n_dec.shape[0]
+        s1 = np.bincount(user, weights=x, minlength=m)
+        s2 = np.bincount(user, weights=x * x, minlength=m)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (s2 - s1 * s1 / n_dec) / (n_dec - 1)
+            se = np.sqrt(np.maximum(var, 0.0) / n_dec)
+        return np.where(n_dec >= 2, se, np.nan)
 
     def _params_series(self, p, ref, ties):
         q = {k: v for k, v in p.items() if k not in ("strengths", "log_nu")}

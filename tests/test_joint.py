@@ -369,3 +369,24 @@ def test_joint_davidson_mcmc_contains_em_and_truth(davidson_sim):
     true = pd.Series(DAVIDSON_STRENGTHS).reindex(board.index)
     true = true - true.mean()
     assert ((board["lower"] <= true) & (true <= board["upper"])).mean() >= 0.75
+
+
+def test_quality_score_standard_error_matches_a_per_user_loop(hard_sim):
+    from scipy.special import expit
+
+    votes = hard_sim.votes[hard_sim.votes["user"] < "u0100"]
+    em = JointEM(random_seed=0).fit(votes)
+    users = em.users_
+    assert {"llr_decisive_per_vote", "llr_decisive_se"} <= set(users.columns)
+    a, b = em.params_["careless_first_a"], em.params_["careless_first_b"]
+    beta = em.strengths_
+    for uid in users.index[:5]:
+        mine = votes[(votes["user"] == uid) & (votes["winner"] != "tie")]
+        d = len(mine)
+        first = (mine["winner"] == "model_a").to_numpy()
+        rho = (a + first.sum()) / (a + b + d)
+        diff = (beta.reindex(mine["model_a"]).to_numpy() - beta.reindex(mine["model_b"]).to_numpy())
+        att = np.log(np.where(first, expit(diff), expit(-diff)))
+        x = att - np.where(first, np.log(rho), np.log(1 - rho))
+        assert users.loc[uid, "llr_decisive_se"] == pytest.approx(np.std(x, ddof=1) / np.sqrt(d), rel=1e-9)
+    assert users["llr_decisive_se"].dropna().gt(0).all()
