@@ -182,24 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report(args) -> int:
+def _load_votes_arg(args):
+    """The VOTES file, read with the layout options of the command line."""
     from comparemode.data import load_votes
+
+    return load_votes(
+        args.votes,
+        format=args.format,
+        user=args.user_col,
+        model_a=args.model_a_col,
+        model_b=args.model_b_col,
+        winner=args.winner_col,
+        prompt_id=args.prompt_id_col,
+        mu=args.mu_col,
+    )
+
+
+def report(args) -> int:
     from comparemode.report import write_report
 
     if args.ties == "davidson":
         raise ConfigError("--ties davidson is not available in comparemode report (its models take the reference as known): use --ties model or --ties drop")
     votes, source = None, None
     if args.votes is not None:
-        votes = load_votes(
-            args.votes,
-            format=args.format,
-            user=args.user_col,
-            model_a=args.model_a_col,
-            model_b=args.model_b_col,
-            winner=args.winner_col,
-            prompt_id=args.prompt_id_col,
-            mu=args.mu_col,
-        )
+        votes = _load_votes_arg(args)
         source = str(args.votes)
     res = write_report(
         votes,
@@ -413,7 +419,6 @@ def _fit_mcmc(args, votes, reference):
     return model.users_, estimates, part, done, model
 def run(args) -> int:
     from comparemode import __version__
-    from comparemode.data import load_votes
     from comparemode._progress import Progress
     from comparemode.inference.filter import filter_fdr, filter_votes
 
@@ -431,16 +436,7 @@ def run(args) -> int:
         reference = {} if args.method == "joint" else sim.reference
     else:
         say(f"reading {args.votes}")
-        votes = load_votes(
-            args.votes,
-            format=args.format,
-            user=args.user_col,
-            model_a=args.model_a_col,
-            model_b=args.model_b_col,
-            winner=args.winner_col,
-            prompt_id=args.prompt_id_col,
-            mu=args.mu_col,
-        )
+        votes = _load_votes_arg(args)
         if args.mu is not None:
             reference = {"mu": args.mu}
         elif args.strengths is not None:

@@ -10,7 +10,6 @@ DataTree for the Bayesian fits.
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -228,27 +227,14 @@ class BayesianAlternative:
         return self._sample()
 
     def _sample(self):
-        import pymc as pm
         import xarray as xr
 
         cfg = self.sampler_config
         say = Progress(cfg["progressbar"])
         say(f"sampling the {self.kind} model on {self._vt.size:,} patterns ({cfg['chains']} chains x {cfg['draws']} draws)")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*nutpie.*", category=UserWarning)
-            idata = pm.sample(
-                initvals=self._em_initvals(),
-                draws=cfg["draws"],
-                tune=cfg["tune"],
-                chains=cfg["chains"],
-                cores=cfg["cores"],
-                target_accept=cfg["target_accept"],
-                random_seed=cfg["random_seed"],
-                progressbar=cfg["progressbar"],
-                nuts_sampler="pymc",
-                compute_convergence_checks=False,
-                model=self.model,
-            )
+        from comparemode.inference.mcmc import sample_nuts
+
+        idata = sample_nuts(self.model, cfg, initvals=self._em_initvals())
         idata["user_data"] = xr.DataTree(xr.Dataset({"user_pattern": (USER, np.asarray(self._vt.inverse, dtype=np.int64))}))
         idata.attrs.update(
             {

@@ -177,6 +177,30 @@ def _id_from_json(v):
     return {"b": bool, "i": int, "f": float}[tag](value)
 
 
+def sample_nuts(model, cfg: dict, initvals: dict | None = None):
+    """NUTS on ``model`` with a sampler config (``draws``, ``tune``, ``chains``, ``cores``,
+    ``target_accept``, ``random_seed``, ``progressbar``, ``sampler``: "pymc" unless given).
+    The sampler is always named: PyMC 6 would otherwise pick nutpie whenever it is installed.
+    Convergence checks are left to :mod:`comparemode.inference.diagnostics`."""
+    import pymc as pm
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*nutpie.*", category=UserWarning)
+        return pm.sample(
+            initvals=initvals,
+            draws=cfg["draws"],
+            tune=cfg["tune"],
+            chains=cfg["chains"],
+            cores=cfg["cores"],
+            target_accept=cfg["target_accept"],
+            random_seed=cfg["random_seed"],
+            progressbar=cfg["progressbar"],
+            nuts_sampler=cfg.get("sampler", "pymc"),
+            compute_convergence_checks=False,
+            model=model,
+        )
+
+
 class BayesianTwoType:
     """The two-type user model fitted by MCMC (PyMC), on compressed count patterns.
 
@@ -308,7 +332,6 @@ class BayesianTwoType:
         :meth:`comparemode.TwoTypeEM.fit`) unless ``model_config["mu"] == "estimate"``.
         ``progressbar`` and ``random_seed`` override the sampler config for this call.
         """
-        import pymc as pm
 
         cfg = dict(self.sampler_config)
         if progressbar is not None:
@@ -323,21 +346,7 @@ class BayesianTwoType:
             f"({cfg['chains']} chains x {cfg['draws']} draws, sampler {cfg['sampler']})"
         )
         initvals = self._em_initvals(votes, mu, strengths, scale) if cfg["init"] == "em" else None
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*nutpie.*", category=UserWarning)
-            idata = pm.sample(
-                initvals=initvals,
-                draws=cfg["draws"],
-                tune=cfg["tune"],
-                chains=cfg["chains"],
-                cores=cfg["cores"],
-                target_accept=cfg["target_accept"],
-                random_seed=cfg["random_seed"],
-                progressbar=cfg["progressbar"],
-                nuts_sampler=cfg["sampler"],
-                compute_convergence_checks=False,
-                model=self.model,
-            )
+        idata = sample_nuts(self.model, cfg, initvals=initvals)
         self.idata_ = self._decorate(idata, cfg)
         self.__dict__.pop("_user_cache", None)
         return self.idata_

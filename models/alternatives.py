@@ -235,7 +235,7 @@ def continuous_terms(vt: VoteTypes, careless: str) -> ContinuousTerms:
     m = int(D.max(initial=0)) + 1
     # buckets: decisive-vote counts in [2^j - 1, 2^(j+1) - 1)
     level = np.floor(np.log2(D + 1)).astype(np.int64)
-    keys, pair_keys, buckets = [], [], []
+    pair_keys, buckets = [], []
     for lev in np.unique(level):
         rows = np.flatnonzero(level == lev)
         width = max(per[r][0].size for r in rows)
