@@ -230,6 +230,15 @@ def load_votes(
     >>> votes = load_votes(df, user="worker", winner_values={"A": "model_a", "B": "model_b"})
     ... # doctest: +SKIP
     """
+    from .dask_backend import is_lazy_input
+
+    if is_lazy_input(source):  # a Dask DataFrame, a directory or glob of Parquet files
+        from .dask_backend import load_votes_dask
+
+        return load_votes_dask(
+            source, format=format, user=user, model_a=model_a, model_b=model_b, winner=winner,
+            prompt_id=prompt_id, mu=mu, winner_values=winner_values, ties=ties,
+        )
     if format not in FORMATS:
         raise ConfigError(f"format={format!r} is not one of {FORMATS}")
     _check_ties(ties)

@@ -21,6 +21,7 @@ __all__ = [
     "LikelihoodDecreaseError",
     "OutputExistsError",
     "InputNotFoundError",
+    "MissingDependencyError",
 ]
 
 
@@ -76,3 +77,7 @@ class OutputExistsError(ComparemodeError, FileExistsError):
 
 class InputNotFoundError(ComparemodeError, FileNotFoundError):
     """An input file (for example a votes file) does not exist."""
+
+
+class MissingDependencyError(ComparemodeError, ImportError):
+    """An optional dependency is not installed (for example Dask: ``pip install comparemode[dask]``)."""

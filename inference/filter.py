@@ -116,7 +116,14 @@ def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
 
 
 def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
-    """Split votes by their user's ``keep`` decision (a table indexed by user)."""
+    """Split votes by their user's ``keep`` decision (a table indexed by user). A Dask
+    DataFrame of votes is split lazily (:func:`comparemode.dask_backend.apply_decisions`)."""
+    from comparemode.dask_backend import is_dask_collection
+
+    if is_dask_collection(votes):
+        from comparemode.dask_backend import apply_decisions as apply_lazily
+
+        return apply_lazily(votes, table)
     if USER not in votes.columns:
         raise MissingColumnError(f"the votes need a {USER!r} column; they have {list(votes.columns)}")
     codes = table.index.get_indexer(votes[USER])
