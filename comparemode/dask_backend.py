@@ -47,7 +47,6 @@ from comparemode.constants import (
     CODE_A,
     CODE_B,
     CODE_TIE,
-    ELO_SCALE,
     MODEL_A,
     MODEL_B,
     MU,
@@ -72,14 +71,14 @@ from comparemode.errors import (
 
 __all__ = [
     "INSTALL_HINT",
+    "AggregatedVotes",
+    "aggregate_votes",
+    "apply_decisions",
+    "fit_joint",
+    "fit_two_type",
     "is_dask_collection",
     "is_lazy_input",
     "load_votes_dask",
-    "aggregate_votes",
-    "AggregatedVotes",
-    "fit_two_type",
-    "fit_joint",
-    "apply_decisions",
     "write_kept",
 ]
 
@@ -227,7 +226,14 @@ def load_votes_dask(
     Dask DataFrame in the canonical layout. ``ties="drop"`` removes tie votes lazily (their
     number is not recorded: that would need a pass).
     """
-    from comparemode.data import FORMATS, _check_ties, _check_winner_values, _FORMAT_WINNER_VALUES, _reorder, _resolve_columns
+    from comparemode.data import (
+        _FORMAT_WINNER_VALUES,
+        FORMATS,
+        _check_ties,
+        _check_winner_values,
+        _reorder,
+        _resolve_columns,
+    )
 
     _, dd = _require_dask("reading votes lazily (a Dask DataFrame, a directory or a glob of Parquet files)")
     if format not in FORMATS:
@@ -642,7 +648,7 @@ def _joint_classes():
             return new
 
     class DaskJointEM(JointEM):
-        def fit_lazy(self, votes) -> "DaskJointEM":
+        def fit_lazy(self, votes) -> DaskJointEM:
             from comparemode.models.stats import UserStats
             from comparemode.reference import Reference
 
@@ -789,7 +795,7 @@ def apply_decisions(votes, table: pd.DataFrame):
     weights = votes.map_partitions(_weights_partition, decisions, meta=pd.Series([], dtype=np.float64, name="weight"))
     keep_user = table["keep"].to_numpy(dtype=bool)
     summary = dict(table.attrs.get("rule", {}))
-    summary.update({"users_in": int(len(table)), "users_kept": int(keep_user.sum()), "users_dropped": int((~keep_user).sum())})
+    summary.update({"users_in": len(table), "users_kept": int(keep_user.sum()), "users_dropped": int((~keep_user).sum())})
     if "n_votes" in table.columns:
         n_votes = table["n_votes"].to_numpy(dtype=np.int64)
         kept_votes = int(n_votes[keep_user].sum())

@@ -270,8 +270,8 @@ class TwoTypeEM:
     # -- fitting ---------------------------------------------------------------------
     def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt") -> "TwoTypeEM":
         """Fit to a votes table; see the class docstring for the data contract. Returns self."""
-        from comparemode.data import validate_votes
         from comparemode.dask_backend import is_lazy_input
+        from comparemode.data import validate_votes
         from comparemode.reference import encode_votes, resolve_reference
 
         if is_lazy_input(votes):  # a Dask DataFrame or Parquet files read lazily
