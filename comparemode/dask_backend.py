@@ -86,6 +86,11 @@ INSTALL_HINT = "pip install comparemode[dask]"
 #: Bits of the row-position key that hold the row within its partition.
 _POS_BITS = 40
 _GLOB_CHARS = "*?["
+#: Partial per-user tables combined per step of the group-by's tree reduction (None: Dask's
+#: default, 8). The group-bys use ``split_out=1``, a tree reduction into one table: the
+#: per-user table is small by design, and Dask's automatic choice for many groups is a
+#: shuffle, which on one machine held about twice as much memory in the benchmark.
+SPLIT_EVERY = None
 
 
 # --------------------------------------------------------------------------- detection
@@ -133,8 +138,10 @@ def _broadcast(obj):
 
 # --------------------------------------------------------------------------- loading
 
-#: Names of validated collections (a second validation in ``fit`` is skipped for them).
-_VALIDATED: dict[str, None] = {}
+#: Validated collections by name: the unvalidated frame and the validation settings, so a fit
+#: can validate only the columns it reads (the validation is opaque to Dask's column
+#: projection; without this a pass would read every pass-through column too).
+_VALIDATED: dict[str, tuple] = {}
 
 
 def _read(source, dd):
@@ -190,10 +197,13 @@ def _in_partition(exc: Exception, number: int) -> Exception:
 def _validate_partition(part, winner_values, sources, dtypes, partition_info=None):
     from comparemode.data import _validate
 
+    no_user = USER not in part.columns  # a pass that reads the model columns only
     try:
-        out = _validate(part, winner_values=winner_values, sources=sources, from_file=False)
+        out = _validate(part.assign(**{USER: 0}) if no_user else part, winner_values=winner_values, sources=sources, from_file=False)
     except (VotesError, MuError) as exc:
         raise _in_partition(exc, _partition_number(partition_info)) from None
+    if no_user:
+        out = out.drop(columns=USER)
     changed = {c: out[c].astype(t) for c, t in dtypes.items() if out[c].dtype != t}
     if changed:
         out = out.assign(**changed) if out is not part else part.assign(**changed)
@@ -266,23 +276,32 @@ def _validated(ddf, winner_values, sources, ties="model"):
     out = ddf.map_partitions(_validate_partition, winner_values, sources, dtypes, meta=meta)
     if ties == "drop":
         out = out.map_partitions(_drop_ties, meta=meta)
-    _VALIDATED[out._name] = None
+    if len(_VALIDATED) > 256:
+        _VALIDATED.pop(next(iter(_VALIDATED)))
+    _VALIDATED[out._name] = (ddf, winner_values, sources, ties)
     return out
 
 
-def _canonical(votes):
-    """A validated canonical Dask DataFrame from any lazy input (read, then checked lazily)."""
-    if is_dask_collection(votes) and getattr(votes, "_name", None) in _VALIDATED:
-        return votes
-    if is_dask_collection(votes):
-        from comparemode.data import _reorder, _resolve_columns
+def _canonical(votes, mu_column=None, with_user: bool = True):
+    """A validated canonical Dask DataFrame from any lazy input, with only the columns a pass
+    reads: user, model_a, model_b, winner, the mu column (checked as in the pandas path even
+    when the reference comes from elsewhere) and ``mu_column``; and the names of all columns."""
+    if not (is_dask_collection(votes) and getattr(votes, "_name", None) in _VALIDATED):
+        if is_dask_collection(votes):
+            from comparemode.data import _reorder, _resolve_columns
 
-        _resolve_columns(votes.columns, "canonical", {})
-        order = list(_reorder(votes._meta).columns)
-        if order != list(votes.columns):
-            votes = votes[order]
-        return _validated(votes, {}, {})
-    return load_votes_dask(votes)
+            _resolve_columns(votes.columns, "canonical", {})
+            order = list(_reorder(votes._meta).columns)
+            votes = _validated(votes if order == list(votes.columns) else votes[order], {}, {})
+        else:
+            votes = load_votes_dask(votes)
+    raw, winner_values, sources, ties = _VALIDATED[votes._name]
+    all_columns = list(raw.columns)
+    needed = {MODEL_A, MODEL_B, WINNER, MU} | ({USER} if with_user else set()) | ({mu_column} if isinstance(mu_column, str) else set())
+    columns = [c for c in raw.columns if c in needed]
+    if columns == all_columns:
+        return votes, all_columns
+    return _validated(raw[columns], winner_values, sources, ties), all_columns
 
 
 # --------------------------------------------------------------------------- the pass
@@ -428,7 +447,7 @@ def _pass_models(ddf, dask, progress: Progress) -> tuple[list, int]:
     return _models_in(table), int(table["rows"].sum())
 
 
-def aggregate_votes(votes, *, mu=None, strengths=None, scale: str = "bt", careless: str = "beta", split_out=None, verbose: bool = False, progress: Progress | None = None) -> AggregatedVotes:
+def aggregate_votes(votes, *, mu=None, strengths=None, scale: str = "bt", careless: str = "beta", split_out: int = 1, split_every: int | None = SPLIT_EVERY, verbose: bool = False, progress: Progress | None = None) -> AggregatedVotes:
     """Validate lazy votes and aggregate them into per-user statistics in one Dask pass (two
     with ``strengths``: the first lists the models). Raises the pandas path's errors."""
     from comparemode.models.stats import EncodedVotes, UserStats
@@ -437,8 +456,7 @@ def aggregate_votes(votes, *, mu=None, strengths=None, scale: str = "bt", carele
     dask, _ = _require_dask("fitting on a Dask DataFrame or on Parquet files read lazily")
     progress = progress or Progress(verbose)
     t0 = time.perf_counter()
-    ddf = _canonical(votes)
-    columns = list(ddf.columns)
+    ddf, columns = _canonical(votes, mu if isinstance(mu, str) else None)
     n_passes = 0
     if mu is not None and strengths is not None:
         raise MuError("give either mu or strengths, not both")
@@ -459,8 +477,11 @@ def aggregate_votes(votes, *, mu=None, strengths=None, scale: str = "bt", carele
     rows = ddf.map_partitions(_rows_partition, spec, meta=_rows_meta(ddf._meta[USER], spec.kind))
     sums = {c: "sum" for c in rows.columns if c not in (USER, "pos")}
     sums["pos"] = "min"
-    per_user = rows.groupby(USER, sort=False).agg(sums, split_out=split_out)
-    summary = ddf.map_partitions(_summary_partition, spec, meta=_summary_meta(spec.kind))
+    per_user = rows.groupby(USER, sort=False).agg(sums, split_out=split_out, split_every=split_every)
+    # the summary reads its own columns (a second consumer of the same partitions would keep
+    # them in memory until both ran, and stop Dask from fusing the read into the group-by)
+    ddf_models, _ = _canonical(votes, mu if isinstance(mu, str) else None, with_user=False)
+    summary = ddf_models.map_partitions(_summary_partition, spec, meta=_summary_meta(spec.kind))
     progress(f"pass over {ddf.npartitions:,} partitions: per-user statistics with a Dask group-by")
     table, parts = _compute(dask, per_user, summary)
     n_passes += 1
@@ -595,7 +616,7 @@ class _JointBackend:
             return self._cache[key].copy()
         meta = pd.DataFrame({"u": pd.Series([], dtype=np.int64), "logp": pd.Series([], dtype=np.float64)})
         rows = self.ddf.map_partitions(_estep_partition, self.context, np.array(beta, dtype=np.float64), meta=meta)
-        (sums,) = _compute(self.dask, rows.groupby("u", sort=False)["logp"].sum())
+        (sums,) = _compute(self.dask, rows.groupby("u", sort=False)["logp"].sum(split_out=1, split_every=SPLIT_EVERY))
         self.n_passes += 1
         self.e_passes += 1
         s = np.zeros(self.n_users)
@@ -613,7 +634,7 @@ class _JointBackend:
         parts = self.ddf.map_partitions(
             _mstep_partition, self.context, np.array(beta, dtype=np.float64), _broadcast(np.asarray(gamma, dtype=np.float64)), meta=meta
         )
-        (sums,) = _compute(self.dask, parts.groupby("m", sort=False)[["wins", "den"]].sum())
+        (sums,) = _compute(self.dask, parts.groupby("m", sort=False)[["wins", "den"]].sum(split_out=1))
         self.n_passes += 1
         self.m_passes += 1
         sums = sums.reindex(np.arange(self.n_models), fill_value=0.0)
@@ -656,7 +677,7 @@ def _joint_classes():
             self._check_settings()
             progress = Progress(self.verbose)
             t0 = time.perf_counter()
-            ddf = _canonical(votes)
+            ddf, _ = _canonical(votes)
             names, n_rows = _pass_models(ddf, dask, progress)
             if n_rows == 0:
                 raise EmptyVotesError("the votes table has no rows: there are no votes")
@@ -665,9 +686,9 @@ def _joint_classes():
             models = pd.Index(np.array(names, dtype=object).astype(str), name="model")
             spec = _Spec(kind="joint", models=models)
             rows = ddf.map_partitions(_rows_partition, spec, meta=_rows_meta(ddf._meta[USER], "joint"))
-            per_user = rows.groupby(USER, sort=False).agg({"n": "sum", "t": "sum", "f": "sum", "pos": "min"})
+            per_user = rows.groupby(USER, sort=False).agg({"n": "sum", "t": "sum", "f": "sum", "pos": "min"}, split_out=1, split_every=SPLIT_EVERY)
             pair_rows = ddf.map_partitions(_pairs_partition, spec, meta=pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in ("a", "b", "a_won", "count")}))
-            pairs = pair_rows.groupby(["a", "b", "a_won"], sort=False)["count"].sum()
+            pairs = pair_rows.groupby(["a", "b", "a_won"], sort=False)["count"].sum(split_out=1)
             progress(f"pass over {ddf.npartitions:,} partitions: per-user counts and per-pair decisive votes")
             table, pair_counts = _compute(dask, per_user, pairs)
             table = table.sort_values("pos", kind="stable")
