@@ -163,6 +163,10 @@ def load_votes(
         A DataFrame (never modified) or the path of a file: CSV (``.csv``, ``.csv.gz``),
         Parquet (``.parquet``, ``.pq``), JSON lines (``.jsonl``, ``.ndjson``) or ``.json``
         (a JSON array of records, as FastChat's ``clean_battle_*.json``, or JSON lines).
+        A Dask DataFrame, a directory of Parquet files, a glob (``"votes/*.parquet"``) or a
+        list of Parquet paths is read lazily and returns a Dask DataFrame whose rows are checked
+        partition by partition (:func:`comparemode.dask_backend.load_votes_dask`; needs
+        ``pip install comparemode[dask]``).
     format : {"auto", "canonical", "arena", "llmfao"}, default "auto"
         Layout of the input.
 

@@ -269,7 +269,10 @@ class TwoTypeEM:
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt") -> "TwoTypeEM":
-        """Fit to a votes table; see the class docstring for the data contract. Returns self."""
+        """Fit to a votes table; see the class docstring for the data contract. Returns self.
+
+        A Dask DataFrame or Parquet files (a directory or a glob) are aggregated on Dask in one
+        pass (:func:`comparemode.dask_backend.fit_two_type`; ``n_passes_`` counts the passes)."""
         from comparemode.dask_backend import is_lazy_input
         from comparemode.data import validate_votes
         from comparemode.reference import encode_votes, resolve_reference
