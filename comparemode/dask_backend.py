@@ -13,6 +13,8 @@ Entry points (reached through the ordinary API; Dask is imported only when they 
   ``load_votes("votes_dir/")``: the column mapping is resolved on the metadata at once and the
   row checks of :func:`comparemode.load_votes` run lazily, partition by partition;
 - :func:`fit_two_type`: ``TwoTypeEM().fit(ddf, mu=...)`` (scalar mu, a mu column or strengths);
+  :func:`prepare_bayesian`: ``BayesianTwoType().fit(ddf, mu=...)`` (the PyMC model is built on
+  the aggregated count patterns as usual);
 - :func:`fit_joint`: ``JointEM().fit(ddf)``: every EM iteration needs the raw votes twice
   (the strengths' MM step needs the iteration's posterior weights, the next E-step the new
   strengths), so it makes two distributed passes per iteration; ``n_passes_`` counts them;
@@ -20,11 +22,16 @@ Entry points (reached through the ordinary API; Dask is imported only when they 
   :func:`write_kept` writes them as partitioned Parquet in one pass.
 
 Equality with the pandas path: users come out in order of first appearance (a row position
-key ``partition << 40 | row`` minimised per user), counts are integers, so with a scalar mu
-the per-user table and every fitted number are identical. Per-vote log-likelihoods (per-row mu,
-joint strengths) are floating-point sums taken in another order (per partition, then across
-partitions; pandas group-bys use compensated summation), so they agree to ~1e-12 relative, not
-bit for bit.
+key ``partition << 40 | row`` minimised per user) and counts are integers, so with a scalar mu
+the per-user table and every fitted number are identical. With a per-vote mu, a second pass
+adds each user's attentive log-likelihood terms vote by vote in row order, with the engine the
+pandas path would use (:func:`_ordered_attentive_pass`): identical too. The joint EM's sums
+over votes are floating-point sums per partition, then across partitions (pandas group-bys use
+compensated summation), so they differ in the last bits and the fit agrees to ~1e-8, not bit
+for bit.
+
+Passes over the votes (``n_passes_``): scalar mu 1; mu column 2; strengths 3 (the first lists
+the models); joint EM 3 + 2 x its iterations over all starts.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import os
 import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -353,17 +361,14 @@ def _rows_partition(part, spec: _Spec, partition_info=None):
         first = (part[MODEL_A] == spec.model).to_numpy(dtype=bool, na_value=False)
         cols["k"] = (((outcome == CODE_A) & first) | ((outcome == CODE_B) & ~first)).astype(np.int64)
         cols["sf"] = ((outcome != CODE_TIE) & first).astype(np.int64)
-    elif spec.kind == "row":
-        mu = _row_mu(part, spec.ref, number)
-        cols["s"] = np.where(outcome == CODE_A, np.log(mu), np.where(outcome == CODE_B, np.log1p(-mu), 0.0))
     return pd.DataFrame(cols)
 
 
 def _rows_meta(user_meta: pd.Series, kind: str) -> pd.DataFrame:
     cols = {USER: user_meta.reset_index(drop=True)}
-    names = ["pos", "n", "t", "f"] + {"scalar": ["k", "sf"], "row": ["s"], "joint": []}[kind]
+    names = ["pos", "n", "t", "f"] + {"scalar": ["k", "sf"], "row": [], "joint": []}[kind]
     for c in names:
-        cols[c] = pd.Series([], dtype=np.float64 if c == "s" else np.int64)
+        cols[c] = pd.Series([], dtype=np.int64)
     return pd.DataFrame(cols)
 
 
@@ -448,8 +453,10 @@ def _pass_models(ddf, dask, progress: Progress) -> tuple[list, int]:
 
 
 def aggregate_votes(votes, *, mu=None, strengths=None, scale: str = "bt", careless: str = "beta", split_out: int = 1, split_every: int | None = SPLIT_EVERY, verbose: bool = False, progress: Progress | None = None) -> AggregatedVotes:
-    """Validate lazy votes and aggregate them into per-user statistics in one Dask pass (two
-    with ``strengths``: the first lists the models). Raises the pandas path's errors."""
+    """Validate lazy votes and aggregate them into per-user statistics: one Dask group-by pass
+    (counts, order of first appearance, models), a second for a per-vote mu (the attentive
+    log-likelihoods in row order), and with ``strengths`` a first pass listing the models.
+    Raises the pandas path's errors."""
     from comparemode.models.stats import EncodedVotes, UserStats
     from comparemode.reference import check_identifiable, resolve_reference
 
@@ -492,7 +499,7 @@ def aggregate_votes(votes, *, mu=None, strengths=None, scale: str = "bt", carele
     models = _models_in(parts)
     if isinstance(mu, dict):  # the same checks and messages as resolve_reference on the full votes
         ref = resolve_reference(_proxy(columns, models), mu=mu)
-    arrays = {c: table[c].to_numpy(dtype=np.float64 if c == "s" else np.int64) for c in table.columns}
+    arrays = {c: table[c].to_numpy(dtype=np.int64) for c in table.columns}
     n, t, f = arrays["n"], arrays["t"], arrays["f"]
     if ref.kind == "scalar":
         stats = UserStats(n=n, t=t, f=f, k=arrays["k"], mu=ref.mu)
@@ -500,14 +507,73 @@ def aggregate_votes(votes, *, mu=None, strengths=None, scale: str = "bt", carele
         first = int(arrays["sf"].sum())
         codes = [3] * (first > 0) + [CODE_A] * (decisive - first > 0) or [CODE_TIE]
         witness = EncodedVotes(user=np.zeros(len(codes), np.intp), code=np.array(codes, np.int8), n_users=1)
+        check_identifiable(witness, ref, careless)
+        user_index = _user_index(table.index, ddf._meta[USER].dtype)
     else:
-        stats = UserStats(n=n, t=t, f=f, s_row=arrays["s"])
-        witness = _row_witness(parts)
-    check_identifiable(witness, ref, careless)
-    user_index = _user_index(table.index, ddf._meta[USER].dtype)
+        check_identifiable(_row_witness(parts), ref, careless)
+        user_index = _user_index(table.index, ddf._meta[USER].dtype)
+        s_row = _ordered_attentive_pass(ddf, dask, spec, user_index, n, progress)
+        n_passes += 1
+        stats = UserStats(n=n, t=t, f=f, s_row=s_row)
     seconds = time.perf_counter() - t0
     progress(f"aggregated {n_votes:,} votes from {len(user_index):,} users in {n_passes} pass(es), {seconds:.2f}s")
     return AggregatedVotes(stats=stats, user_index=user_index, ref=ref, n_votes=n_votes, models=models, n_passes=n_passes, t0=t0, seconds=seconds)
+
+
+def _terms_partition(part, spec: _Spec, user_index: pd.Index, partition_info=None):
+    """Per vote: the user's code in the final user order, the outcome and mu."""
+    mu = _row_mu(part, spec.ref, _partition_number(partition_info))
+    return pd.DataFrame({"u": user_index.get_indexer(part[USER]).astype(np.int64), "o": _outcome(part[WINNER]), "mu": mu})
+
+
+@lru_cache(maxsize=1)
+def _fold_kernel():
+    import numba
+
+    @numba.njit(nogil=True)
+    def fold(acc, u, o, mu):
+        # the same operations, in the same order, as the compiled pass of models/stats.py
+        for i in range(u.shape[0]):
+            if o[i] == 0:
+                acc[u[i]] += np.log(mu[i])
+            elif o[i] == 1:
+                acc[u[i]] += np.log1p(-mu[i])
+        return acc
+
+    return fold
+
+
+def _fold(acc: np.ndarray, part: pd.DataFrame, engine: str) -> np.ndarray:
+    """Add one partition's attentive log-likelihood terms to the running per-user sums, vote
+    by vote in row order (a copy: task inputs are never modified)."""
+    acc = acc.copy()
+    u = part["u"].to_numpy(dtype=np.int64)
+    o = part["o"].to_numpy(dtype=np.int8)
+    mu = part["mu"].to_numpy(dtype=np.float64)
+    if engine == "numba":
+        return _fold_kernel()(acc, u, o, mu)
+    np.add.at(acc, u, np.where(o == CODE_A, np.log(mu), np.where(o == CODE_B, np.log1p(-mu), 0.0)))
+    return acc
+
+
+def _ordered_attentive_pass(ddf, dask, spec: _Spec, user_index: pd.Index, n: np.ndarray, progress: Progress) -> np.ndarray:
+    """Per-user attentive log-likelihood with a per-vote mu, summed exactly as the pandas path
+    sums it: vote by vote in row order, with the engine it would use (its compiled pass from
+    NUMBA_MIN_VOTES votes on while no user reaches the packed limit, NumPy otherwise; the two
+    compute logarithms differently in the last bit). The terms are computed partition by
+    partition in parallel; only the running sums pass from one partition's task to the next."""
+    from comparemode.models.stats import _PACKED_LIMIT, NUMBA_MIN_VOTES
+
+    t0 = time.perf_counter()
+    engine = "numba" if int(n.sum()) >= NUMBA_MIN_VOTES and int(n.max()) < _PACKED_LIMIT else "numpy"
+    meta = pd.DataFrame({"u": pd.Series([], dtype=np.int64), "o": pd.Series([], dtype=np.int8), "mu": pd.Series([], dtype=np.float64)})
+    terms = ddf.map_partitions(_terms_partition, spec, _broadcast(user_index), meta=meta)
+    acc = dask.delayed(np.zeros)(len(user_index))
+    for part in terms.to_delayed():
+        acc = dask.delayed(_fold, pure=True)(acc, part, engine)
+    (s,) = _compute(dask, acc)
+    progress(f"pass over {ddf.npartitions:,} partitions: attentive log-likelihoods summed in row order ({engine}) in {time.perf_counter() - t0:.2f}s")
+    return s
 
 
 def _row_witness(parts: pd.DataFrame):
@@ -540,6 +606,32 @@ def fit_two_type(est, votes, *, mu=None, strengths=None, scale: str = "bt"):
     est._fit_stats(agg.stats, agg.ref, agg.user_index, progress, n_votes=agg.n_votes, t0=agg.t0)
     est.n_passes_ = agg.n_passes
     return est
+
+
+def prepare_bayesian(model_config: dict, votes, mu=None, strengths=None, scale: str = "bt"):
+    """``BayesianTwoType``'s data preparation on lazy votes: the same per-user counts and
+    patterns from one Dask pass; the PyMC model is then built on the patterns as usual. Known
+    mu only (scalar, column or strengths); the encoded votes are not kept, so predictive
+    replication of a Dask fit is not available."""
+    from comparemode.models.stats import patterns_for
+
+    mode = model_config["mu"]
+    if mode in ("estimate", "joint"):
+        raise ConfigError(
+            f"model_config mu={mode!r} is not available for votes on Dask yet; pass a known mu "
+            "(mu={'<model>': p}, a mu column or strengths=...), or fit JointEM on Dask"
+        )
+    agg = aggregate_votes(votes, mu=mu, strengths=strengths, scale=scale, careless=model_config["careless"])
+    ties, pat = patterns_for(agg.stats, model_config["ties"])
+    return votes, agg.ref, None, agg.user_index, agg.stats, pat, ties
+
+
+def em_from_stats(settings: dict, stats, ref, user_index):
+    """A ``TwoTypeEM`` fitted on per-user statistics (the MCMC's starting values on Dask)."""
+    from comparemode.inference.em import TwoTypeEM
+
+    n_votes = int(np.asarray(stats.n).sum())
+    return TwoTypeEM(**settings)._fit_stats(stats, ref, user_index, Progress(False), n_votes=n_votes, t0=time.perf_counter())
 
 
 # --------------------------------------------------------------------------- joint EM
