@@ -26,6 +26,7 @@ from comparemode.errors import (
 )
 
 dask = pytest.importorskip("dask")  # in the test extra: never skipped in CI
+dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
 N_FILES = 4
@@ -141,7 +142,7 @@ def test_filter_writes_partitioned_parquet_equal_to_pandas(client, scalar_votes,
     b = cm.TwoTypeEM(random_seed=1).fit(lazy, **reference)
     expected = a.filter(votes, threshold=0.5)
     result = b.filter(lazy, threshold=0.5)
-    assert isinstance(result.kept, dask.dataframe.DataFrame)  # lazy: nothing collected yet
+    assert isinstance(result.kept, dd.DataFrame)  # lazy: nothing collected yet
     summary = dask_backend.write_kept(result, tmp_path / "kept", dropped_path=tmp_path / "dropped")
     files = sorted(p.name for p in (tmp_path / "kept").glob("*.parquet"))
     assert len(files) == N_FILES
@@ -159,7 +160,7 @@ def test_bad_input_errors_match_pandas(client, scalar_votes, tmp_path):
     folder, votes, reference = scalar_votes
     # a missing column: at once, from the metadata, naming the column
     with pytest.raises(MissingColumnError, match="'winner'"):
-        cm.load_votes(dask.dataframe.read_parquet(folder).drop(columns="winner"))
+        cm.load_votes(dd.read_parquet(folder).drop(columns="winner"))
     # a bad winner value in one partition: raised when the pass runs, naming value and partition
     bad = votes.copy()
     bad.loc[len(bad) - 3, "winner"] = "left??"
@@ -175,6 +176,10 @@ def test_bad_input_errors_match_pandas(client, scalar_votes, tmp_path):
     with pytest.raises(MuError) as pandas_error:
         cm.TwoTypeEM().fit(votes, mu={"model_q": 0.7})
     assert str(dask_error.value) == str(pandas_error.value)
+    same = votes.copy()
+    same.loc[5, "model_b"] = same.loc[5, "model_a"]
+    with pytest.raises(InvalidValueError, match=r"partition 0: model_a == model_b on 1 row"):
+        cm.TwoTypeEM().fit(write_parts(same, tmp_path / "same"), **reference)
     with pytest.raises(InputNotFoundError, match="no votes files match"):
         cm.load_votes(str(tmp_path / "nothing" / "*.parquet"))
 
@@ -207,3 +212,13 @@ def test_pymc_model_on_dask_equals_pandas(client, scalar_votes):
     np.testing.assert_array_equal(b.idata_["posterior"]["pi"].values, a.idata_["posterior"]["pi"].values)
     with pytest.raises(cm.errors.ConfigError, match="not available for votes on Dask"):
         cm.BayesianTwoType(model_config={"mu": "estimate"}).build_model(folder)
+
+
+def test_ties_drop_and_column_mapping_lazily(client, scalar_votes, tmp_path):
+    folder, votes, _ = scalar_votes
+    llmfao = votes.rename(columns={"user": "worker", "model_a": "left", "model_b": "right"})
+    llmfao["winner"] = llmfao["winner"].map({"model_a": "left", "model_b": "right", "tie": "tie"})
+    other = write_parts(llmfao, tmp_path / "llmfao")
+    lazy = cm.load_votes(other, ties="drop")  # LLMFAO layout detected, winners mapped, ties dropped
+    expected = cm.load_votes(pd.read_parquet(other), ties="drop")
+    pd.testing.assert_frame_equal(lazy.compute().reset_index(drop=True), expected.reset_index(drop=True), check_exact=True)
