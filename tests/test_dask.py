@@ -215,7 +215,7 @@ def test_pymc_model_on_dask_equals_pandas(client, scalar_votes):
 
 
 def test_ties_drop_and_column_mapping_lazily(client, scalar_votes, tmp_path):
-    folder, votes, _ = scalar_votes
+    _, votes, _ = scalar_votes
     llmfao = votes.rename(columns={"user": "worker", "model_a": "left", "model_b": "right"})
     llmfao["winner"] = llmfao["winner"].map({"model_a": "left", "model_b": "right", "tie": "tie"})
     other = write_parts(llmfao, tmp_path / "llmfao")
