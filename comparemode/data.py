@@ -163,6 +163,10 @@ def load_votes(
         A DataFrame (never modified) or the path of a file: CSV (``.csv``, ``.csv.gz``),
         Parquet (``.parquet``, ``.pq``), JSON lines (``.jsonl``, ``.ndjson``) or ``.json``
         (a JSON array of records, as FastChat's ``clean_battle_*.json``, or JSON lines).
+        A Dask DataFrame, a directory of Parquet files, a glob (``"votes/*.parquet"``) or a
+        list of Parquet paths is read lazily and returns a Dask DataFrame whose rows are checked
+        partition by partition (:func:`comparemode.dask_backend.load_votes_dask`; needs
+        ``pip install comparemode[dask]``).
     format : {"auto", "canonical", "arena", "llmfao"}, default "auto"
         Layout of the input.
 
@@ -230,6 +234,15 @@ def load_votes(
     >>> votes = load_votes(df, user="worker", winner_values={"A": "model_a", "B": "model_b"})
     ... # doctest: +SKIP
     """
+    from .dask_backend import is_lazy_input
+
+    if is_lazy_input(source):  # a Dask DataFrame, a directory or glob of Parquet files
+        from .dask_backend import load_votes_dask
+
+        return load_votes_dask(
+            source, format=format, user=user, model_a=model_a, model_b=model_b, winner=winner,
+            prompt_id=prompt_id, mu=mu, winner_values=winner_values, ties=ties,
+        )
     if format not in FORMATS:
         raise ConfigError(f"format={format!r} is not one of {FORMATS}")
     _check_ties(ties)

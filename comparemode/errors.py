@@ -22,6 +22,7 @@ __all__ = [
     "OutputExistsError",
     "InputNotFoundError",
     "BoundaryWarning",
+    "MissingDependencyError",
 ]
 
 
@@ -84,3 +85,7 @@ class BoundaryWarning(UserWarning):
     share pi of attentive users at 0 or 1, or a Beta parameter at the bound the fit allows.
     The number is then a boundary value, not an interior maximum, and its usual reading (and
     any interval built around it) does not apply; the message names the parameter."""
+
+
+class MissingDependencyError(ComparemodeError, ImportError):
+    """An optional dependency is not installed (for example Dask: ``pip install comparemode[dask]``)."""

@@ -336,10 +336,18 @@ class TwoTypeEM:
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt") -> "TwoTypeEM":
-        """Fit to a votes table; see the class docstring for the data contract. Returns self."""
+        """Fit to a votes table; see the class docstring for the data contract. Returns self.
+
+        A Dask DataFrame or Parquet files (a directory or a glob) are aggregated on Dask in one
+        pass (:func:`comparemode.dask_backend.fit_two_type`; ``n_passes_`` counts the passes)."""
+        from comparemode.dask_backend import is_lazy_input
         from comparemode.data import validate_votes
         from comparemode.reference import encode_votes, resolve_reference
 
+        if is_lazy_input(votes):  # a Dask DataFrame or Parquet files read lazily
+            from comparemode.dask_backend import fit_two_type
+
+            return fit_two_type(self, votes, mu=mu, strengths=strengths, scale=scale)
         self._check_settings()
         progress = Progress(self.verbose)
         votes = validate_votes(votes)
@@ -376,9 +384,14 @@ class TwoTypeEM:
         self._check_identifiable(enc, ref)
         t0 = time.perf_counter()
         stats = aggregate(enc, mu=ref.mu if ref.kind == "scalar" else None)
+        return self._fit_stats(stats, ref, user_index, progress, n_votes=enc.n_votes, t0=t0, enc=enc)
+
+    def _fit_stats(self, stats: UserStats, ref, user_index, progress: Progress, *, n_votes: int, t0: float, enc=None):
+        """Everything after the pass over the votes (also the entry of the Dask backend,
+        :mod:`comparemode.dask_backend`, which aggregates the votes itself)."""
         ties, pat = patterns_for(stats, self.ties)
         progress(
-            f"aggregated {enc.n_votes:,} votes from {enc.n_users:,} users into {pat.size:,} count patterns "
+            f"aggregated {n_votes:,} votes from {stats.n_users:,} users into {pat.size:,} count patterns "
             f"in {time.perf_counter() - t0:.2f}s"
         )
         problem = self._make_problem(pat, ties, enc)
@@ -404,7 +417,7 @@ class TwoTypeEM:
         self.stop_reason_ = "tolerance" if best["converged"] else "max_iter"
         self.n_iter_ = best["n_iter"]
         self.n_patterns_ = pat.size
-        self.n_votes_ = enc.n_votes
+        self.n_votes_ = n_votes
         self.params_ = self._params_series(best["params"], ref, ties)
         self._user_inputs = (stats, pat, problem, best["params"], user_index)
         self.__dict__.pop("_users_cache", None)

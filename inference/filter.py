@@ -136,7 +136,14 @@ def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
 
 
 def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
-    """Split votes by their user's ``keep`` decision (a table indexed by user)."""
+    """Split votes by their user's ``keep`` decision (a table indexed by user). A Dask
+    DataFrame of votes is split lazily (:func:`comparemode.dask_backend.apply_decisions`)."""
+    from comparemode.dask_backend import is_dask_collection
+
+    if is_dask_collection(votes):
+        from comparemode.dask_backend import apply_decisions as apply_lazily
+
+        return apply_lazily(votes, table)
     if not isinstance(votes, pd.DataFrame):
         raise ConfigError(f"votes must be a pandas DataFrame, got {type(votes).__name__}")
     if USER not in votes.columns:

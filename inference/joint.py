@@ -357,9 +357,14 @@ class JointEM(TwoTypeEM):
 
     def fit(self, votes: pd.DataFrame) -> "JointEM":  # type: ignore[override]
         """Fit strengths and user types to a votes table; returns self."""
+        from comparemode.dask_backend import is_lazy_input
         from comparemode.data import validate_votes
         from comparemode.reference import Reference
 
+        if is_lazy_input(votes):  # a Dask DataFrame or Parquet files read lazily
+            from comparemode.dask_backend import fit_joint
+
+            return fit_joint(self, votes)
         self._check_settings()
         progress = Progress(self.verbose)
         votes = validate_votes(votes)

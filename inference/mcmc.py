@@ -232,7 +232,13 @@ class BayesianTwoType:
         from comparemode.data import validate_votes
         from comparemode.reference import Reference, check_identifiable, encode_votes, resolve_reference
 
+        from comparemode.dask_backend import is_lazy_input
+
         cfg = self.model_config
+        if is_lazy_input(votes):  # a Dask DataFrame or Parquet files: one Dask pass into per-user counts
+            from comparemode.dask_backend import prepare_bayesian
+
+            return prepare_bayesian(cfg, votes, mu, strengths, scale)
         votes = validate_votes(votes)
         if cfg["mu"] == "joint":
             return self._prepare_joint(votes, mu, strengths)
@@ -366,6 +372,10 @@ class BayesianTwoType:
             return None
         if mode == "joint":
             em = JointEM(**settings).fit(votes)
+        elif self._enc is None:  # aggregated on Dask: the EM runs on the same per-user counts
+            from comparemode.dask_backend import em_from_stats
+
+            em = em_from_stats(settings, self._stats, self._ref, self._user_index)
         else:  # the votes are already encoded for the model: fit the EM on the same arrays
             em = TwoTypeEM(**settings).fit_encoded(self._enc, mu=self._ref.mu, user_index=self._user_index)
         p = em.params_

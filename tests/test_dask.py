@@ -1,0 +1,224 @@
+"""The Dask backend against the pandas path, on multi-partition Parquet and a LocalCluster.
+
+TwoTypeEM and BayesianTwoType (scalar mu, mu column, strengths): users, counts, probabilities
+and parameters are equal bit for bit. The joint model: its per-user and per-model sums over
+votes are taken in another order on Dask (per partition, then across), so floats agree to a
+tolerance (the EM's accept/reject steps turn ~1e-15 differences in the sums into ~1e-9 in the
+fit); counts, users and the leaderboard's wins and games are equal exactly.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import comparemode as cm
+from comparemode import dask_backend
+from comparemode.errors import (
+    InputNotFoundError,
+    InvalidValueError,
+    MissingColumnError,
+    MissingDependencyError,
+    MuError,
+)
+
+dask = pytest.importorskip("dask")  # in the test extra: never skipped in CI
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+N_FILES = 4
+FLOAT_TOL = {"rtol": 1e-8, "atol": 1e-8}
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+def write_parts(votes: pd.DataFrame, folder, n_files: int = N_FILES) -> str:
+    """Votes in ``n_files`` Parquet files (row slices, so users span files)."""
+    folder.mkdir()
+    votes = votes.reset_index(drop=True)
+    for i, chunk in enumerate(np.array_split(np.arange(len(votes)), n_files)):
+        votes.iloc[chunk].to_parquet(folder / f"part.{i:03d}.parquet", index=False)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def scalar_votes(tmp_path_factory):
+    sim = cm.simulate_votes(n_users=300, votes_per_user={"distribution": "poisson", "mean": 12}, random_seed=7)
+    folder = write_parts(sim.votes, tmp_path_factory.mktemp("scalar") / "votes")
+    return folder, pd.read_parquet(folder), sim.reference
+
+
+@pytest.fixture(scope="module")
+def arena_votes(tmp_path_factory):
+    strengths = {f"m{i:02d}": s for i, s in enumerate(np.linspace(-1.5, 1.5, 8))}
+    sim = cm.simulate_votes(n_users=250, votes_per_user=12, strengths=strengths, random_seed=11)
+    votes = sim.votes.assign(mu=0.0)
+    beta = pd.Series(strengths)
+    votes["mu"] = 1.0 / (1.0 + np.exp(-(beta[votes["model_a"]].to_numpy() - beta[votes["model_b"]].to_numpy())))
+    folder = write_parts(votes, tmp_path_factory.mktemp("arena") / "votes")
+    return folder, pd.read_parquet(folder), sim.reference
+
+
+def test_scalar_mu_equals_pandas_exactly(client, scalar_votes):
+    folder, votes, reference = scalar_votes
+    pandas_fit = cm.TwoTypeEM(random_seed=1).fit(votes, **reference)
+    lazy = cm.load_votes(folder + "/*.parquet")
+    assert lazy.npartitions == N_FILES
+    dask_fit = cm.TwoTypeEM(random_seed=1).fit(lazy, **reference)
+    pd.testing.assert_frame_equal(dask_fit.users_, pandas_fit.users_, check_exact=True)
+    pd.testing.assert_series_equal(dask_fit.params_, pandas_fit.params_, check_exact=True)
+    pd.testing.assert_series_equal(dask_fit.loglik_history_, pandas_fit.loglik_history_, check_exact=True)
+    assert dask_fit.n_passes_ == 1
+
+
+def test_integer_user_ids_and_a_directory(client, tmp_path):
+    sim = cm.simulate_votes(n_users=200, votes_per_user=10, random_seed=3)
+    votes = sim.votes.assign(user=sim.votes["user"].str[1:].astype("int64") * 7)
+    folder = write_parts(votes, tmp_path / "votes", n_files=3)
+    expected = cm.TwoTypeEM(random_seed=0).fit(pd.read_parquet(folder), **sim.reference).users_
+    got = cm.TwoTypeEM(random_seed=0).fit(folder, **sim.reference).users_
+    assert got.index.dtype == np.int64
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+@pytest.mark.parametrize("source", ["strengths", "column"])
+def test_per_row_mu_equals_pandas(client, arena_votes, source):
+    folder, votes, reference = arena_votes
+    kw = reference if source == "strengths" else {"mu": "mu"}
+    if source == "strengths":
+        votes = votes.drop(columns="mu")
+    a = cm.TwoTypeEM(random_seed=1).fit(votes, **kw)
+    lazy = cm.load_votes(folder)
+    b = cm.TwoTypeEM(random_seed=1).fit(lazy.drop(columns="mu") if source == "strengths" else lazy, **kw)
+    # counts and order (a group-by), then the attentive terms summed in row order; strengths
+    # need a first pass that lists the models
+    assert b.n_passes_ == (3 if source == "strengths" else 2)
+    pd.testing.assert_frame_equal(b.users_, a.users_, check_exact=True)
+    pd.testing.assert_series_equal(b.params_, a.params_, check_exact=True)
+
+
+def test_per_row_mu_compiled_engine_equals_pandas(client, tmp_path):
+    """From NUMBA_MIN_VOTES votes on the pandas path sums with its compiled loop, whose
+    logarithms differ from NumPy's in the last bit; the Dask path follows it."""
+    from comparemode.models.stats import NUMBA_MIN_VOTES
+
+    strengths = {f"m{i}": s for i, s in enumerate(np.linspace(-1.0, 1.0, 5))}
+    sim = cm.simulate_votes(n_users=NUMBA_MIN_VOTES // 20 + 100, votes_per_user=20, strengths=strengths, random_seed=5)
+    assert len(sim.votes) >= NUMBA_MIN_VOTES
+    folder = write_parts(sim.votes, tmp_path / "votes", n_files=3)
+    a = cm.TwoTypeEM(random_seed=0, n_starts=1).fit(pd.read_parquet(folder), **sim.reference)
+    b = cm.TwoTypeEM(random_seed=0, n_starts=1).fit(folder, **sim.reference)
+    pd.testing.assert_frame_equal(b.users_, a.users_, check_exact=True)
+
+
+def test_joint_em_counts_passes(client, arena_votes):
+    folder, votes, _ = arena_votes
+    settings = {"n_starts": 2, "max_iter": 6, "random_seed": 0}
+    a = cm.JointEM(**settings).fit(votes)
+    b = cm.JointEM(**settings).fit(folder)
+    # models + aggregation + first E-step (shared by the starts) + an M- and an E-step per iteration
+    total_iterations = int(b.starts_["n_iter_short_run"].sum()) + b.n_iter_ - int(b.starts_.loc[b.starts_["chosen"], "n_iter_short_run"].iloc[0])
+    assert b.n_passes_ == 3 + 2 * total_iterations
+    assert b.passes_["m_step"] == total_iterations
+    assert b.n_iter_ == a.n_iter_
+    pd.testing.assert_frame_equal(b.leaderboard_[["rank", "wins", "games"]], a.leaderboard_[["rank", "wins", "games"]])
+    pd.testing.assert_series_equal(b.strengths_, a.strengths_, check_exact=False, **FLOAT_TOL)
+    pd.testing.assert_frame_equal(b.users_, a.users_, check_exact=False, **FLOAT_TOL)
+
+
+def test_filter_writes_partitioned_parquet_equal_to_pandas(client, scalar_votes, tmp_path):
+    folder, votes, reference = scalar_votes
+    a = cm.TwoTypeEM(random_seed=1).fit(votes, **reference)
+    lazy = cm.load_votes(folder)
+    b = cm.TwoTypeEM(random_seed=1).fit(lazy, **reference)
+    expected = a.filter(votes, threshold=0.5)
+    result = b.filter(lazy, threshold=0.5)
+    assert isinstance(result.kept, dd.DataFrame)  # lazy: nothing collected yet
+    summary = dask_backend.write_kept(result, tmp_path / "kept", dropped_path=tmp_path / "dropped")
+    files = sorted(p.name for p in (tmp_path / "kept").glob("*.parquet"))
+    assert len(files) == N_FILES
+    kept = pd.read_parquet(tmp_path / "kept")
+    dropped = pd.read_parquet(tmp_path / "dropped")
+    pd.testing.assert_frame_equal(kept.reset_index(drop=True), expected.kept.reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(dropped.reset_index(drop=True), expected.dropped.reset_index(drop=True), check_exact=True)
+    for key in ("users_kept", "users_dropped", "votes_kept", "votes_dropped"):
+        assert summary[key] == expected.summary[key]
+    assert summary["votes_kept_written"] == len(expected.kept)
+    np.testing.assert_array_equal(result.weights.compute().to_numpy(), expected.weights.to_numpy())
+
+
+def test_bad_input_errors_match_pandas(client, scalar_votes, tmp_path):
+    folder, votes, reference = scalar_votes
+    # a missing column: at once, from the metadata, naming the column
+    with pytest.raises(MissingColumnError, match="'winner'"):
+        cm.load_votes(dd.read_parquet(folder).drop(columns="winner"))
+    # a bad winner value in one partition: raised when the pass runs, naming value and partition
+    bad = votes.copy()
+    bad.loc[len(bad) - 3, "winner"] = "left??"
+    bad_folder = write_parts(bad, tmp_path / "bad")
+    with pytest.raises(InvalidValueError, match=r"partition 3: .*'left\?\?'"):
+        cm.TwoTypeEM().fit(bad_folder, **reference)
+    with pytest.raises(InvalidValueError) as pandas_error:
+        cm.TwoTypeEM().fit(bad, **reference)
+    assert "bad values: ['left??']" in str(pandas_error.value)
+    # a scalar mu naming a model that is not voted: the pandas path's message
+    with pytest.raises(MuError, match="does not appear in the votes") as dask_error:
+        cm.TwoTypeEM().fit(folder, mu={"model_q": 0.7})
+    with pytest.raises(MuError) as pandas_error:
+        cm.TwoTypeEM().fit(votes, mu={"model_q": 0.7})
+    assert str(dask_error.value) == str(pandas_error.value)
+    same = votes.copy()
+    same.loc[5, "model_b"] = same.loc[5, "model_a"]
+    with pytest.raises(InvalidValueError, match=r"partition 0: model_a == model_b on 1 row"):
+        cm.TwoTypeEM().fit(write_parts(same, tmp_path / "same"), **reference)
+    with pytest.raises(InputNotFoundError, match="no votes files match"):
+        cm.load_votes(str(tmp_path / "nothing" / "*.parquet"))
+
+
+def test_local_scheduler_without_cluster(scalar_votes):
+    folder, votes, reference = scalar_votes
+    with dask.config.set(scheduler="threads"):
+        got = cm.TwoTypeEM(random_seed=1).fit(folder, **reference)
+    pd.testing.assert_frame_equal(got.users_, cm.TwoTypeEM(random_seed=1).fit(votes, **reference).users_, check_exact=True)
+
+
+def test_without_dask_a_package_error_says_how_to_install(scalar_votes, monkeypatch):
+    folder, _, reference = scalar_votes
+    monkeypatch.setitem(sys.modules, "dask", None)
+    monkeypatch.setitem(sys.modules, "dask.dataframe", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install comparemode\[dask\]"):
+        cm.load_votes(folder + "/*.parquet")
+    with pytest.raises(MissingDependencyError, match=r"pip install comparemode\[dask\]"):
+        cm.TwoTypeEM().fit(folder, **reference)
+
+
+def test_pymc_model_on_dask_equals_pandas(client, scalar_votes):
+    folder, votes, reference = scalar_votes
+    sampler = {"draws": 100, "tune": 100, "chains": 1, "cores": 1, "random_seed": 3, "progressbar": False}
+    a = cm.BayesianTwoType(sampler_config=sampler)
+    a.fit(votes, **reference)
+    b = cm.BayesianTwoType(sampler_config=sampler)
+    b.fit(folder, **reference)  # one Dask pass; the PyMC model runs on the same count patterns
+    pd.testing.assert_frame_equal(b.users_, a.users_, check_exact=True)
+    np.testing.assert_array_equal(b.idata_["posterior"]["pi"].values, a.idata_["posterior"]["pi"].values)
+    with pytest.raises(cm.errors.ConfigError, match="not available for votes on Dask"):
+        cm.BayesianTwoType(model_config={"mu": "estimate"}).build_model(folder)
+
+
+def test_ties_drop_and_column_mapping_lazily(client, scalar_votes, tmp_path):
+    _, votes, _ = scalar_votes
+    llmfao = votes.rename(columns={"user": "worker", "model_a": "left", "model_b": "right"})
+    llmfao["winner"] = llmfao["winner"].map({"model_a": "left", "model_b": "right", "tie": "tie"})
+    other = write_parts(llmfao, tmp_path / "llmfao")
+    lazy = cm.load_votes(other, ties="drop")  # LLMFAO layout detected, winners mapped, ties dropped
+    expected = cm.load_votes(pd.read_parquet(other), ties="drop")
+    pd.testing.assert_frame_equal(lazy.compute().reset_index(drop=True), expected.reset_index(drop=True), check_exact=True)
