@@ -666,6 +666,17 @@ def _estep_partition(part, context, beta):
     return pd.DataFrame({"u": user.astype(np.int64), "logp": logp})
 
 
+def _evidence_partition(part, context, beta, rho):
+    """Per user: sums of the per-vote evidence and of its square (quality score's SE)."""
+    from comparemode.inference.joint import decisive_evidence_sums
+
+    user_index, models = context
+    user, a, b, a_won = _joint_rows(part, user_index, models)
+    s1, s2 = decisive_evidence_sums(user, a, b, a_won, beta, rho, len(user_index))
+    keep = np.flatnonzero(np.bincount(user, minlength=len(user_index)))
+    return pd.DataFrame({"u": keep.astype(np.int64), "x": s1[keep], "x2": s2[keep]})
+
+
 def _mstep_partition(part, context, beta, gamma):
     """Per model: gamma-weighted decisive wins and the MM denominator sum w / (p_a + p_b)."""
     user_index, models = context
@@ -718,6 +729,20 @@ class _JointBackend:
         self._cache[key] = s
         return s.copy()
 
+    def evidence_pass(self, beta: np.ndarray, rho: np.ndarray):
+        """Per-user sums of the decisive votes' evidence and its square, one pass."""
+        meta = pd.DataFrame({"u": pd.Series([], dtype=np.int64), "x": pd.Series([], dtype=np.float64), "x2": pd.Series([], dtype=np.float64)})
+        parts = self.ddf.map_partitions(
+            _evidence_partition, self.context, np.array(beta, dtype=np.float64), _broadcast(np.asarray(rho, dtype=np.float64)), meta=meta
+        )
+        (sums,) = _compute(self.dask, parts.groupby("u", sort=False)[["x", "x2"]].sum(split_out=1))
+        self.n_passes += 1
+        s1 = np.zeros(self.n_users)
+        s2 = np.zeros(self.n_users)
+        idx = sums.index.to_numpy(dtype=np.int64)
+        s1[idx], s2[idx] = sums["x"].to_numpy(dtype=np.float64), sums["x2"].to_numpy(dtype=np.float64)
+        return s1, s2
+
     def m_pass(self, beta: np.ndarray, gamma: np.ndarray, prior_games: float) -> np.ndarray:
         """One MM step of :func:`comparemode.inference.joint._bt_mm_step`, sums on Dask."""
         from comparemode.inference.joint import _best_shift
@@ -752,8 +777,14 @@ def _joint_classes():
             self.prior_games = prior_games
             self.n_users = pat.size
 
-        def attentive(self, beta):
-            return self.backend.e_pass(beta)
+        def decisive_attentive(self, p):
+            return self.backend.e_pass(p["strengths"])
+
+        def decisive_evidence_sums(self, beta, rho):
+            return self.backend.evidence_pass(beta, rho)
+
+        def attentive(self, p):
+            return self.backend.e_pass(p["strengths"])
 
         def mstep(self, p, gamma):
             new = _Problem.mstep(self, p, gamma)
@@ -767,6 +798,8 @@ def _joint_classes():
 
             dask, _ = _require_dask("fitting the joint model on a Dask DataFrame or on Parquet files read lazily")
             self._check_settings()
+            if self.ties == "davidson":
+                raise ConfigError("ties='davidson' is not available on Dask yet: use ties='model' or 'drop', or fit in memory")
             progress = Progress(self.verbose)
             t0 = time.perf_counter()
             ddf, _ = _canonical(votes)

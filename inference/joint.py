@@ -255,6 +255,16 @@ def _davidson_newton_step(x, pa, pb, wa, wb, wt, prior_games, max_halvings=30):
     return x
 
 
+def decisive_evidence_sums(user, a, b, a_won, beta, rho, n_users):
+    """Sums over each user's decisive votes of the per-vote evidence ``x = log P(pick |
+    attentive, Bradley-Terry) - log P(pick | careless, first-position rate rho_user)`` and of
+    ``x^2`` (the quality score's standard error; also run per partition on Dask)."""
+    d = beta[a] - beta[b]
+    att = np.where(a_won, _log_sigmoid(d), _log_sigmoid(-d))
+    x = att - np.where(a_won, np.log(rho[user]), np.log1p(-rho[user]))
+    return np.bincount(user, weights=x, minlength=n_users), np.bincount(user, weights=x * x, minlength=n_users)
+
+
 class _JointProblem(_Problem):
     """The two-type problem with the attentive term recomputed from the strengths (and, with
     ``ties="davidson"``, Davidson's tie parameter)."""
@@ -282,6 +292,11 @@ class _JointProblem(_Problem):
         d = beta[self.a] - beta[self.b]
         logp = np.where(self.a_won, _log_sigmoid(d), _log_sigmoid(-d))
         return np.bincount(self.user, weights=logp, minlength=self.n_users)
+
+    def decisive_evidence_sums(self, beta, rho):
+        """Per user, the sum and the sum of squares over decisive votes of the evidence
+        ``log P(pick | attentive) - log P(pick | careless with first-position rate rho_u)``."""
+        return decisive_evidence_sums(self.user, self.a, self.b, self.a_won, beta, rho, self.n_users)
 
     def attentive(self, p):
         if not self.davidson:
@@ -430,10 +445,6 @@ class JointEM(TwoTypeEM):
         divided by the square root of their number. The careless side uses the user's own
         posterior-mean first-position rate ``(a + f) / (a + b + d)`` (``"beta"``), the shared
         rate or 1/2 (a plug-in, so the votes' terms are independent). NaN below 2 decisive votes."""
-        user, a_won = problem.user, problem.a_won
-        beta = p["strengths"]
-        d_str = beta[problem.a] - beta[problem.b]
-        att = np.where(a_won, _log_sigmoid(d_str), _log_sigmoid(-d_str))
         n_dec = (stats.n - stats.t).astype(float)
         if self.careless == "beta":
             ca, cb = p["careless_first"]
@@ -442,11 +453,7 @@ class JointEM(TwoTypeEM):
             rho = np.full(n_dec.shape, float(p["careless_first"]))
         else:
             rho = np.full(n_dec.shape, 0.5)
-        rho = np.clip(rho, 1e-12, 1 - 1e-12)
-        x = att - np.where(a_won, np.log(rho[user]), np.log1p(-rho[user]))
-        m = n_dec.shape[0]
-        s1 = np.bincount(user, weights=x, minlength=m)
-        s2 = np.bincount(user, weights=x * x, minlength=m)
+        s1, s2 = problem.decisive_evidence_sums(p["strengths"], np.clip(rho, 1e-12, 1 - 1e-12))
         with np.errstate(invalid="ignore", divide="ignore"):
             var = (s2 - s1 * s1 / n_dec) / (n_dec - 1)
             se = np.sqrt(np.maximum(var, 0.0) / n_dec)

@@ -404,7 +404,7 @@ CASES: list[Case] = [
     Case("jsonl-nested-user", "load_votes", lambda c: A(c.write("v.jsonl", '{"user": {"a": 1}, "model_a": "x", "model_b": "y", "winner": "model_a"}\n')), InvalidValueError, "unhashable"),
     Case("unknown-extension", "load_votes", lambda c: A(c.write("v.xlsx", b"PK")), ConfigError, "unknown file extension"),
     Case("file-missing", "load_votes", lambda c: A(c.tmp / "missing.csv"), InputNotFoundError, "missing.csv"),
-    Case("path-is-directory", "load_votes", lambda c: A(_mkdir(c, "dir.csv")), VotesError, "directory"),
+    Case("path-is-directory", "load_votes", lambda c: A(_mkdir(c, "dir.csv")), InputNotFoundError, "holds no Parquet files"),  # a directory is read as a Parquet dataset
     Case("saved-model-truncated", "BayesianTwoType.load", lambda c: A(truncated_model(c)), ConfigError, "damaged"),
     Case("saved-model-altered-values", "BayesianTwoType.load", lambda c: A(altered_values(c)), ConfigError, "checksum"),
     Case("saved-model-damaged-attrs", "BayesianTwoType.load", lambda c: A(damaged_attrs(c)), ConfigError, "damaged configs"),
