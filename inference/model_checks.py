@@ -279,7 +279,7 @@ def compare_models(fits: dict, *, se_factor: float = ELPD_SE_FACTOR, min_diff: f
             verdict += f" Two types and a continuum of quality fit about equally well (difference {diff_ct:+.1f}, SE {se_ct:.1f})."
     bad = table[table["pareto_k_bad"] > 0]
     for name, row in bad.iterrows():
-        verdict += (f" Warning: {row['pareto_k_bad']} user(s) have Pareto k above {row['pareto_k_threshold']:.2f} under the "
+        verdict += (f" Warning: {int(row['pareto_k_bad'])} user(s) have Pareto k above {row['pareto_k_threshold']:.2f} under the "
                     f"{name} model, so its LOO estimate is unreliable for them.")
     first = next(iter(fits.values()))
     index = first.users_.index if hasattr(first, "users_") else None
