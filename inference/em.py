@@ -155,7 +155,7 @@ class _Problem:
         1e6 bound each is about 1e7 per user, so the observed log-likelihood carries a rounding
         error of a few ulps of this, however small the log-likelihood itself is."""
         names = (["careless_first"] if self.careless == "beta" else []) + (
-            ["tie_attentive", "tie_careless"] if self.ties == "model" else []
+            ["tie_attentive", "tie_careless"] if self.ties == "model" else ["tie_careless"] if self.ties == "davidson" else []
         )
         total = 0.0
         for name in names:
@@ -212,7 +212,7 @@ def _warn_boundary(p: dict, careless: str, ties: str) -> None:
             rho = float(p["careless_first"])
             if rho <= BOUNDARY_TOL or rho >= 1.0 - BOUNDARY_TOL:
                 found.append(f"careless_first = {rho:.3g} is at the edge of [0, 1]")
-        if ties == "model":
+        if ties in ("model", "davidson"):
             beta_params.append(("tie_careless", p["tie_careless"]))
     if ties == "model" and pi > BOUNDARY_TOL:
         beta_params.append(("tie_attentive", p["tie_attentive"]))
