@@ -25,9 +25,9 @@ from comparemode.errors import (
     MuError,
 )
 
-dask = pytest.importorskip("dask")  # in the test extra: never skipped in CI
-dd = pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask", reason="Dask is an optional extra (in the test extra, so CI never skips this)")
+dd = pytest.importorskip("dask.dataframe", reason="Dask is an optional extra (in the test extra, so CI never skips this)")
+distributed = pytest.importorskip("distributed", reason="distributed is an optional extra (in the test extra, so CI never skips this)")
 
 N_FILES = 4
 FLOAT_TOL = {"rtol": 1e-8, "atol": 1e-8}

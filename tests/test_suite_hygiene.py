@@ -1,0 +1,63 @@
+"""The test suite itself (issue 7): every test asserts something, and every skip states why."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+TESTS = Path(__file__).parent
+#: calls that assert on their own (pytest helpers, numpy/pandas testing, this suite's helpers)
+ASSERTING = ("raises", "warns", "assert_", "approx", "fail")
+
+
+def _asserting_helpers(tree: ast.Module) -> set[str]:
+    """Module-level helpers (and fixtures-free functions) whose body asserts."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("test_"):
+            if any(isinstance(n, ast.Assert) for n in ast.walk(node)):
+                names.add(node.name)
+    return names
+
+
+def _asserts(fn: ast.FunctionDef, helpers: set[str]) -> bool:
+    for n in ast.walk(fn):
+        if isinstance(n, ast.Assert):
+            return True
+        if isinstance(n, ast.Call):
+            f = n.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name in helpers or any(name.startswith(p) or name == p for p in ASSERTING):
+                return True
+    return False
+
+
+def test_every_test_asserts_something():
+    silent = []
+    count = 0
+    for path in sorted(TESTS.glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        helpers = _asserting_helpers(tree) | {"assert_monotone"}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                count += 1
+                if not _asserts(node, helpers):
+                    silent.append(f"{path.name}::{node.name}")
+    assert count > 200
+    assert not silent, f"tests that assert nothing: {silent}"
+
+
+def test_every_skip_states_a_reason():
+    unexplained = []
+    for path in sorted(TESTS.glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("skip", "skipif", "importorskip", "xfail"):
+                has_reason = any(k.arg == "reason" for k in n.keywords) or (n.func.attr == "skip" and n.args)
+                if n.func.attr == "importorskip" and not has_reason:
+                    # allowed only for packages of the test extra, with a comment saying so on the line
+                    line = path.read_text(encoding="utf-8").splitlines()[n.lineno - 1]
+                    has_reason = "test extra" in line or "never skipped" in line
+                if not has_reason:
+                    unexplained.append(f"{path.name}:{n.lineno}")
+    assert not unexplained, f"skips without a stated reason: {unexplained}"
