@@ -134,3 +134,36 @@ def test_report_command_line(homogeneous_votes, tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "exists" in again.stderr
     assert Path(out).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def _stable_parts(page: str) -> str:
+    """The report without the two things that must differ between runs: the generation time
+    and the seconds it took."""
+    page = re.sub(r"Generated [^.]*\.[^.]*\.", "Generated <time>.", page, count=1)
+    return re.sub(r"Report built in [0-9.]+ s", "Report built in <s> s", page)
+
+
+@pytest.mark.slow
+def test_report_is_reproducible_across_processes(tmp_path):
+    """The same seed gives the same report, figures' pixels included, in this process and in a
+    fresh one (issue 7: reproducibility of the report figures' data)."""
+    sim = simulate_votes(n_users=80, votes_per_user=8, random_seed=12)
+    votes_file = tmp_path / "votes.csv"
+    sim.votes.to_csv(votes_file, index=False)
+    (model, p), = sim.mu.items()
+    tiny = {"draws": 100, "tune": 100, "chains": 2, "cores": 1, "random_seed": 5}
+    first = tmp_path / "a.html"
+    write_report(sim.votes, first, mu=sim.mu, sampler_config=tiny, ppc_draws=40, random_seed=5, quiet=True)
+    second = tmp_path / "b.html"
+    code = (
+        "import pandas as pd, comparemode as cm; "
+        f"cm.write_report(cm.load_votes({str(votes_file)!r}), {str(second)!r}, mu={{{model!r}: {p!r}}}, "
+        f"sampler_config={tiny!r}, ppc_draws=40, random_seed=5, quiet=True)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, PYTHONHASHSEED="123"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = _stable_parts(first.read_text(encoding="utf-8")), _stable_parts(second.read_text(encoding="utf-8"))
+    figs_a, figs_b = re.findall(r'src="(data:image/png[^"]+)"', a), re.findall(r'src="(data:image/png[^"]+)"', b)
+    assert len(figs_a) >= 5 and figs_a == figs_b
+    assert a == b
