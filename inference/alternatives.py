@@ -29,6 +29,7 @@ from comparemode.models.alternatives import (
     homogeneous_loglik,
     vote_types,
 )
+from comparemode.inference.mcmc import DEFAULT_SAMPLER_CONFIG as _TWO_TYPE_SAMPLER
 from comparemode.models.pymc_model import check_priors
 
 __all__ = ["HomogeneousEM", "BayesianAlternative", "ALTERNATIVE_KINDS"]
@@ -165,14 +166,9 @@ class BayesianAlternative:
     """
 
     DEFAULT_MODEL_CONFIG = {"careless": "shared", "ties": "model", "priors": {}}
+    #: The two-type model's sampler defaults (PyMC's NUTS; nutpie is not offered here).
     DEFAULT_SAMPLER_CONFIG = {
-        "draws": 1000,
-        "tune": 1000,
-        "chains": 4,
-        "cores": None,
-        "target_accept": 0.9,
-        "random_seed": None,
-        "progressbar": True,
+        k: _TWO_TYPE_SAMPLER[k] for k in ("draws", "tune", "chains", "cores", "target_accept", "random_seed", "progressbar")
     }
 
     def __init__(self, kind: str = "continuous", model_config: dict | None = None, sampler_config: dict | None = None):
