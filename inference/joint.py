@@ -370,11 +370,18 @@ class JointEM(TwoTypeEM):
         if isinstance(pg, bool) or not isinstance(pg, (int, float)) or not (pg >= 0 and np.isfinite(pg)):
             raise ConfigError(f"prior_games must be a non-negative number, got {pg!r}")
 
-    def fit(self, votes: pd.DataFrame) -> "JointEM":  # type: ignore[override]
-        """Fit strengths and user types to a votes table; returns self."""
+    def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, **unknown) -> "JointEM":  # type: ignore[override]
+        """Fit strengths and user types to a votes table; returns self. The strengths are
+        estimated: ``mu`` and ``strengths`` are refused (use :class:`TwoTypeEM` for a known
+        reference, or ``prior_games`` for a weak prior)."""
         from comparemode.dask_backend import is_lazy_input
         from comparemode.data import validate_votes
         from comparemode.reference import Reference
+
+        if mu is not None or strengths is not None:
+            raise ConfigError("JointEM estimates the model strengths from the votes: drop mu=/strengths= (TwoTypeEM takes a known reference)")
+        if unknown:
+            raise ConfigError(f"JointEM.fit got unknown argument(s) {sorted(unknown)}; it takes the votes only")
 
         if is_lazy_input(votes):  # a Dask DataFrame or Parquet files read lazily
             from comparemode.dask_backend import fit_joint

@@ -50,8 +50,8 @@ def _em(votes, settings=None, **fit):
     return cm.TwoTypeEM(**{"n_starts": 2, "max_iter": 500, **(settings or {})}).fit(votes, **fit)
 
 
-def _joint(votes, settings=None):
-    return cm.JointEM(**{"n_starts": 2, "max_iter": 500, **(settings or {})}).fit(votes)
+def _joint(votes, settings=None, **fit):
+    return cm.JointEM(**{"n_starts": 2, "max_iter": 500, **(settings or {})}).fit(votes, **fit)
 
 
 def _bayes(model_config=None, sampler_config=None, votes=None, **fit):
@@ -103,6 +103,7 @@ ENTRY_POINTS: dict[str, Callable[..., Any]] = {
     "HomogeneousEM": lambda votes, settings=None, **fit: cm.HomogeneousEM(**(settings or {})).fit(votes, **fit),
     "BayesianAlternative": lambda kind="continuous", model_config=None, sampler_config=None: cm.BayesianAlternative(kind, model_config, sampler_config),
     "compare_models": cm.compare_models,
+    "compare_em_mcmc": cm.compare_em_mcmc,
     "posterior_predictive_check": cm.posterior_predictive_check,
 }
 
@@ -432,6 +433,10 @@ CASES: list[Case] = [
     Case("alt-careless-beta", "BayesianAlternative", lambda c: A("continuous", {"careless": "beta"}), ConfigError, "careless"),
     Case("alt-unknown-prior", "BayesianAlternative", lambda c: A("homogeneous", {"priors": {"rho": {}}}), ConfigError, "unknown prior"),
     Case("alt-bad-prior-value", "BayesianAlternative", lambda c: A("homogeneous", {"priors": {"theta": {"alpha": -1}}}), ConfigError, "positive"),
+    Case("joint-given-mu", "JointEM", lambda c: A(votes_many(), mu={"m0": 0.7}), ConfigError, "drop mu="),
+    Case("joint-unknown-argument", "JointEM", lambda c: A(votes_many(), weights=[1.0]), ConfigError, "weights"),
+    Case("em-vs-mcmc-no-mu", "compare_em_mcmc", lambda c: A(V()), MuError, "no reference probability"),
+    Case("em-vs-mcmc-bad-sampler-key", "compare_em_mcmc", lambda c: A(V(), sampler_config={"drawz": 1}, **MU), ConfigError, "drawz"),
     Case("compare-one-model", "compare_models", lambda c: A({"two-type": c.fixture("bayes_fit")}), ConfigError, "needs at least"),
     Case("ppc-extreme-out-of-range", "posterior_predictive_check", lambda c: A(c.fixture("bayes_fit"), ppp_extreme=0.7), ConfigError, "ppp_extreme"),
     Case("ppc-unfitted", "posterior_predictive_check", lambda c: A(cm.BayesianTwoType()), NotFittedError, "fit"),
