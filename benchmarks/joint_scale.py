@@ -53,6 +53,11 @@ import pandas as pd
 from comparemode.models.simulate import simulate_votes
 from scipy.stats import spearmanr
 
+try:  # run as a script from the repository root: benchmarks/ is on sys.path
+    from _table import print_table
+except ImportError:  # imported as a module of the benchmarks package
+    from benchmarks._table import print_table
+
 from comparemode import JointEM, fit_bradley_terry
 
 DISPERSION = 0.7
@@ -148,12 +153,7 @@ def main(argv=None) -> None:
         ("user accuracy, p_attentive >= 0.5", "—", f"{acc:.4f}" + ("" if acc_oracle is None else f" (true parameters: {acc_oracle:.4f})")),
     ]
     head = ("", "(a) plain BT, all votes", "(b) JointEM + users_")
-    widths = [max(len(r[i]) for r in rows + [head]) for i in range(3)]
-    fmt = lambda r: " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-    print(fmt(head))
-    print("-+-".join("-" * w for w in widths))
-    for r in rows:
-        print(fmt(r))
+    print_table(head, rows)
     print()
     print(f"JointEM / plain BT time: {t_em / t_bt:.1f}x on {len(votes):,} votes ({(votes['winner'] != 'tie').sum():,} decisive). "
           f"Peak RSS is the process's high-water mark (ru_maxrss); the increase is over the previous reading"

@@ -91,8 +91,10 @@ from comparemode import JointEM, fit_bradley_terry, load_votes
 
 try:  # run as a script from the repository root: benchmarks/ is on sys.path
     import reward_model as rm
+    from _table import print_table
 except ImportError:  # imported as benchmarks.llmfao_eval
     from benchmarks import reward_model as rm
+    from benchmarks._table import print_table
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "llmfao"
@@ -450,12 +452,7 @@ def main(argv=None) -> None:
             name, "—", "—", "—", f"{100 * r['kept_clean']:.1f}",
             fmt_pair(r["lb_clean"]), fmt_pair(r["lb_0.2"]), fmt_pair(r["lb_0.4"]), fmt_rm(rm_summary, name), "—",
         ])
-    widths = [max(len(str(x[i])) for x in [head] + rows) for i in range(len(head))]
-    line = lambda cells: " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    print(line(head))
-    print("-+-".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
+    print_table(head, rows)
     print()
     print(f"Spearman over the {len(qual)} qualifying workers; LB = Bradley-Terry leaderboard against GPT-4's "
           f"(Spearman/Kendall over models); AUC and LB +20%/+40% are means over {args.seeds} injection seed(s); "
