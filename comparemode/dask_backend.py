@@ -69,7 +69,6 @@ from comparemode.errors import (
     ConfigError,
     EmptyVotesError,
     InputNotFoundError,
-    InvalidValueError,
     MissingColumnError,
     MissingDependencyError,
     MuError,
@@ -900,16 +899,9 @@ def _decision_arrays(table: pd.DataFrame):
 
 
 def _codes(part, decisions, partition_info):
-    index = decisions[0]
-    codes = index.get_indexer(part[USER])
-    unknown = codes < 0
-    if unknown.any():
-        missing = pd.unique(part[USER].to_numpy()[unknown])
-        raise InvalidValueError(
-            f"partition {_partition_number(partition_info)}: {int(unknown.sum())} vote(s) come from {len(missing)} user(s) "
-            f"that the user table does not have, for example {list(missing[:5])}; filter the votes the model was fitted on"
-        )
-    return codes
+    from comparemode.inference.filter import user_codes
+
+    return user_codes(decisions[0], part[USER], where=f"partition {_partition_number(partition_info)}: ")
 
 
 def _split_partition(part, decisions, keep: bool, partition_info=None):

@@ -135,6 +135,20 @@ def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
     return table
 
 
+def user_codes(index: pd.Index, users: pd.Series, where: str = "") -> np.ndarray:
+    """Position in the user table ``index`` of every vote's user; an error naming the users the
+    table lacks (``where`` prefixes the message, e.g. a partition)."""
+    codes = index.get_indexer(users)
+    unknown = codes < 0
+    if unknown.any():
+        missing = pd.unique(users.to_numpy()[unknown])
+        raise InvalidValueError(
+            f"{where}{int(unknown.sum())} vote(s) come from {len(missing)} user(s) that the user table does not have, "
+            f"for example {list(missing[:5])}; filter the votes the model was fitted on"
+        )
+    return codes
+
+
 def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
     """Split votes by their user's ``keep`` decision (a table indexed by user). A Dask
     DataFrame of votes is split lazily (:func:`comparemode.dask_backend.apply_decisions`)."""
@@ -148,14 +162,7 @@ def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
         raise ConfigError(f"votes must be a pandas DataFrame, got {type(votes).__name__}")
     if USER not in votes.columns:
         raise MissingColumnError(f"the votes need a {USER!r} column; they have {list(votes.columns)}")
-    codes = table.index.get_indexer(votes[USER])
-    unknown = codes < 0
-    if unknown.any():
-        missing = pd.unique(votes[USER].to_numpy()[unknown])
-        raise InvalidValueError(
-            f"{int(unknown.sum())} vote(s) come from {len(missing)} user(s) that the user table does not have, "
-            f"for example {list(missing[:5])}; filter the votes the model was fitted on"
-        )
+    codes = user_codes(table.index, votes[USER])
     keep_user = table["keep"].to_numpy(dtype=bool)
     keep_vote = keep_user[codes]
     weights = pd.Series(table["p_attentive"].to_numpy(dtype=float)[codes], index=votes.index, name="weight")
