@@ -308,8 +308,9 @@ def write_report(
                      f"likelihood needs {cont._terms.n_terms:,} terms, too slow to sample here (limit "
                      f"{CONTINUOUS_SHARED_MAX_TERMS:,}; the terms grow with the square of a user's votes).")
         cont = BayesianAlternative("continuous", model_config={"ties": ties, "careless": "random"}, sampler_config=scfg)
+        cont.build_model(votes, **reference)
     say(f"MCMC: continuous-quality model (careless={cont_careless})")
-    cont.fit(votes, **reference)
+    cont.sample()  # the model built above: its likelihood terms are not computed twice
     fits["continuous"] = cont
     say("posterior predictive checks")
     ppc = posterior_predictive_check(two, draws=ppc_draws, random_seed=random_seed)

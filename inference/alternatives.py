@@ -30,6 +30,7 @@ from comparemode.models.alternatives import (
     vote_types,
 )
 from comparemode.inference.mcmc import DEFAULT_SAMPLER_CONFIG as _TWO_TYPE_SAMPLER
+from comparemode.inference.mcmc import _merge
 from comparemode.models.pymc_model import check_priors
 
 __all__ = ["HomogeneousEM", "BayesianAlternative", "ALTERNATIVE_KINDS"]
@@ -175,19 +176,11 @@ class BayesianAlternative:
         if kind not in ALTERNATIVE_KINDS:
             raise ConfigError(f"kind must be one of {ALTERNATIVE_KINDS}, got {kind!r}")
         self.kind = kind
-        self.model_config = self._merge(self.DEFAULT_MODEL_CONFIG, model_config, "model_config")
-        self.sampler_config = self._merge(self.DEFAULT_SAMPLER_CONFIG, sampler_config, "sampler_config")
+        self.model_config = _merge(self.DEFAULT_MODEL_CONFIG, model_config, "model_config")
+        self.sampler_config = _merge(self.DEFAULT_SAMPLER_CONFIG, sampler_config, "sampler_config")
         _check(self.model_config["careless"], self.model_config["ties"])
         check_priors(self.model_config["priors"])
         self.model = None
-
-    @staticmethod
-    def _merge(defaults, given, what):
-        given = dict(given or {})
-        unknown = set(given) - set(defaults)
-        if unknown:
-            raise ConfigError(f"unknown {what} key(s) {sorted(unknown)}; the keys are {sorted(defaults)}")
-        return {**defaults, **given}
 
     @property
     def param_names(self) -> list[str]:
@@ -216,13 +209,16 @@ class BayesianAlternative:
     def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt"):
         """Sample the posterior; returns the DataTree (also ``idata_``)."""
         self.build_model(votes, mu=mu, strengths=strengths, scale=scale)
-        return self._sample()
+        return self.sample()
 
     def fit_encoded(self, enc, *, mu=None, user_index=None):
         self.build_model_encoded(enc, mu=mu, user_index=user_index)
-        return self._sample()
+        return self.sample()
 
-    def _sample(self):
+    def sample(self):
+        """Sample the model last built by :meth:`build_model`; returns the DataTree."""
+        if self.model is None:
+            raise NotFittedError("build the model first: build_model(votes, ...) or fit(votes, ...)")
         import xarray as xr
 
         cfg = self.sampler_config
