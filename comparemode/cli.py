@@ -325,7 +325,7 @@ def _report_simulation(sim, estimates: dict, users, args, say_out) -> dict:
     result = {"accuracy": acc, "accuracy_true_params": acc_oracle, "true_params": sim.params}
     if args.careless != "random" and args.method == "em":
         random_fit = TwoTypeEM(
-            careless="random", ties=args.ties, n_starts=args.starts, max_iter=args.max_iter, tol=args.tol, random_seed=args.seed
+            careless="random", ties=args.ties, n_starts=args.starts, max_iter=args.max_iter, tol=args.tol, random_seed=args.seed, checks=False
         ).fit(sim.votes, **sim.reference)
         p_r = random_fit.users_["p_attentive"].reindex(users.index).to_numpy()
         acc_r = float(np.mean((p_r >= args.threshold) == truth))

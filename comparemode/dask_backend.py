@@ -435,6 +435,7 @@ class AggregatedVotes:
     n_passes: int
     t0: float
     seconds: float
+    favoured: Any = None  # a per-vote mu: per-user favoured counts (TwoTypeEM users_ columns)
 
 
 def _compute(dask, *collections):
@@ -500,6 +501,7 @@ def aggregate_votes(votes, *, mu=None, strengths=None, scale: str = "bt", carele
         ref = resolve_reference(_proxy(columns, models), mu=mu)
     arrays = {c: table[c].to_numpy(dtype=np.int64) for c in table.columns}
     n, t, f = arrays["n"], arrays["t"], arrays["f"]
+    favoured = None  # two models: the EM derives the favoured counts from the per-user counts
     if ref.kind == "scalar":
         stats = UserStats(n=n, t=t, f=f, k=arrays["k"], mu=ref.mu)
         decisive = int(n.sum() - t.sum())
@@ -511,12 +513,12 @@ def aggregate_votes(votes, *, mu=None, strengths=None, scale: str = "bt", carele
     else:
         check_identifiable(_row_witness(parts), ref, careless)
         user_index = _user_index(table.index, ddf._meta[USER].dtype)
-        s_row = _ordered_attentive_pass(ddf, dask, spec, user_index, n, progress)
+        s_row, favoured = _ordered_attentive_pass(ddf, dask, spec, user_index, n, progress)
         n_passes += 1
         stats = UserStats(n=n, t=t, f=f, s_row=s_row)
     seconds = time.perf_counter() - t0
     progress(f"aggregated {n_votes:,} votes from {len(user_index):,} users in {n_passes} pass(es), {seconds:.2f}s")
-    return AggregatedVotes(stats=stats, user_index=user_index, ref=ref, n_votes=n_votes, models=models, n_passes=n_passes, t0=t0, seconds=seconds)
+    return AggregatedVotes(stats=stats, user_index=user_index, ref=ref, n_votes=n_votes, models=models, n_passes=n_passes, t0=t0, seconds=seconds, favoured=favoured)
 
 
 def _terms_partition(part, spec: _Spec, user_index: pd.Index, partition_info=None):
@@ -543,36 +545,47 @@ def _fold_kernel():
 
 
 def _fold(acc: np.ndarray, part: pd.DataFrame, engine: str) -> np.ndarray:
-    """Add one partition's attentive log-likelihood terms to the running per-user sums, vote
-    by vote in row order (a copy: task inputs are never modified)."""
+    """Add one partition's per-vote terms to the running per-user sums, vote by vote in row
+    order (a copy: task inputs are never modified). Rows of ``acc``: the attentive
+    log-likelihood, then the favoured model's picks, the votes on which mu favours a model, and
+    the picks of it an attentive user would make on average (``TwoTypeEM``'s favoured counts;
+    summed in row order, as ``np.bincount`` sums them on the pandas path)."""
+    from comparemode.inference.misfit import vote_agreement
+
     acc = acc.copy()
     u = part["u"].to_numpy(dtype=np.int64)
     o = part["o"].to_numpy(dtype=np.int8)
     mu = part["mu"].to_numpy(dtype=np.float64)
     if engine == "numba":
-        return _fold_kernel()(acc, u, o, mu)
-    np.add.at(acc, u, np.where(o == CODE_A, np.log(mu), np.where(o == CODE_B, np.log1p(-mu), 0.0)))
+        _fold_kernel()(acc[0], u, o, mu)
+    else:
+        np.add.at(acc[0], u, np.where(o == CODE_A, np.log(mu), np.where(o == CODE_B, np.log1p(-mu), 0.0)))
+    informative, agree = vote_agreement(o, mu)
+    np.add.at(acc[1], u, (agree & informative).astype(np.float64))
+    np.add.at(acc[2], u, informative.astype(np.float64))
+    np.add.at(acc[3], u, np.where(informative, np.maximum(mu, 1.0 - mu), 0.0))
     return acc
 
 
-def _ordered_attentive_pass(ddf, dask, spec: _Spec, user_index: pd.Index, n: np.ndarray, progress: Progress) -> np.ndarray:
+def _ordered_attentive_pass(ddf, dask, spec: _Spec, user_index: pd.Index, n: np.ndarray, progress: Progress):
     """Per-user attentive log-likelihood with a per-vote mu, summed exactly as the pandas path
     sums it: vote by vote in row order, with the engine it would use (its compiled pass from
     NUMBA_MIN_VOTES votes on while no user reaches the packed limit, NumPy otherwise; the two
     compute logarithms differently in the last bit). The terms are computed partition by
-    partition in parallel; only the running sums pass from one partition's task to the next."""
+    partition in parallel; only the running sums pass from one partition's task to the next.
+    Returns the sums and the per-user favoured counts (see :func:`_fold`)."""
     from comparemode.models.stats import _PACKED_LIMIT, NUMBA_MIN_VOTES
 
     t0 = time.perf_counter()
     engine = "numba" if int(n.sum()) >= NUMBA_MIN_VOTES and int(n.max()) < _PACKED_LIMIT else "numpy"
     meta = pd.DataFrame({"u": pd.Series([], dtype=np.int64), "o": pd.Series([], dtype=np.int8), "mu": pd.Series([], dtype=np.float64)})
     terms = ddf.map_partitions(_terms_partition, spec, _broadcast(user_index), meta=meta)
-    acc = dask.delayed(np.zeros)(len(user_index))
+    acc = dask.delayed(np.zeros)((4, len(user_index)))
     for part in terms.to_delayed():
         acc = dask.delayed(_fold, pure=True)(acc, part, engine)
     (s,) = _compute(dask, acc)
     progress(f"pass over {ddf.npartitions:,} partitions: attentive log-likelihoods summed in row order ({engine}) in {time.perf_counter() - t0:.2f}s")
-    return s
+    return s[0], (s[1], s[2], s[3])
 
 
 def _row_witness(parts: pd.DataFrame):
@@ -603,6 +616,8 @@ def fit_two_type(est, votes, *, mu=None, strengths=None, scale: str = "bt"):
     progress = Progress(est.verbose)
     agg = aggregate_votes(votes, mu=mu, strengths=strengths, scale=scale, careless=est.careless, progress=progress)
     est._fit_stats(agg.stats, agg.ref, agg.user_index, progress, n_votes=agg.n_votes, t0=agg.t0)
+    if agg.favoured is not None:
+        est._favoured = agg.favoured
     est.n_passes_ = agg.n_passes
     return est
 
@@ -666,14 +681,24 @@ def _estep_partition(part, context, beta):
 
 
 def _evidence_partition(part, context, beta, rho):
-    """Per user: sums of the per-vote evidence and of its square (quality score's SE)."""
+    """Per user: sums of the per-vote evidence and of its square (quality score's SE), and the
+    favoured model's picks, informative votes and attentive expectation (``users_`` columns)."""
+    from scipy.special import expit
+
     from comparemode.inference.joint import decisive_evidence_sums
 
     user_index, models = context
+    n = len(user_index)
     user, a, b, a_won = _joint_rows(part, user_index, models)
-    s1, s2 = decisive_evidence_sums(user, a, b, a_won, beta, rho, len(user_index))
-    keep = np.flatnonzero(np.bincount(user, minlength=len(user_index)))
-    return pd.DataFrame({"u": keep.astype(np.int64), "x": s1[keep], "x2": s2[keep]})
+    s1, s2 = decisive_evidence_sums(user, a, b, a_won, beta, rho, n)
+    mu = expit(beta[a] - beta[b])
+    informative = mu != 0.5
+    agree = (a_won & (mu > 0.5)) | (~a_won & (mu < 0.5))
+    fav = np.bincount(user, weights=agree & informative, minlength=n)
+    inf = np.bincount(user, weights=informative, minlength=n)
+    exp = np.bincount(user, weights=np.where(informative, np.maximum(mu, 1.0 - mu), 0.0), minlength=n)
+    keep = np.flatnonzero(np.bincount(user, minlength=n))
+    return pd.DataFrame({"u": keep.astype(np.int64), "x": s1[keep], "x2": s2[keep], "fav": fav[keep], "inf": inf[keep], "exp": exp[keep]})
 
 
 def _mstep_partition(part, context, beta, gamma):
@@ -729,18 +754,32 @@ class _JointBackend:
         return s.copy()
 
     def evidence_pass(self, beta: np.ndarray, rho: np.ndarray):
-        """Per-user sums of the decisive votes' evidence and its square, one pass."""
-        meta = pd.DataFrame({"u": pd.Series([], dtype=np.int64), "x": pd.Series([], dtype=np.float64), "x2": pd.Series([], dtype=np.float64)})
-        parts = self.ddf.map_partitions(
-            _evidence_partition, self.context, np.array(beta, dtype=np.float64), _broadcast(np.asarray(rho, dtype=np.float64)), meta=meta
-        )
-        (sums,) = _compute(self.dask, parts.groupby("u", sort=False)[["x", "x2"]].sum(split_out=1))
+        """Per-user sums of the decisive votes' evidence and its square, and the favoured
+        counts (:meth:`favoured`), in one pass (kept for the last strengths and rates)."""
+        beta = np.array(beta, dtype=np.float64)
+        rho = np.asarray(rho, dtype=np.float64)
+        key = (beta.tobytes(), rho.tobytes())
+        if getattr(self, "_evidence", (None,))[0] == key:
+            return self._evidence[1]
+        cols = ("x", "x2", "fav", "inf", "exp")
+        meta = pd.DataFrame({"u": pd.Series([], dtype=np.int64), **{c: pd.Series([], dtype=np.float64) for c in cols}})
+        parts = self.ddf.map_partitions(_evidence_partition, self.context, beta, _broadcast(rho), meta=meta)
+        (sums,) = _compute(self.dask, parts.groupby("u", sort=False)[list(cols)].sum(split_out=1))
         self.n_passes += 1
-        s1 = np.zeros(self.n_users)
-        s2 = np.zeros(self.n_users)
         idx = sums.index.to_numpy(dtype=np.int64)
-        s1[idx], s2[idx] = sums["x"].to_numpy(dtype=np.float64), sums["x2"].to_numpy(dtype=np.float64)
-        return s1, s2
+        out = []
+        for c in cols:
+            v = np.zeros(self.n_users)
+            v[idx] = sums[c].to_numpy(dtype=np.float64)
+            out.append(v)
+        self._evidence = (key, (out[0], out[1]), tuple(out[2:]))
+        return self._evidence[1]
+
+    def favoured(self, beta: np.ndarray, rho: np.ndarray):
+        """Per user: the favoured model's decisive picks, the votes on which the strengths
+        favour a model and an attentive user's expected picks of it (the evidence pass)."""
+        self.evidence_pass(beta, rho)
+        return self._evidence[2]
 
     def m_pass(self, beta: np.ndarray, gamma: np.ndarray, prior_games: float) -> np.ndarray:
         """One MM step of :func:`comparemode.inference.joint._bt_mm_step`, sums on Dask."""
@@ -781,6 +820,9 @@ def _joint_classes():
 
         def decisive_evidence_sums(self, beta, rho):
             return self.backend.evidence_pass(beta, rho)
+
+        def favoured(self, beta, rho):
+            return self.backend.favoured(beta, rho)
 
         def attentive(self, p):
             return self.backend.e_pass(p["strengths"])

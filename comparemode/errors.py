@@ -22,6 +22,7 @@ __all__ = [
     "OutputExistsError",
     "InputNotFoundError",
     "BoundaryWarning",
+    "MisfitWarning",
     "MissingDependencyError",
 ]
 
@@ -85,6 +86,14 @@ class BoundaryWarning(UserWarning):
     share pi of attentive users at 0 or 1, or a Beta parameter at the bound the fit allows.
     The number is then a boundary value, not an interior maximum, and its usual reading (and
     any interval built around it) does not apply; the message names the parameter."""
+
+
+class MisfitWarning(UserWarning):
+    """A check of the fitted model against the data failed: the data do something the model
+    does not allow (a given mu the votes contradict, users who differ by degree rather than
+    by type, attention that drifts within users). Every promise that rests on the model (the
+    filter's expected careless share, P(attentive) itself) is then void; the message says what
+    the data do and how to proceed, and ``checks_`` holds the numbers."""
 
 
 class MissingDependencyError(ComparemodeError, ImportError):

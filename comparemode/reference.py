@@ -24,7 +24,16 @@ from comparemode.constants import CODE_A, CODE_B, CODE_TIE, ELO_SCALE, MODEL_A, 
 from comparemode.errors import MuError, NotIdentifiableError, StrengthsError
 from comparemode.models.stats import EncodedVotes
 
-__all__ = ["Reference", "resolve_reference", "read_strengths", "encode_votes", "check_identifiable"]
+__all__ = [
+    "Reference",
+    "ESTIMATE",
+    "resolve_reference",
+    "estimated_reference",
+    "read_strengths",
+    "encode_votes",
+    "check_identifiable",
+    "check_mu_identifiable",
+]
 
 STRENGTH_SCALES = ("bt", "elo")
 #: |mu - 1/2| (or the spread of mu across votes) below this counts as no signal.
@@ -142,15 +151,54 @@ def read_strengths(strengths, scale: str = "bt") -> pd.Series:
     return values
 
 
-def resolve_reference(votes: pd.DataFrame, mu=None, strengths=None, scale: str = "bt") -> Reference:
+#: ``mu=ESTIMATE`` (or ``mu={"model_x": ESTIMATE}``): two models, mu estimated from the votes.
+ESTIMATE = "estimate"
+
+
+def _asks_estimate(mu) -> bool:
+    if isinstance(mu, str):
+        return mu == ESTIMATE
+    return isinstance(mu, dict) and len(mu) == 1 and next(iter(mu.values())) == ESTIMATE
+
+
+def estimated_reference(votes: pd.DataFrame, model=None) -> Reference:
+    """The reference of a fit that estimates mu: two models, mu = P(``model`` beats the other)
+    unknown (``model`` defaults to the first of the two by name)."""
+    models = sorted(map(str, pd.unique(np.concatenate([votes[MODEL_A].unique(), votes[MODEL_B].unique()]).astype(object))))
+    if len(models) != 2:
+        raise MuError(
+            f"estimating mu needs votes between exactly two models; these have {len(models)}: {models[:10]}. "
+            "With many models, estimate the strengths jointly (JointEM, or comparemode run --method joint)"
+        )
+    model = models[0] if model is None else str(model)
+    if model not in models:
+        raise MuError(f"mu names model {model!r}, which does not appear in the votes (models: {models})")
+    other = models[1] if model == models[0] else models[0]
+    return Reference(kind="scalar", source="estimated", mu=None, model=model, other=other)
+
+
+def resolve_reference(votes: pd.DataFrame, mu=None, strengths=None, scale: str = "bt", allow_estimate: bool = False) -> Reference:
     """Decide where mu comes from for these votes and check it.
 
     ``mu`` is a dict ``{model: probability}`` (two models), a column name, or None;
     ``strengths`` a strengths table (see :func:`read_strengths`). With neither, a ``mu``
-    column in the votes is used.
+    column in the votes is used. Where the caller estimates mu (``allow_estimate``),
+    ``mu="estimate"`` or ``{model: "estimate"}`` gives :func:`estimated_reference`.
     """
     if mu is not None and strengths is not None:
         raise MuError("give either mu or strengths, not both")
+    if _asks_estimate(mu):
+        if not allow_estimate:
+            raise MuError(
+                "mu='estimate' is not available here: this estimator takes mu as known. TwoTypeEM.fit(votes, "
+                "mu='estimate') estimates it; for the posterior use BayesianTwoType(model_config={'mu': 'estimate'})"
+            )
+        if isinstance(mu, str) and ESTIMATE in votes.columns:
+            raise MuError(
+                f"mu={ESTIMATE!r} is ambiguous: the votes have a column named {ESTIMATE!r}. Rename that column to use it "
+                f"as a per-vote mu, or pass mu={{'<model>': {ESTIMATE!r}}} to estimate mu"
+            )
+        return estimated_reference(votes, None if isinstance(mu, str) else next(iter(mu)))
     models = pd.unique(np.concatenate([votes[MODEL_A].unique(), votes[MODEL_B].unique()]).astype(object))
     if strengths is not None:
         table = read_strengths(strengths, scale)
@@ -308,4 +356,29 @@ def check_identifiable(enc: EncodedVotes, ref: Reference, careless: str) -> None
             f"every decisive vote has the same mu = {first_mu:.6g}: an attentive user then picks the first answer "
             "at that rate, exactly like a careless user with that position habit. Randomise which model is shown "
             "first, or use careless='random'."
+        )
+
+
+def check_mu_identifiable(enc: EncodedVotes, ref: Reference, careless: str, d: np.ndarray) -> None:
+    """Refuse a fit that estimates mu where the votes cannot identify it: positions that never
+    vary (then attentive votes are a position habit, whatever mu is) or users who cast at most
+    one decisive vote each (``d``: decisive votes per user; then only the product of the
+    attentive share and mu's distance from 1/2 is identified). Warns when few users cast two
+    or more."""
+    import dataclasses
+    import warnings
+
+    check_identifiable(enc, dataclasses.replace(ref, mu=0.75), careless)  # positions must vary
+    several = int((np.asarray(d) >= 2).sum())
+    if several == 0:
+        raise NotIdentifiableError(
+            "every user cast at most one decisive vote: with one vote per user the share of attentive users "
+            "and mu cannot be told apart (only their product is identified). Pass a known mu instead, or "
+            "collect several votes per user"
+        )
+    if several < 0.1 * len(d):
+        warnings.warn(
+            f"only {several} of {len(d)} users cast two or more decisive votes: mu and pi are weakly "
+            "identified and their estimates lean on those few users",
+            stacklevel=4,
         )

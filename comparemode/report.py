@@ -279,7 +279,7 @@ def write_report(
     n_models = len(pd.unique(votes[["model_a", "model_b"]].to_numpy().ravel()))
     if not reference and "mu" not in votes.columns and n_models > 2:
         say("estimating the model strengths (joint EM) to serve as the reference")
-        joint = JointEM(random_seed=0).fit(votes)
+        joint = JointEM(random_seed=0, checks=False).fit(votes)
         reference = {"strengths": joint.strengths_}
         notes.append("The votes came without a reference: the model strengths were estimated by the joint EM "
                      "(JointEM) and then treated as known by every model below (mu per vote = sigmoid of the strength "

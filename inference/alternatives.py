@@ -49,6 +49,19 @@ def _encode(votes, mu, strengths, scale):
     return ref, enc, user_index
 
 
+def fit_tie_beta(vt) -> tuple[float, float]:
+    """Maximum-likelihood Beta of everybody's tie propensity (one Beta for all users, the tie
+    part of the homogeneous and continuous models: it separates from the rest of their
+    likelihood), by safeguarded Newton steps to convergence."""
+    ab = (1.0, 1.0)
+    for _ in range(200):
+        new = _bb_mstep(vt.t.astype(float), vt.n.astype(float), vt.weight, ab, max_steps=5)
+        if np.allclose(new, ab, rtol=1e-12, atol=0):
+            break
+        ab = new
+    return ab
+
+
 def _check(careless, ties):
     if careless not in ALT_CARELESS_MODES:
         raise ConfigError(f"careless must be one of {ALT_CARELESS_MODES} for the alternative models, got {careless!r}")
@@ -96,13 +109,7 @@ class HomogeneousEM:
         A, first = vt.A, vt.first.astype(float)
         p = {"theta": 0.8, "careless_first": 0.5}
         if tie:
-            ab = (1.0, 1.0)
-            for _ in range(200):
-                new = _bb_mstep(vt.t.astype(float), vt.n.astype(float), vt.weight, ab, max_steps=5)
-                if np.allclose(new, ab, rtol=1e-12, atol=0):
-                    break
-                ab = new
-            p["tie"] = ab
+            p["tie"] = fit_tie_beta(vt)
 
         def loglik(q):
             return float(np.dot(vt.weight, homogeneous_loglik(vt, q, self.careless, tie=tie)))

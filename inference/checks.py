@@ -99,6 +99,7 @@ def compare_em_mcmc(
     model_config.setdefault("ties", em_settings.get("ties", "model"))
     em_settings.setdefault("careless", model_config["careless"])
     em_settings.setdefault("ties", model_config["ties"])
+    em_settings.setdefault("checks", False)  # this compares two fits of one model; its misfit checks are the fit's business
     em = TwoTypeEM(**em_settings).fit(votes, mu=mu, strengths=strengths, scale=scale)
     bayes = BayesianTwoType(model_config=model_config, sampler_config=sampler_config)
     idata = bayes.fit(votes, mu=mu, strengths=strengths, scale=scale)

@@ -13,6 +13,7 @@ per iteration depends on the number of distinct patterns, not on the number of u
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -24,13 +25,19 @@ from scipy.special import gammaln
 from comparemode._progress import Progress
 from comparemode.constants import (
     BOUNDARY_TOL,
+    CODE_TIE,
+    USER,
+    CHECK_DRAWS,
     DEFAULT_MAX_ITER,
     DEFAULT_N_STARTS,
     DEFAULT_THRESHOLD,
     DEFAULT_TOL,
+    INTERVAL_PROB,
     LOGLIK_DECREASE_TOL,
+    MISFIT_LEVEL,
 )
 from comparemode.errors import BoundaryWarning, ConfigError, LikelihoodDecreaseError, NotFittedError
+from comparemode.inference.misfit import checks_table, dispersion_check, drift_check, vote_agreement, warn_failed
 from comparemode.models.likelihood import (
     CARELESS_MODES,
     TIE_MODES,
@@ -46,11 +53,39 @@ __all__ = ["TwoTypeEM"]
 _LOG_MIN = math.log(1e-3)
 _LOG_MAX = math.log(1e6)
 _PI_MIN = 1e-12
+#: An estimated mu stays this far inside (0, 1) (a vote against a model that never loses would
+#: otherwise have probability 0 under the attentive type).
+_MU_MIN = 1e-9
 #: A decrease within this many ulps of the log-likelihood's largest cancelling terms
 #: (``_Problem.rounding_scale``) is rounding, not a decreasing EM.
 _ROUNDING_ULPS = 64.0
 #: Iterations of each start before the best start is run to convergence.
 _SHORT_RUN = 5
+#: The misfit checks, in the order of ``checks_``.
+_CHECK_NAMES = ("mu", "favoured-model dispersion", "drift")
+#: Bootstrap work of the dispersion check: replicates times users (two models) or votes; large
+#: inputs get fewer replicates (at least 50), never fewer than that.
+_CHECK_WORK = 5e7
+_MIN_CHECK_DRAWS = 50
+#: Bound on |logit mu| in the profile likelihood (mu from about 6e-6 to 1 - 6e-6).
+_LOGIT_MU_MAX = 12.0
+
+
+def _time_order(votes: pd.DataFrame, order) -> np.ndarray | None:
+    """Positions of the votes in time order (stable), from the column ``order``; None keeps the
+    row order."""
+    if order is None:
+        return None
+    if not isinstance(order, str) or order not in votes.columns:
+        raise ConfigError(f"order must name a column of the votes that orders each user's votes in time; got {order!r}, columns {list(votes.columns)}")
+    col = votes[order]
+    if col.isna().any():
+        rows = list(votes.index[col.isna().to_numpy()][:5])
+        raise ConfigError(f"order column {order!r} is missing on {int(col.isna().sum())} vote(s), first rows {rows}; give every vote a time")
+    try:
+        return np.argsort(col.to_numpy(), kind="stable")
+    except TypeError:
+        raise ConfigError(f"order column {order!r} mixes values that cannot be sorted (dtype {col.dtype}); use times or numbers") from None
 
 
 def _unique_pairs(x: np.ndarray, y: np.ndarray):
@@ -110,20 +145,64 @@ def _bb_mstep(k, n, w, ab, max_steps=2):
     return tuple(np.exp(x))
 
 
+def _bb_kappa_step(k, n, w, mean: float, kappa: float, max_steps: int = 3) -> float:
+    """Safeguarded Newton ascent of the weighted Beta-Binomial objective in the concentration
+    ``kappa`` alone, the mean held (``a = mean kappa``, ``b = (1 - mean) kappa``); never lowers
+    the objective."""
+    if float(w.sum()) <= 0.0:
+        return kappa
+    data = BetaBinomialData(k, n, w)
+    la, lb = math.log(mean), math.log1p(-mean)
+    lo, hi = _LOG_MIN - min(la, lb), _LOG_MAX - max(la, lb)  # both Beta parameters in bounds
+    x = math.log(kappa)
+
+    def at(x, derivatives=False):
+        return data.objective(la + x, lb + x, derivatives=derivatives)
+
+    f, g, h = at(x, True)
+    for _ in range(max_steps):
+        gx, hx = float(g[0] + g[1]), float(h[0, 0] + 2 * h[0, 1] + h[1, 1])
+        step = gx / -hx if hx < 0 else math.copysign(1.0, gx)
+        step = max(min(step, 3.0), -3.0)
+        t, accepted = 1.0, False
+        while t > 1e-6:
+            xn = min(max(x + t * step, lo), hi)
+            fn = at(xn)
+            if fn >= f:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        gain, x = fn - f, xn
+        if gain <= 1e-13 * (1.0 + abs(f)):
+            break
+        f, g, h = at(x, True)
+    return math.exp(x)
+
+
 class _Problem:
     """Compressed statistics plus the pair indices the E and M steps need."""
 
-    def __init__(self, pat: Patterns, careless: str, ties: str):
+    def __init__(self, pat: Patterns, careless: str, ties: str, estimate_mu: bool = False, mu_spread: bool = False):
         self.pat = pat
         self.careless = careless
         self.ties = ties
+        self.estimate_mu = estimate_mu
+        self.mu_spread = mu_spread
         self.w = pat.weight
         self.W = float(pat.weight.sum())
         d = pat.d
-        self.s = pat.s.astype(float)
         self.pos_d, self.pos_f, self.pos_idx = _unique_pairs(d, pat.f)
         self.f_tot_w = pat.f.astype(float)
         self.d_w = d.astype(float)
+        if estimate_mu or mu_spread:  # two models, mu a parameter: the attentive term from k
+            self.k_w = pat.k.astype(float)
+            if mu_spread:  # attentive users' own mu ~ Beta: Beta-Binomial in k
+                self.mu_d, self.mu_k, self.mu_idx = _unique_pairs(d, pat.k)
+                self.mu_fixed = None if estimate_mu else float(pat.mu)
+        else:
+            self.s = pat.s.astype(float)
         if ties in ("model", "davidson"):
             self.tie_n, self.tie_t, self.tie_idx = _unique_pairs(pat.n, pat.t)
 
@@ -136,13 +215,29 @@ class _Problem:
             return self.f_tot_w * math.log(rho) + (self.d_w - self.f_tot_w) * math.log1p(-rho)
         return -self.d_w * math.log(2.0)
 
+    def attentive(self, p):
+        """Attentive log-likelihood of each pattern's votes (the decisive votes here; the joint
+        model's Davidson ties add the tie votes)."""
+        if self.mu_spread:
+            return log_betabinom_seq(self.mu_k, self.mu_d, *self.mu_beta(p))[self.mu_idx]
+        if self.estimate_mu:
+            mu = p["mu"]
+            return self.k_w * math.log(mu) + (self.d_w - self.k_w) * math.log1p(-mu)
+        return self.s
+
+    def mu_beta(self, p):
+        """Beta(a, b) of the attentive users' own mu (``mu_spread``): mean mu, concentration
+        ``p["mu_kappa"]``."""
+        mu = p["mu"] if self.estimate_mu else self.mu_fixed
+        return mu * p["mu_kappa"], (1.0 - mu) * p["mu_kappa"]
+
     def decisive_attentive(self, p):
         """Attentive log-likelihood of each pattern's decisive votes alone."""
-        return self.s
+        return self.attentive(p)
 
     def logliks(self, p):
         l0 = self.position_loglik(p)
-        l1 = self.s
+        l1 = self.attentive(p)
         if self.ties == "model":
             l1 = l1 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_attentive"])[self.tie_idx]
         if self.ties in ("model", "davidson"):  # davidson: s already holds the attentive ties
@@ -157,9 +252,9 @@ class _Problem:
         names = (["careless_first"] if self.careless == "beta" else []) + (
             ["tie_attentive", "tie_careless"] if self.ties == "model" else ["tie_careless"] if self.ties == "davidson" else []
         )
+        pairs = [p[name] for name in names] + ([self.mu_beta(p)] if self.mu_spread else [])
         total = 0.0
-        for name in names:
-            a, b = p[name]
+        for a, b in pairs:
             total += abs(float(gammaln(a))) + abs(float(gammaln(b))) + abs(float(gammaln(a + b)))
         return self.W * total
 
@@ -176,6 +271,17 @@ class _Problem:
         w0 = self.w - w1
         new = dict(p)
         new["pi"] = min(max(float(w1.sum()) / self.W, _PI_MIN), 1.0 - _PI_MIN)
+        if self.mu_spread:  # Beta-Binomial fit of the attentive users' picks of the model
+            wm = np.bincount(self.mu_idx, weights=w1, minlength=self.mu_d.size)
+            if self.estimate_mu:
+                a, b = _bb_mstep(self.mu_k, self.mu_d, wm, self.mu_beta(p))
+                new["mu"], new["mu_kappa"] = min(max(a / (a + b), _MU_MIN), 1.0 - _MU_MIN), a + b
+            else:
+                new["mu_kappa"] = _bb_kappa_step(self.mu_k, self.mu_d, wm, self.mu_fixed, p["mu_kappa"])
+        elif self.estimate_mu:  # the attentive users' decisive picks of the model mu is about
+            den = float(np.dot(w1, self.d_w))
+            if den > 0:
+                new["mu"] = min(max(float(np.dot(w1, self.k_w)) / den, _MU_MIN), 1.0 - _MU_MIN)
         if self.careless == "beta":
             wp = np.bincount(self.pos_idx, weights=w0, minlength=self.pos_d.size)
             new["careless_first"] = _bb_mstep(self.pos_f, self.pos_d, wp, p["careless_first"])
@@ -229,6 +335,11 @@ def _warn_boundary(p: dict, careless: str, ties: str) -> None:
             BoundaryWarning,
             stacklevel=4,
         )
+
+
+def _estimates_mu(ref) -> bool:
+    """Whether a fit with this reference estimates mu (two models, mu not given)."""
+    return ref.kind == "scalar" and ref.mu is None
 
 
 class TwoTypeEM:
@@ -297,6 +408,9 @@ class TwoTypeEM:
         tol: float = DEFAULT_TOL,
         random_seed: int | None = 0,
         verbose: bool = False,
+        checks: bool = True,
+        check_draws: int = CHECK_DRAWS,
+        mu_spread: bool = False,
     ):
         self.careless = careless
         self.ties = ties
@@ -305,6 +419,9 @@ class TwoTypeEM:
         self.tol = tol
         self.random_seed = random_seed
         self.verbose = verbose
+        self.checks = checks
+        self.check_draws = check_draws
+        self.mu_spread = mu_spread
 
     # -- configuration ---------------------------------------------------------------
     def get_params(self) -> dict:
@@ -317,6 +434,9 @@ class TwoTypeEM:
             "tol": self.tol,
             "random_seed": self.random_seed,
             "verbose": self.verbose,
+            "checks": self.checks,
+            "check_draws": self.check_draws,
+            "mu_spread": self.mu_spread,
         }
 
     def _check_settings(self) -> None:
@@ -324,10 +444,15 @@ class TwoTypeEM:
             raise ConfigError(f"careless must be one of {CARELESS_MODES}, got {self.careless!r}")
         if self.ties not in TIE_MODES:
             raise ConfigError(f"ties must be one of {TIE_MODES}, got {self.ties!r}")
-        for name in ("n_starts", "max_iter"):
+        for name in ("checks", "mu_spread"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name in ("n_starts", "max_iter", "check_draws"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.check_draws < 20:
+            raise ConfigError(f"check_draws must be at least 20 (bootstrap replicates behind the misfit checks), got {self.check_draws!r}")
         if not (isinstance(self.tol, (int, float)) and self.tol > 0 and math.isfinite(self.tol)):
             raise ConfigError(f"tol must be a positive finite number, got {self.tol!r}")
         seed = self.random_seed
@@ -335,8 +460,12 @@ class TwoTypeEM:
             raise ConfigError(f"random_seed must be a non-negative integer or None, got {seed!r}")
 
     # -- fitting ---------------------------------------------------------------------
-    def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt") -> "TwoTypeEM":
+    def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt", order: str | None = None) -> "TwoTypeEM":
         """Fit to a votes table; see the class docstring for the data contract. Returns self.
+
+        ``mu="estimate"`` (or ``{"model_x": "estimate"}``): two models, mu estimated with the
+        rest (it is identified when users cast several votes). ``order``: a column that orders
+        each user's votes in time, for the drift check (default: the table's row order).
 
         A Dask DataFrame or Parquet files (a directory or a glob) are aggregated on Dask in one
         pass (:func:`comparemode.dask_backend.fit_two_type`; ``n_passes_`` counts the passes)."""
@@ -351,21 +480,23 @@ class TwoTypeEM:
         self._check_settings()
         progress = Progress(self.verbose)
         votes = validate_votes(votes)
-        ref = resolve_reference(votes, mu=mu, strengths=strengths, scale=scale)
+        ref = resolve_reference(votes, mu=mu, strengths=strengths, scale=scale, allow_estimate=True)
+        time_order = _time_order(votes, order)
         progress(f"encoding {len(votes):,} votes (reference: {ref.source})")
         enc, user_index = encode_votes(votes, ref)
-        return self._fit(enc, ref, user_index, progress)
+        return self._fit(enc, ref, user_index, progress, time_order)
 
     def fit_encoded(self, enc: EncodedVotes, *, mu: float | None = None, user_index=None) -> "TwoTypeEM":
         """Fit from integer-encoded votes (the fast path; see :class:`EncodedVotes`).
 
         ``mu`` is P(stronger model wins) when ``enc`` carries no per-vote ``mu``.
         """
-        from comparemode.reference import Reference, _check_mu_value
+        from comparemode.reference import ESTIMATE, Reference, _check_mu_value
 
         self._check_settings()
         if enc.mu is None:
-            ref = Reference(kind="scalar", source="encoded", mu=_check_mu_value(mu, "mu"), model="stronger", other="weaker")
+            value = None if mu == ESTIMATE else _check_mu_value(mu, "mu")
+            ref = Reference(kind="scalar", source="estimated" if value is None else "encoded", mu=value, model="stronger", other="weaker")
         else:
             ref = Reference(kind="row", source="encoded")
         if user_index is None:
@@ -375,16 +506,87 @@ class TwoTypeEM:
     def _check_identifiable(self, enc: EncodedVotes, ref) -> None:
         from comparemode.reference import check_identifiable
 
-        check_identifiable(enc, ref, self.careless)
+        if not _estimates_mu(ref):
+            check_identifiable(enc, ref, self.careless)
 
     def _make_problem(self, pat: Patterns, ties: str, enc: EncodedVotes) -> _Problem:
-        return _Problem(pat, self.careless, ties)
+        return _Problem(pat, self.careless, ties, estimate_mu=self._estimating_mu, mu_spread=self.mu_spread)
 
-    def _fit(self, enc: EncodedVotes, ref, user_index, progress: Progress) -> "TwoTypeEM":
+    def _fit(self, enc: EncodedVotes, ref, user_index, progress: Progress, time_order=None) -> "TwoTypeEM":
+        from comparemode.reference import check_mu_identifiable
+
+        if self.mu_spread and ref.kind != "scalar":
+            raise ConfigError("mu_spread=True (each attentive user's own mu around mu) needs two models and a single mu, given or estimated")
         self._check_identifiable(enc, ref)
         t0 = time.perf_counter()
-        stats = aggregate(enc, mu=ref.mu if ref.kind == "scalar" else None)
-        return self._fit_stats(stats, ref, user_index, progress, n_votes=enc.n_votes, t0=t0, enc=enc)
+        estimate = _estimates_mu(ref)
+        # with mu estimated the counts are taken relative to ref.model and s is recomputed
+        stats = aggregate(enc, mu=(0.5 if estimate else ref.mu) if ref.kind == "scalar" else None)
+        if estimate:
+            check_mu_identifiable(enc, ref, self.careless, stats.d)
+        self._fit_stats(stats, ref, user_index, progress, n_votes=enc.n_votes, t0=t0, enc=enc)
+        if enc.mu is not None:  # per-vote mu: the favoured model differs from vote to vote
+            self._favoured = self._favoured_from_votes(enc, self._problem_params)
+        if self.checks:
+            t1 = time.perf_counter()
+            self.checks_ = self._run_checks(enc, ref, time_order)
+            failed = int((~self.checks_["passed"]).sum())
+            progress(f"misfit checks in {time.perf_counter() - t1:.2f}s: " + ("all passed" if not failed else f"{failed} FAILED"))
+            if failed:
+                t1 = time.perf_counter()
+                self._fit_alternatives(enc, ref)
+                best = self.alternatives_.index[self.alternatives_["chosen"]][0]
+                progress(f"alternative models in {time.perf_counter() - t1:.2f}s: best fit {best}")
+            warn_failed(self.checks_, stacklevel=4)
+        return self
+
+    def _n_params(self, p: dict) -> int:
+        """Free parameters of the fitted two-type model (for information criteria)."""
+        n = 1 + {"beta": 2, "shared": 1, "random": 0}[self.careless] + int("mu" in p) + int("mu_kappa" in p)
+        n += {"model": 4, "davidson": 3, "drop": 0}[self.ties_]  # davidson: careless tie Beta and nu
+        if "strengths" in p:
+            n += len(p["strengths"]) - 1
+        return n
+
+    def _fit_alternatives(self, enc: EncodedVotes, ref) -> None:
+        """After a failed check: the models that might fit better, by AIC. The two-type model
+        with mu estimated (two models with a given mu), and the continuous-quality model with
+        the same careless sub-model and mu as in this fit. Sets ``alternatives_`` (one row per
+        model, the best ``chosen``), ``alternative_`` (the chosen model, fitted; None when this
+        fit is best) and ``alternative_users_`` (its user table, P(attentive) in the column
+        the filters read)."""
+        from comparemode.inference.continuous import ContinuousQuality
+
+        stats, pat, problem, p, user_index = self._user_inputs
+        quiet = Progress(False)
+        rows = [{"model": "two-type, mu as fitted", "mu": self.params_.get("mu", np.nan), "loglik": self.loglik_, "n_params": self.n_params_}]
+        models = {rows[0]["model"]: None}
+        if "mu" in self.checks_.index and self.checks_.loc["mu", "status"] != "not run":
+            alt = TwoTypeEM(**(self.get_params() | {"checks": False, "verbose": False}))
+            alt._fit(enc, dataclasses.replace(ref, mu=None, source="estimated"), user_index, quiet)
+            rows.append({"model": "two-type, mu estimated", "mu": alt.params_["mu"], "loglik": alt.loglik_, "n_params": alt.n_params_})
+            models[rows[-1]["model"]] = alt
+        if ref.kind == "scalar" and not self.mu_spread:
+            alt = TwoTypeEM(**(self.get_params() | {"checks": False, "verbose": False, "mu_spread": True}))
+            alt._fit(enc, dataclasses.replace(ref, mu=None, source="estimated"), user_index, quiet)
+            rows.append({"model": "two-type, mu varies by user", "mu": alt.params_["mu"], "loglik": alt.loglik_, "n_params": alt.n_params_})
+            models[rows[-1]["model"]] = alt
+        if "strengths" not in p:
+            cq = ContinuousQuality(careless=self.careless, ties="drop" if self.ties_ == "drop" else "model")
+            mu = None if enc.mu is not None else (float(p["mu"]) if "mu" in p else float(self.params_["mu"]))
+            cq.fit_encoded(enc, mu=mu, user_index=user_index)
+            cq._ref = dataclasses.replace(ref, mu=mu) if ref.kind == "scalar" else ref
+            for col, v in zip(("n_favoured", "n_informative", "expected_favoured"), self._favoured_counts(stats, p)):
+                cq.users_[col] = v
+            rows.append({"model": "continuous quality, mu as fitted", "mu": cq.params_.get("mu", np.nan), "loglik": cq.loglik_, "n_params": cq.n_params_})
+            models[rows[-1]["model"]] = cq
+        out = pd.DataFrame(rows).set_index("model")
+        out["aic"] = 2.0 * out["n_params"] - 2.0 * out["loglik"]
+        out["delta_aic"] = out["aic"] - out["aic"].min()
+        out["chosen"] = out["delta_aic"] == 0.0
+        self.alternatives_ = out
+        self.alternative_ = models[out.index[out["chosen"]][0]]
+        self.alternative_users_ = None if self.alternative_ is None else self.alternative_.users_
 
     def _fit_stats(self, stats: UserStats, ref, user_index, progress: Progress, *, n_votes: int, t0: float, enc=None):
         """Everything after the pass over the votes (also the entry of the Dask backend,
@@ -394,6 +596,7 @@ class TwoTypeEM:
             f"aggregated {n_votes:,} votes from {stats.n_users:,} users into {pat.size:,} count patterns "
             f"in {time.perf_counter() - t0:.2f}s"
         )
+        self._estimating_mu = _estimates_mu(ref)
         problem = self._make_problem(pat, ties, enc)
         rng = np.random.default_rng(self.random_seed)
         # "Short EM": every start runs a few iterations, the best one runs to convergence.
@@ -408,8 +611,11 @@ class TwoTypeEM:
             for i, r in enumerate(runs)
         ]
         self.ties_ = ties
+        self._ref = ref
         self._problem_params = best["params"]
         self.reference_ = ref.describe()
+        if self._estimating_mu:
+            self.reference_["mu"] = float(best["params"]["mu"])
         self.starts_ = pd.DataFrame(rows).set_index("start")
         self.loglik_history_ = pd.Series(best["history"], name="loglik", index=pd.RangeIndex(len(best["history"]), name="iteration"))
         self.loglik_ = best["loglik"]
@@ -419,8 +625,17 @@ class TwoTypeEM:
         self.n_patterns_ = pat.size
         self.n_votes_ = n_votes
         self.params_ = self._params_series(best["params"], ref, ties)
+        self.n_params_ = self._n_params(best["params"])
+        self.alternatives_ = pd.DataFrame(columns=["mu", "loglik", "n_params", "aic", "delta_aic", "chosen"]).rename_axis("model")
+        self.alternative_users_ = self.alternative_ = None
         self._user_inputs = (stats, pat, problem, best["params"], user_index)
-        self.__dict__.pop("_users_cache", None)
+        for stale in ("_users_cache", "_favoured"):
+            self.__dict__.pop(stale, None)
+        self.checks_ = checks_table(
+            {name: {"reason": "checks=False" if not self.checks else "the checks need the votes one by one (this fit saw per-user counts only)"} for name in _CHECK_NAMES}, MISFIT_LEVEL
+        )
+        if self._estimating_mu:
+            self.mu_interval_ = self._mu_interval(problem, best, INTERVAL_PROB)
         _warn_boundary(best["params"], self.careless, ties)
         progress(
             f"EM done: {self.stop_reason_} after {self.n_iter_} iterations, loglik {self.loglik_:.6g}, "
@@ -451,6 +666,17 @@ class TwoTypeEM:
             p["careless_first"] = None
         p["tie_attentive"] = (tie_rate * tie_conc1, (1 - tie_rate) * tie_conc1)
         p["tie_careless"] = (tie0 * tie_conc0, (1 - tie0) * tie_conc0)
+        if problem.estimate_mu:
+            # careless picks of the model are 1/2 on average, so the overall rate is about
+            # 1/2 + pi (mu - 1/2); start on the side of 1/2 the data point to
+            d = float(stats.d.sum())
+            lean = float(stats.k.sum()) / d - 0.5 if d else 0.0
+            if abs(lean) < 0.01:
+                lean = 0.01 if start % 2 == 0 else -0.01
+            spread = 1.0 if start == 0 else math.exp(rng.normal(0.0, 0.3))
+            p["mu"] = min(max(0.5 + spread * lean / pi, 0.02), 0.98)
+        if problem.mu_spread:
+            p["mu_kappa"] = 50.0 if start == 0 else math.exp(rng.uniform(math.log(5.0), math.log(500.0)))
         return p
 
     def _run(self, problem: _Problem, p: dict, progress: Progress, start: int, max_iter: int, previous=None) -> dict:
@@ -486,6 +712,233 @@ class TwoTypeEM:
         progress(f"start {start + 1}/{self.n_starts}: {done + it} iterations, loglik {ll:.8g}, converged={converged}")
         return {"params": p, "loglik": ll, "history": history, "converged": converged, "n_iter": done + it}
 
+    # -- misfit checks ------------------------------------------------------------------
+    def _quiet_run(self, problem: _Problem, p: dict) -> dict:
+        return self._run(problem, p, Progress(False), 0, self.max_iter)
+
+    def _profile_loglik(self, pat: Patterns, ties: str, mu: float, start: dict) -> dict:
+        """EM with mu held at ``mu`` from ``start`` (the profile likelihood of mu)."""
+        problem = _Problem(dataclasses.replace(pat, mu=float(mu)), self.careless, ties, mu_spread=self.mu_spread)
+        return self._quiet_run(problem, {k: v for k, v in start.items() if k != "mu"})
+
+    def _profile_interval(self, pat: Patterns, ties: str, best: dict, prob: float) -> tuple[float, float]:
+        """Profile-likelihood interval of mu at probability ``prob``: the mu whose profile
+        log-likelihood is within ``chi2_1(prob) / 2`` of the maximum ``best`` (a fit with mu
+        free). Regula falsi on logit mu, every step an EM run started from the nearest one."""
+        from scipy.special import expit, logit
+        from scipy.stats import chi2
+
+        c = float(chi2.ppf(prob, 1)) / 2.0
+        ll_hat = best["loglik"]
+        x_hat = float(logit(best["params"]["mu"]))
+        bounds = []
+        for side in (-1.0, 1.0):
+            edge = side * _LOGIT_MU_MAX
+            lo_x, lo_g, start = x_hat, -c, best["params"]  # g = drop - c < 0 inside the interval
+            x = x_hat + side * 0.05
+            hi_x = hi_g = None
+            for _ in range(40):  # find a point outside the interval
+                if side * (x - edge) >= 0:
+                    x = edge
+                run = self._profile_loglik(pat, ties, float(expit(x)), start)
+                g = ll_hat - run["loglik"] - c
+                if g > 0:
+                    hi_x, hi_g = x, g
+                    break
+                lo_x, lo_g, start = x, g, run["params"]
+                if x == edge:
+                    break
+                drop = max(ll_hat - run["loglik"], 1e-12)
+                x = x_hat + (x - x_hat) * min(max(math.sqrt(c / drop) * 1.2, 1.5), 10.0)
+            if hi_x is None:  # the profile stays within c up to the edge of mu's range
+                bounds.append(float(expit(edge)))
+                continue
+            side_flag = 0
+            for _ in range(60):  # Illinois regula falsi between lo (g < 0) and hi (g > 0)
+                x = hi_x - hi_g * (hi_x - lo_x) / (hi_g - lo_g)
+                run = self._profile_loglik(pat, ties, float(expit(x)), start)
+                g = ll_hat - run["loglik"] - c
+                if abs(g) < 1e-4 * c or abs(hi_x - lo_x) < 1e-7:
+                    break
+                if g > 0:
+                    hi_x, hi_g = x, g
+                    if side_flag == 1:
+                        lo_g /= 2.0
+                    side_flag = 1
+                else:
+                    lo_x, lo_g, start = x, g, run["params"]
+                    if side_flag == -1:
+                        hi_g /= 2.0
+                    side_flag = -1
+            bounds.append(float(expit(x)))
+        return bounds[0], bounds[1]
+
+    def _mu_interval(self, problem: _Problem, best: dict, prob: float) -> pd.Series:
+        """Estimate and profile-likelihood interval of an estimated mu (``mu_interval_``)."""
+        lo, hi = self._profile_interval(problem.pat, problem.ties, best, prob)
+        return pd.Series({"estimate": float(best["params"]["mu"]), "lower": lo, "upper": hi, "prob": prob}, name="mu")
+
+    def _mu_check(self, level: float, rng) -> dict:
+        """Given mu against the votes: the EM with mu free, started from the given fit (so its
+        likelihood is at least the given fit's) and from the usual first start; the
+        likelihood-ratio test and the profile interval at ``1 - level``."""
+        from scipy.stats import chi2
+
+        stats, pat, problem, p, _ = self._user_inputs
+        given = float(self.params_["mu"])
+        free = _Problem(pat, self.careless, problem.ties, estimate_mu=True, mu_spread=self.mu_spread)
+        runs = [self._quiet_run(free, dict(p, mu=given)), self._quiet_run(free, self._start(0, stats, rng, free))]
+        best = max(runs, key=lambda r: r["loglik"])
+        lr = max(2.0 * (best["loglik"] - self.loglik_), 0.0)
+        lo, hi = self._profile_interval(pat, problem.ties, best, 1.0 - level)
+        return {
+            "observed": given,
+            "expected": float(best["params"]["mu"]),
+            "lower": lo,
+            "upper": hi,
+            "statistic": lr,
+            "p_value": float(chi2.sf(lr, 1)),
+            "interval_prob": 1.0 - level,
+        }
+
+    def _check_design(self, enc: EncodedVotes, p: dict):
+        """Per-vote P(model_a's answer is better) under the fit, and the model pairs replicates
+        need (None: not a strengths model)."""
+        if enc.mu is not None:
+            return np.asarray(enc.mu, dtype=float), None
+        mu = float(p["mu"]) if "mu" in p else float(self.params_["mu"])
+        return np.where(enc.code // 3 == 1, mu, 1.0 - mu), None
+
+    def _replicate_params(self, p: dict, ties: str, size: int) -> dict:
+        """The fitted parameters, repeated ``size`` times, named as the replicator takes them."""
+        full = lambda x: np.full(size, float(x))  # noqa: E731
+        out = {"pi": full(p["pi"])}
+        if "mu" in p:
+            out["mu"] = full(p["mu"])
+        if "mu_kappa" in p:
+            out["mu_kappa"] = full(p["mu_kappa"])
+        if self.careless == "beta":
+            a, b = p["careless_first"]
+            out.update(careless_first_mean=full(a / (a + b)), careless_first_kappa=full(a + b))
+        elif self.careless == "shared":
+            out["careless_first"] = full(p["careless_first"])
+        kinds = ("attentive", "careless") if ties == "model" else ("careless",) if ties == "davidson" else ()
+        for kind in kinds:
+            a, b = p[f"tie_{kind}"]
+            out.update({f"tie_{kind}_mean": full(a / (a + b)), f"tie_{kind}_kappa": full(a + b)})
+        if ties == "davidson":
+            out["davidson_nu"] = full(math.exp(p["log_nu"]))
+        if "strengths" in p:
+            out["strength"] = np.tile(np.asarray(p["strengths"], dtype=float), (size, 1))
+        return out
+
+    def _replicated_dispersion(self, enc: EncodedVotes, p: dict, mu_row: np.ndarray, pairs, rng) -> np.ndarray:
+        """Favoured-model dispersion index of bootstrap replicates of the fitted model on the
+        observed design (with ties left out of the likelihood, on the decisive votes only)."""
+        from comparemode.inference.model_checks import _dispersion
+        from comparemode.models.simulate import replicate_user_counts
+
+        ties = self.ties_
+        if ties == "drop":  # the model says nothing about ties: replicate the decisive votes
+            keep = enc.outcome != CODE_TIE
+            enc = EncodedVotes(user=enc.user[keep], code=enc.code[keep], n_users=enc.n_users, mu=None if enc.mu is None else enc.mu[keep])
+            pairs = None if pairs is None else (pairs[0][keep], pairs[1][keep])
+        scalar = enc.mu is None
+        work = enc.n_users if scalar else enc.n_votes
+        draws = int(min(self.check_draws, max(_MIN_CHECK_DRAWS, _CHECK_WORK // max(work, 1))))
+        chunk = max(1, int(2_000_000 // max(enc.n_users, 1)))
+        mu = float(p["mu"]) if "mu" in p else (float(self.params_["mu"]) if scalar else None)
+        n_user = np.bincount(enc.user, minlength=enc.n_users)
+        out = []
+        for lo in range(0, draws, chunk):
+            size = min(chunk, draws - lo)
+            rep = replicate_user_counts(enc, self._replicate_params(p, ties, size), careless=self.careless, ties=ties, mu=mu, rng=rng, pairs=pairs)
+            if scalar:
+                k, d = rep["n_stronger"], n_user - rep["n_ties"]
+            else:
+                k, d = rep["n_favoured"], rep["n_favoured_decisive"]
+            out.append(_dispersion(k, d))
+        return np.concatenate(out)
+
+    def _run_checks(self, enc: EncodedVotes, ref, time_order) -> pd.DataFrame:
+        """The misfit checks of this fit (see :mod:`comparemode.inference.misfit`)."""
+        from comparemode.inference.model_checks import _dispersion
+
+        stats, pat, problem, p, _ = self._user_inputs
+        rng = np.random.default_rng(None if self.random_seed is None else [int(self.random_seed), 1])
+        mu_row, pairs = self._check_design(enc, p)
+        informative, agree = vote_agreement(enc.outcome, mu_row)
+        rows = {}
+        k = np.bincount(enc.user, weights=agree & informative, minlength=enc.n_users)
+        d = np.bincount(enc.user, weights=informative, minlength=enc.n_users)
+        mu_applies = ref.kind == "scalar" and not self._estimating_mu
+        if int((d >= 2).sum()) == 0:
+            reason = "no user cast two or more decisive votes on which the reference favours a model"
+            rows["favoured-model dispersion"] = {"reason": reason}
+            rows["drift"] = {"reason": reason}
+        else:
+            rows["favoured-model dispersion"] = dispersion_check(float(_dispersion(k, d)), self._replicated_dispersion(enc, p, mu_row, pairs, rng))
+            if time_order is None:
+                rows["drift"] = drift_check(enc.user, informative, agree, enc.n_users)
+            else:
+                rows["drift"] = drift_check(enc.user[time_order], informative[time_order], agree[time_order], enc.n_users)
+        ran = sum(np.isfinite(r.get("p_value", np.nan)) for r in rows.values()) + int(mu_applies)
+        if mu_applies:
+            rows = {"mu": self._mu_check(MISFIT_LEVEL / max(ran, 1), rng), **rows}
+        else:
+            why = "mu is estimated, not given" if self._estimating_mu else "mu is not a single given number (many models or a per-vote mu)"
+            rows = {"mu": {"reason": why}, **rows}
+        return checks_table(rows, MISFIT_LEVEL)
+
+    # -- votes one by one (cross-fitting) ---------------------------------------------------
+    def _encode_again(self, votes: pd.DataFrame) -> EncodedVotes:
+        """The fitted votes encoded as at fit time (the reference the fit used)."""
+        from comparemode.reference import encode_votes
+
+        enc, _ = encode_votes(votes, self._ref)
+        return enc
+
+    def _vote_attentive(self, enc: EncodedVotes, mu_row: np.ndarray, p: dict) -> np.ndarray:
+        """Attentive log-likelihood of every vote under the fit (0 for a tie: an attentive
+        user's tie habit is the tie part of the model)."""
+        out = enc.outcome
+        with np.errstate(divide="ignore"):
+            return np.where(out == 0, np.log(mu_row), np.where(out == 1, np.log1p(-mu_row), 0.0))
+
+    def vote_terms(self, votes: pd.DataFrame) -> dict:
+        """The fitted votes one by one, as the model sees them: ``user`` (row of ``users_``),
+        ``outcome`` (0 model_a won, 1 model_b won, 2 tie), ``mu`` (P(model_a's answer is
+        better) under the fit), ``attentive`` (each vote's attentive log-likelihood),
+        ``informative`` and ``agree`` (decisive with a favoured model, and picked it). Used by
+        the cross-fitted filter; ``votes`` must be the table the model was fitted on."""
+        from comparemode.data import validate_votes
+        from comparemode.inference.filter import user_codes
+
+        from comparemode.inference.crossfit import describe_votes
+
+        self._fitted("_user_inputs")
+        votes = validate_votes(votes)
+        p = self._problem_params
+        enc = self._encode_again(votes)
+        mu_row, _ = self._check_design(enc, p)
+        user = user_codes(self._user_inputs[4], votes[USER])
+        out = describe_votes(enc.outcome, mu_row, user, self._vote_attentive(enc, mu_row, p))
+        if enc.mu is None:  # two models: did the vote pick the model mu is about
+            shown_first = enc.code // 3 == 1
+            out["picked_model"] = ((enc.outcome == 0) & shown_first) | ((enc.outcome == 1) & ~shown_first)
+        return out
+
+    def crossfit_p_attentive(self, votes: pd.DataFrame, folds="loo", random_seed: int | None = 0) -> pd.Series:
+        """P(attentive) of every vote's user from the user's *other* votes: with ``folds="loo"``
+        (default) every vote is decided by all other votes of its user; with an integer ``K``
+        each user's votes are split at random into ``K`` folds (seeded) and every fold is
+        decided by the other folds. A vote's own outcome thus never enters its decision (the
+        population parameters are the fit's, which one vote moves by O(1/N)). Returns a
+        Series aligned with the votes' index."""
+        from comparemode.inference.crossfit import two_type_crossfit
+
+        return two_type_crossfit(self, votes, folds=folds, random_seed=random_seed)
+
     # -- results ---------------------------------------------------------------------
     def _params_series(self, p: dict, ref, ties: str) -> pd.Series:
         out = {"pi": p["pi"]}
@@ -509,10 +962,13 @@ class TwoTypeEM:
             else:
                 out.update({f"tie_{kind}_a": np.nan, f"tie_{kind}_b": np.nan, f"tie_{kind}_mean": np.nan, f"tie_{kind}_kappa": np.nan})
         if ref.kind == "scalar":
-            out["mu"] = ref.mu
+            out["mu"] = p["mu"] if _estimates_mu(ref) else ref.mu
+        if "mu_kappa" in p:  # attentive users' own mu ~ Beta(mu kappa, (1 - mu) kappa)
+            m, kappa = out["mu"], p["mu_kappa"]
+            out.update(mu_kappa=kappa, mu_sd=math.sqrt(m * (1 - m) / (kappa + 1)))
         return pd.Series(out, name="estimate", dtype=float)
 
-    def _users_table(self, stats: UserStats, pat: Patterns, problem: _Problem, p: dict, user_index) -> pd.DataFrame:
+    def _users_table(self, stats: UserStats, pat: Patterns, problem: _Problem, p: dict, user_index, favoured=None) -> pd.DataFrame:
         # Everything model-based is computed per pattern, then spread to users.
         l1, l0 = problem.logliks(p)
         llr = l1 - l0
@@ -532,6 +988,7 @@ class TwoTypeEM:
         }
         if stats.k is not None:
             cols["n_stronger"] = stats.k
+        cols.update(zip(("n_favoured", "n_informative", "expected_favoured"), favoured if favoured is not None else self._favoured_counts(stats, p)))
         cols.update(
             loglik_attentive=l1[inv],
             loglik_careless=l0[inv],
@@ -542,6 +999,34 @@ class TwoTypeEM:
         )
         return pd.DataFrame(cols, index=user_index)
 
+    def _favoured_counts(self, stats: UserStats, p: dict):
+        """Per user: decisive picks of the model the reference favours on the vote, the votes
+        on which it favours one (mu not 1/2), and the picks of it an attentive user would make
+        on average (the filter reports the favoured model's win rate from these). From the
+        counts for two models; per vote, during the fit, for a per-vote mu (NaN where the fit
+        saw per-user counts only)."""
+        cached = self.__dict__.get("_favoured")
+        if cached is not None:
+            return cached
+        if stats.k is None:
+            nan = np.full(stats.n_users, np.nan)
+            return nan, nan, nan
+        mu = float(p["mu"]) if "mu" in p else float(self.params_["mu"])
+        d = (stats.n - stats.t).astype(float)
+        informative = d if mu != 0.5 else np.zeros_like(d)
+        favoured = stats.k if mu > 0.5 else (d - stats.k if mu < 0.5 else np.zeros_like(d))
+        return favoured.astype(float), informative, informative * max(mu, 1.0 - mu)
+
+    def _favoured_from_votes(self, enc: EncodedVotes, p: dict):
+        mu_row, _ = self._check_design(enc, p)
+        informative, agree = vote_agreement(enc.outcome, mu_row)
+        user, n = enc.user, enc.n_users
+        return (
+            np.bincount(user, weights=agree & informative, minlength=n),
+            np.bincount(user, weights=informative, minlength=n),
+            np.bincount(user, weights=np.where(informative, np.maximum(mu_row, 1.0 - mu_row), 0.0), minlength=n),
+        )
+
     @property
     def users_(self) -> pd.DataFrame:
         """One row per user (see the class docstring). Built from the fitted patterns on
@@ -550,7 +1035,25 @@ class TwoTypeEM:
         if cached is None:
             cached = self._users_table(*self._fitted("_user_inputs"))
             self.__dict__["_users_cache"] = cached
+        cached.attrs["checks"] = self.checks_summary()
         return cached
+
+    def checks_summary(self) -> dict:
+        """The misfit checks in brief (JSON-able): whether all passed, the failed checks with
+        their messages, the family-wise level, and the better-fitting model where one was
+        found (``alternatives_``). Filters read it from ``users_.attrs["checks"]``."""
+        table = self._fitted("checks_")
+        failed = table[~table["passed"]]
+        out = {
+            "passed": bool(failed.empty),
+            "ran": [str(n) for n in table.index[table["status"] != "not run"]],
+            "failed": {str(n): str(r["message"]) for n, r in failed.iterrows()},
+            "level": float(table.attrs.get("level", MISFIT_LEVEL)),
+        }
+        alt = self.__dict__.get("alternatives_")
+        if alt is not None and not alt.empty:
+            out["better_fit"] = str(alt.index[alt["chosen"]][0])
+        return out
 
     @property
     def loss_history_(self) -> pd.Series:
@@ -572,4 +1075,13 @@ class TwoTypeEM:
         :func:`comparemode.inference.filter.filter_votes`."""
         from comparemode.inference.filter import filter_votes
 
-        return filter_votes(votes, self.users_, threshold=threshold)
+        return filter_votes(votes, self, threshold=threshold)
+
+    def filter_fdr(self, votes: pd.DataFrame, alpha: float = 0.1):
+        """Keep the largest set of users whose expected careless share is at most ``alpha``;
+        see :func:`comparemode.inference.filter.filter_fdr`. Where a misfit check failed, the
+        result's summary says the promise is void and ``alternative`` holds the same rule under
+        the better-fitting model."""
+        from comparemode.inference.filter import filter_fdr
+
+        return filter_fdr(votes, self, alpha=alpha)

@@ -38,7 +38,16 @@ class FilterResult:
     weights : per-vote soft weight (the P(attentive) of the vote's user), aligned with the
         input votes' index, for weighted training; ``1 - weights`` is a per-vote label-flip
         rate for robust preference losses.
-    summary : dict with the rule, users and votes on each side (JSON-able).
+    summary : dict with the rule, users and votes on each side (JSON-able); ``promise``: whether
+        the rule's claim (the expected careless share of the kept users) stands, that is whether
+        the model's misfit checks passed ("kept"), failed ("void", with the failed checks and
+        the better-fitting model) or did not come with the user table ("unchecked");
+        ``favoured_win_rate``: how often the model the reference favours won the decisive
+        votes, among all votes, among the kept votes, and as the model expects of attentive
+        votes on the kept votes' pairs, so that a filter that confirms its own reference
+        (kept users were kept for agreeing with it) shows as a gap (``kept_minus_model``).
+    alternative : the same rule under the better-fitting model when the checks failed and one
+        was found (see ``TwoTypeEM.alternatives_``), else None.
     """
 
     kept: pd.DataFrame
@@ -46,6 +55,9 @@ class FilterResult:
     users: pd.DataFrame
     weights: pd.Series
     summary: dict
+    #: where the model's misfit checks failed and a better-fitting model was found: the same
+    #: rule under that model (its summary says which model); otherwise None
+    alternative: "FilterResult | None" = None
 
 
 def _probability(value, name: str) -> float:
@@ -105,16 +117,11 @@ def decide_users(users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> p
     return table
 
 
-def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
-    """Bayesian false-discovery rule: rank users by P(attentive), keep the longest prefix
-    whose mean P(careless) is at most ``alpha``.
-
-    The expected share of careless users among the kept ones is then at most ``alpha``
-    (exactly so if the probabilities are calibrated). Users with equal probability are kept
-    or dropped together, so the rule does not depend on row order.
-    """
-    alpha = _probability(alpha, "alpha")
-    p = _p_attentive(users)
+def fdr_keep(p: np.ndarray, alpha: float):
+    """The Bayesian false-discovery rule on probabilities ``p`` (of users, or of votes): rank by
+    ``p``, keep the longest prefix whose mean of ``1 - p`` is at most ``alpha``, cutting only
+    between distinct values (equal ones are kept or dropped together). Returns the keep mask,
+    the kept set's expected careless share and the smallest kept ``p`` (1 if none)."""
     order = np.argsort(-p, kind="stable")
     careless = 1.0 - p[order]
     running = np.cumsum(careless) / np.arange(1, p.size + 1)
@@ -126,6 +133,20 @@ def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
     keep[order[:n_keep]] = True
     expected = float(running[n_keep - 1]) if n_keep else 0.0
     cut = float(p[order[n_keep - 1]]) if n_keep else 1.0
+    return keep, expected, cut
+
+
+def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
+    """Bayesian false-discovery rule: rank users by P(attentive), keep the longest prefix
+    whose mean P(careless) is at most ``alpha``.
+
+    The expected share of careless users among the kept ones is then at most ``alpha``
+    (exactly so if the probabilities are calibrated). Users with equal probability are kept
+    or dropped together, so the rule does not depend on row order.
+    """
+    alpha = _probability(alpha, "alpha")
+    p = _p_attentive(users)
+    keep, expected, cut = fdr_keep(p, alpha)
     table = users.copy()
     table["keep"] = keep
     table["reason"] = _reasons(
@@ -169,7 +190,8 @@ def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
     kept = votes[keep_vote]
     dropped = votes[~keep_vote]
     voted = np.bincount(codes, minlength=len(table)) > 0
-    summary = dict(table.attrs.get("rule", {}))
+    rule = dict(table.attrs.get("rule", {}))
+    summary = dict(rule)
     summary.update(
         {
             "users_in": int(voted.sum()),
@@ -181,7 +203,82 @@ def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
             "share_votes_kept": (len(kept) / len(votes)) if len(votes) else math.nan,
         }
     )
+    kept_users = keep_user & voted
+    p_kept = table["p_attentive"].to_numpy(dtype=float)[kept_users]
+    summary["expected_careless_share"] = float(np.mean(1.0 - p_kept)) if p_kept.size else 0.0
+    summary["promise"] = _promise(table, rule)
+    summary["favoured_win_rate"] = _win_rates(table, keep_user, voted)
     return FilterResult(kept=kept, dropped=dropped, users=table, weights=weights, summary=summary)
+
+
+_CLAIMS = {
+    "p_attentive >= threshold": "P(attentive) is calibrated, so the kept users' expected careless share is the mean of their P(careless)",
+    "bayesian_fdr": "the expected share of careless users among the kept users is at most alpha",
+    "credible_bound": "every kept user's P(attentive) is credibly above the level",
+    "crossfit_threshold": "P(attentive) is calibrated, so the kept votes' expected careless share is the mean of their P(careless)",
+    "crossfit_fdr": "the expected share of careless users' votes among the kept votes is at most alpha",
+}
+
+
+def _promise(table: pd.DataFrame, rule: dict) -> dict:
+    """Whether the rule's claim stands: the model's misfit checks (``attrs["checks"]`` of the
+    user table, set by the estimator) passed, failed or were not run."""
+    claim = _CLAIMS.get(rule.get("rule"), "the rule's claim")
+    if "alpha" in rule:
+        claim = claim.replace("alpha", f"{rule['alpha']:g}")
+    checks = table.attrs.get("checks")
+    if not checks:
+        return {"status": "unchecked", "claim": claim, "statement": f"unchecked: {claim}, if the model fits; no misfit checks came with this user table"}
+    if checks.get("passed", False):
+        ran = ", ".join(checks.get("ran", [])) or "none could run"
+        return {"status": "kept", "claim": claim, "statement": f"{claim}: the model's misfit checks passed ({ran}; family-wise level {checks.get('level', float('nan')):g})"}
+    failed = checks.get("failed", {})
+    text = f"VOID: {claim} only if the model fits, and it does not: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
+    if checks.get("better_fit"):
+        text += f". Better fit: {checks['better_fit']} (see the result's alternative)"
+    return {"status": "void", "claim": claim, "failed_checks": list(failed), "better_fit": checks.get("better_fit"), "statement": text}
+
+
+def _win_rates(table: pd.DataFrame, keep: np.ndarray, voted: np.ndarray) -> dict | None:
+    """The favoured model's decisive win rate among all and kept users' votes, and what the
+    model expects of attentive votes on the kept votes; None without the columns."""
+    cols = ("n_favoured", "n_informative", "expected_favoured")
+    if not all(c in table.columns for c in cols):
+        return None
+    fav, inf, exp = (table[c].to_numpy(dtype=float) for c in cols)
+    if not np.isfinite(inf).all():
+        return None
+
+    def rate(x, mask):
+        den = float(inf[mask].sum())
+        return float(x[mask].sum()) / den if den > 0 else math.nan
+
+    kept = keep & voted
+    out = {"all": rate(fav, voted), "kept": rate(fav, kept), "model_attentive": rate(exp, kept)}
+    out["kept_minus_model"] = out["kept"] - out["model_attentive"]
+    return out
+
+
+def _decided(votes, users, decide, *args) -> FilterResult:
+    """Apply ``decide(table, *args)`` to the user table of ``users`` (a table, or a fitted
+    estimator with ``users_``) and, when its checks failed and it found a better-fitting
+    model, to that model's user table as ``alternative``."""
+    if not isinstance(users, pd.DataFrame) and hasattr(type(users), "users_"):  # a fitted estimator
+        table, alt = users.users_, getattr(users, "alternative_users_", None)
+    else:
+        table, alt = users, None
+    result = apply_decisions(votes, decide(table, *args))
+    if alt is not None and result.summary["promise"]["status"] == "void":
+        result.alternative = apply_decisions(votes, decide(alt, *args))
+        result.alternative.summary["model"] = result.summary["promise"].get("better_fit")
+        result.alternative.summary["promise"] = {
+            "status": "alternative",
+            "statement": f"the same rule under the better-fitting model ({result.alternative.summary['model']}); its own fit was not checked",
+        }
+        result.summary["alternative"] = {
+            k: result.alternative.summary[k] for k in ("model", "users_kept", "users_dropped", "votes_kept", "expected_careless_share") if k in result.alternative.summary
+        }
+    return result
 
 
 def filter_votes(votes: pd.DataFrame, users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> FilterResult:
@@ -190,18 +287,21 @@ def filter_votes(votes: pd.DataFrame, users: pd.DataFrame, threshold: float = DE
     Parameters
     ----------
     votes : the votes table the user table was fitted on (needs a ``user`` column).
-    users : a user table with ``p_attentive`` indexed by user (an estimator's ``users_``).
+    users : a user table with ``p_attentive`` indexed by user (an estimator's ``users_``), or
+        the fitted estimator itself (then a failed misfit check also gives ``alternative``,
+        the same rule under the better-fitting model).
     threshold : keep users whose ``p_attentive`` is at least this.
     """
-    return apply_decisions(votes, decide_users(users, threshold))
+    return _decided(votes, users, decide_users, threshold)
 
 
 def filter_fdr(votes: pd.DataFrame, users: pd.DataFrame, alpha: float = 0.1) -> FilterResult:
     """Keep the largest set of users whose expected share of careless users is at most
     ``alpha`` (see :func:`decide_fdr`). ``users`` is a ``users_`` table of
     :class:`~comparemode.inference.mcmc.BayesianTwoType` (posterior probabilities) or of
-    :class:`~comparemode.TwoTypeEM` (the plug-in version of the rule)."""
-    return apply_decisions(votes, decide_fdr(users, alpha))
+    :class:`~comparemode.TwoTypeEM` (the plug-in version of the rule), or the fitted estimator
+    itself (see :func:`filter_votes`)."""
+    return _decided(votes, users, decide_fdr, alpha)
 
 
 def filter_credible(votes: pd.DataFrame, model, level: float = DEFAULT_THRESHOLD, prob: float = 0.9) -> FilterResult:

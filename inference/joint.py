@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from comparemode._progress import Progress
-from comparemode.constants import CODE_A, CODE_B, MODEL_A, MODEL_B, USER, WINNER, WIN_A, WIN_B
+from comparemode.constants import CHECK_DRAWS, CODE_A, CODE_B, MODEL_A, MODEL_B, USER, WINNER, WIN_A, WIN_B
 from comparemode.errors import ConfigError, NotIdentifiableError
-from comparemode.inference.em import TwoTypeEM, _Problem
+from comparemode.inference.em import TwoTypeEM, _Problem, _time_order
 from comparemode.models.likelihood import JOINT_TIE_MODES, davidson_logp
 from comparemode.models.stats import EncodedVotes, Patterns
 
@@ -305,10 +305,6 @@ class _JointProblem(_Problem):
         logp = davidson_logp(beta[self.v_a] - beta[self.v_b], p["log_nu"], self.is_a, self.is_b, self.is_tie)
         return np.bincount(self.v_user, weights=logp, minlength=self.n_users)
 
-    def logliks(self, p):
-        self.s = self.attentive(p)
-        return super().logliks(p)
-
     def evaluate(self, p, l1, l0):
         ll, gamma = super().evaluate(p, l1, l0)
         beta = p["strengths"]
@@ -350,12 +346,16 @@ class JointEM(TwoTypeEM):
     mean zero) and ``leaderboard_`` (strengths sorted, with decisive wins and games).
     """
 
-    def __init__(self, careless="beta", ties="model", n_starts=3, max_iter=2000, tol=1e-10, random_seed=0, verbose=False, prior_games=DEFAULT_PRIOR_GAMES):
-        super().__init__(careless=careless, ties=ties, n_starts=n_starts, max_iter=max_iter, tol=tol, random_seed=random_seed, verbose=verbose)
+    def __init__(self, careless="beta", ties="model", n_starts=3, max_iter=2000, tol=1e-10, random_seed=0, verbose=False, prior_games=DEFAULT_PRIOR_GAMES,
+                 checks: bool = True, check_draws: int = CHECK_DRAWS):
+        super().__init__(careless=careless, ties=ties, n_starts=n_starts, max_iter=max_iter, tol=tol, random_seed=random_seed, verbose=verbose,
+                         checks=checks, check_draws=check_draws)
         self.prior_games = prior_games
 
     def get_params(self) -> dict:
-        return super().get_params() | {"prior_games": self.prior_games}
+        params = super().get_params() | {"prior_games": self.prior_games}
+        params.pop("mu_spread")  # two models only
+        return params
 
     def _check_settings(self) -> None:
         ties = self.ties
@@ -370,10 +370,11 @@ class JointEM(TwoTypeEM):
         if isinstance(pg, bool) or not isinstance(pg, (int, float)) or not (pg >= 0 and np.isfinite(pg)):
             raise ConfigError(f"prior_games must be a non-negative number, got {pg!r}")
 
-    def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, **unknown) -> "JointEM":  # type: ignore[override]
+    def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, order: str | None = None, **unknown) -> "JointEM":  # type: ignore[override]
         """Fit strengths and user types to a votes table; returns self. The strengths are
         estimated: ``mu`` and ``strengths`` are refused (use :class:`TwoTypeEM` for a known
-        reference, or ``prior_games`` for a weak prior)."""
+        reference, or ``prior_games`` for a weak prior). ``order`` as in ``TwoTypeEM.fit``
+        (the drift check's time order)."""
         from comparemode.dask_backend import is_lazy_input
         from comparemode.data import validate_votes
         from comparemode.reference import Reference
@@ -388,12 +389,15 @@ class JointEM(TwoTypeEM):
 
             return fit_joint(self, votes)
         self._check_settings()
+        if self.mu_spread:
+            raise ConfigError("mu_spread=True needs two models and a single mu; JointEM estimates model strengths")
         progress = Progress(self.verbose)
         votes = validate_votes(votes)
+        time_order = _time_order(votes, order)
         self._design, enc, user_index = encode_joint(votes)
         ref = Reference(kind="joint", source="estimated strengths")
         progress(f"joint EM on {len(votes):,} votes, {len(self._design['models'])} models, {len(user_index):,} users")
-        return self._fit(enc, ref, user_index, progress)
+        return self._fit(enc, ref, user_index, progress, time_order)
 
     def _check_identifiable(self, enc, ref) -> None:
         d = self._design
@@ -420,9 +424,32 @@ class JointEM(TwoTypeEM):
             p["log_nu"] = math.log(2.0 * r / (1.0 - r))
         return p
 
-    def _fit(self, enc, ref, user_index, progress):
+    def _check_design(self, enc, p):
+        """Per-vote P(model_a wins | decisive, attentive) from the fitted strengths, and the
+        model pairs the replicates need."""
+        from scipy.special import expit
+
+        d = self._design
+        beta = np.asarray(p["strengths"], dtype=float)
+        return expit(beta[d["all_a"]] - beta[d["all_b"]]), (d["all_a"], d["all_b"])
+
+    def _vote_attentive(self, enc, mu_row, p):
+        if self.ties_ != "davidson":
+            return super()._vote_attentive(enc, mu_row, p)
+        d = self._design
+        beta = np.asarray(p["strengths"], dtype=float)
+        out = enc.outcome
+        return davidson_logp(beta[d["all_a"]] - beta[d["all_b"]], p["log_nu"], (out == 0) * 1.0, (out == 1) * 1.0, (out == 2) * 1.0)
+
+    def _encode_again(self, votes):
+        design, enc, _ = encode_joint(votes)
+        if not design["models"].equals(self._design["models"]):
+            raise ConfigError("these votes name other models, or name them in another order, than the votes the model was fitted on; pass the fitted votes")
+        return enc
+
+    def _fit(self, enc, ref, user_index, progress, time_order=None):
         self.__dict__.pop("_bt_start", None)
-        super()._fit(enc, ref, user_index, progress)
+        super()._fit(enc, ref, user_index, progress, time_order)
         beta = self._problem_params["strengths"]
         d = self._design
         self.strengths_ = pd.Series(beta - beta.mean(), index=d["models"], name="strength")
@@ -453,6 +480,24 @@ class JointEM(TwoTypeEM):
         posterior-mean first-position rate ``(a + f) / (a + b + d)`` (``"beta"``), the shared
         rate or 1/2 (a plug-in, so the votes' terms are independent). NaN below 2 decisive votes."""
         n_dec = (stats.n - stats.t).astype(float)
+        s1, s2 = problem.decisive_evidence_sums(p["strengths"], self._careless_rate(stats, p))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (s2 - s1 * s1 / n_dec) / (n_dec - 1)
+            se = np.sqrt(np.maximum(var, 0.0) / n_dec)
+        return np.where(n_dec >= 2, se, np.nan)
+
+    def _favoured_counts(self, stats, p):
+        """As ``TwoTypeEM``'s, from the votes seen during the fit, or (votes on Dask) from the
+        problem's pass over them."""
+        cached = self.__dict__.get("_favoured")
+        if cached is None and hasattr(self._user_inputs[2], "favoured"):
+            cached = self._user_inputs[2].favoured(p["strengths"], self._careless_rate(stats, p))
+        return cached if cached is not None else super()._favoured_counts(stats, p)
+
+    def _careless_rate(self, stats, p) -> np.ndarray:
+        """Each user's plug-in first-position rate if careless: the posterior mean
+        ``(a + f) / (a + b + d)`` (``"beta"``), the shared rate or 1/2."""
+        n_dec = (stats.n - stats.t).astype(float)
         if self.careless == "beta":
             ca, cb = p["careless_first"]
             rho = (ca + stats.f) / (ca + cb + n_dec)
@@ -460,11 +505,7 @@ class JointEM(TwoTypeEM):
             rho = np.full(n_dec.shape, float(p["careless_first"]))
         else:
             rho = np.full(n_dec.shape, 0.5)
-        s1, s2 = problem.decisive_evidence_sums(p["strengths"], np.clip(rho, 1e-12, 1 - 1e-12))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var = (s2 - s1 * s1 / n_dec) / (n_dec - 1)
-            se = np.sqrt(np.maximum(var, 0.0) / n_dec)
-        return np.where(n_dec >= 2, se, np.nan)
+        return np.clip(rho, 1e-12, 1 - 1e-12)
 
     def _params_series(self, p, ref, ties):
         q = {k: v for k, v in p.items() if k not in ("strengths", "log_nu")}

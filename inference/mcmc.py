@@ -13,7 +13,6 @@ Per-user posterior probabilities of being attentive are averaged over the poster
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -23,7 +22,7 @@ import pandas as pd
 
 from comparemode._progress import Progress
 from comparemode.constants import DIAGNOSTIC_THRESHOLDS, INTERVAL_PROB, USER
-from comparemode.errors import ConfigError, NotFittedError, NotIdentifiableError
+from comparemode.errors import ConfigError, NotFittedError
 from comparemode.models.likelihood import (
     CARELESS_MODES,
     JOINT_TIE_MODES,
@@ -40,7 +39,7 @@ from comparemode.models.pymc_model import (
     check_priors,
     parameter_names,
 )
-from comparemode.models.stats import EncodedVotes, UserStats, aggregate, patterns_for
+from comparemode.models.stats import aggregate, patterns_for
 
 __all__ = ["BayesianTwoType", "MODEL_ID", "MODEL_VERSION", "SAMPLERS", "DIAGNOSTIC_THRESHOLDS"]
 
@@ -230,7 +229,8 @@ class BayesianTwoType:
     # -- data ------------------------------------------------------------------------
     def _prepare(self, votes: pd.DataFrame, mu, strengths, scale):
         from comparemode.data import validate_votes
-        from comparemode.reference import Reference, check_identifiable, encode_votes, resolve_reference
+        from comparemode.errors import MuError
+        from comparemode.reference import check_identifiable, check_mu_identifiable, encode_votes, estimated_reference, resolve_reference
 
         from comparemode.dask_backend import is_lazy_input
 
@@ -245,16 +245,10 @@ class BayesianTwoType:
         if cfg["mu"] == "estimate":
             if mu is not None or strengths is not None:
                 raise ConfigError("model_config mu='estimate' estimates mu: do not pass mu or strengths to fit")
-            models = sorted(set(votes["model_a"].unique()) | set(votes["model_b"].unique()))
-            if len(models) != 2:
-                raise ConfigError(
-                    f"estimating mu needs votes between exactly two models; these have {len(models)}: {models[:10]}"
-                )
-            model = cfg["mu_model"] if cfg["mu_model"] is not None else models[0]
-            if model not in models:
-                raise ConfigError(f"mu_model {model!r} is not one of the voted models {models}")
-            other = models[1] if model == models[0] else models[0]
-            ref = Reference(kind="scalar", source="estimated", mu=None, model=model, other=other)
+            try:
+                ref = estimated_reference(votes, cfg["mu_model"])
+            except MuError as exc:
+                raise ConfigError(f"model_config mu='estimate': {exc}") from None
         else:
             ref = resolve_reference(votes, mu=mu, strengths=strengths, scale=scale)
         enc, user_index = encode_votes(votes, ref)
@@ -262,7 +256,7 @@ class BayesianTwoType:
             check_identifiable(enc, ref, cfg["careless"])
         stats = aggregate(enc, mu=ref.mu if ref.mu is not None else 0.5)
         if cfg["mu"] == "estimate":
-            self._check_mu_identifiable(enc, ref, stats)
+            check_mu_identifiable(enc, ref, cfg["careless"], stats.d)
         ties, pat = patterns_for(stats, cfg["ties"])
         return votes, ref, enc, user_index, stats, pat, ties
 
@@ -277,26 +271,6 @@ class BayesianTwoType:
         ties, pat = patterns_for(stats, self.model_config["ties"])
         ref = Reference(kind="joint", source="estimated strengths")
         return votes, ref, enc, user_index, stats, pat, ties
-
-    def _check_mu_identifiable(self, enc: EncodedVotes, ref, stats: UserStats) -> None:
-        from comparemode.reference import check_identifiable
-
-        # positions must vary (else attentive = a position habit); mu itself may be anything
-        check_identifiable(enc, dataclasses.replace(ref, mu=0.75), self.model_config["careless"])
-        d = stats.d
-        several = int((d >= 2).sum())
-        if several == 0:
-            raise NotIdentifiableError(
-                "every user cast at most one decisive vote: with one vote per user the share of attentive users "
-                "and mu cannot be told apart (only their product is identified). Pass a known mu instead, or "
-                "collect several votes per user"
-            )
-        if several < 0.1 * len(d):
-            warnings.warn(
-                f"only {several} of {len(d)} users cast two or more decisive votes: mu and pi are weakly "
-                "identified and their posteriors will lean on the priors",
-                stacklevel=3,
-            )
 
     # -- model -----------------------------------------------------------------------
     def build_model(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt"):
@@ -367,7 +341,7 @@ class BayesianTwoType:
         from comparemode.inference.joint import JointEM
 
         mode = self.model_config["mu"]
-        settings = {"careless": self.model_config["careless"], "ties": self.model_config["ties"]}
+        settings = {"careless": self.model_config["careless"], "ties": self.model_config["ties"], "checks": False}
         if mode == "estimate":
             return None
         if mode == "joint":

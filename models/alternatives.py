@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.special import logsumexp
+from scipy.special import betainc, gammaln, logsumexp
 
 from comparemode.errors import ConfigError
 from comparemode.models.likelihood import NUMPY_OPS, log_betabinom_seq
@@ -37,6 +37,8 @@ from comparemode.models.stats import EncodedVotes
 
 __all__ = [
     "ALT_CARELESS_MODES",
+    "CONTINUOUS_CARELESS_MODES",
+    "continuous_prob_attentive",
     "VoteTypes",
     "vote_types",
     "homogeneous_loglik",
@@ -47,9 +49,12 @@ __all__ = [
     "MAX_CONTINUOUS_TERMS",
 ]
 
-#: Careless settings of the alternative models (a per-user position rate would need a second
-#: integral per user).
+#: Careless settings of the homogeneous model (nobody differs: one shared rate, or 1/2).
 ALT_CARELESS_MODES = ("shared", "random")
+#: Careless settings of the continuous-quality model: also ``"beta"``, a first-position rate
+#: per user from a Beta, the two-type model's careless sub-model, so that a comparison of the
+#: two asks only "two types or a continuum" (the rate is integrated out exactly as well).
+CONTINUOUS_CARELESS_MODES = ("beta", "shared", "random")
 #: Largest number of (pattern, i, g) terms of the exact continuous-model likelihood.
 MAX_CONTINUOUS_TERMS = 6_000_000
 
@@ -72,6 +77,8 @@ class VoteTypes:
     A: np.ndarray
     first: np.ndarray
     counts: sparse.csr_matrix
+    #: two models with a scalar mu: four types (see :func:`vote_types`), users grouped
+    scalar: bool = False
 
     @property
     def d(self) -> np.ndarray:
@@ -110,7 +117,7 @@ def vote_types(enc: EncodedVotes, mu: float | None = None) -> VoteTypes:
         inverse = inverse.reshape(-1)
         counts = sparse.csr_matrix(uniq[:, 1:].astype(float))
         counts.eliminate_zeros()
-        return VoteTypes(n=uniq.sum(axis=1), t=uniq[:, 0], weight=weight.astype(float), inverse=inverse, A=A, first=first, counts=counts)
+        return VoteTypes(n=uniq.sum(axis=1), t=uniq[:, 0], weight=weight.astype(float), inverse=inverse, A=A, first=first, counts=counts, scalar=True)
     mu_v = np.asarray(enc.mu, dtype=float)[dec]
     out_d = outcome[dec]
     A = np.where(out_d == 0, mu_v, 1.0 - mu_v)
@@ -176,10 +183,11 @@ class ContinuousTerms:
         return int(sum(b.logK.size for b in self.buckets))
 
 
-def _log_poly_dp(A_list, first_list, shared: bool) -> np.ndarray:
-    """log K[i, g] for one user's decisive votes (``g`` summed out when not ``shared``)."""
+def _log_poly_dp(A_list, first_list, with_g: bool) -> np.ndarray:
+    """log K[i, g] for one user's decisive votes, vote by vote (``g`` summed out unless
+    ``with_g``)."""
     D = len(A_list)
-    if not shared:
+    if not with_g:
         logK = np.full(D + 1, -np.inf)
         logK[0] = 0.0
         for a in A_list:  # careless factor 1/2 is applied outside
@@ -200,33 +208,81 @@ def _log_poly_dp(A_list, first_list, shared: bool) -> np.ndarray:
     return logK
 
 
+def _log_binomial_block(n: int, a: float) -> np.ndarray:
+    """``log C(n, x) + x log a`` for x = 0 .. n: ``x`` of ``n`` equal votes cast attentively."""
+    x = np.arange(n + 1, dtype=float)
+    return gammaln(n + 1.0) - gammaln(x + 1.0) - gammaln(n - x + 1.0) + x * np.log(a)
+
+
+def _log_convolve(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Log of the convolution of two sequences given as logs."""
+    out = np.full(p.size + q.size - 1, -np.inf)
+    for j, v in enumerate(q):
+        out[j : j + p.size] = np.logaddexp(out[j : j + p.size], p + v)
+    return out
+
+
+def _scalar_terms(counts: np.ndarray, A: np.ndarray, first: np.ndarray, with_g: bool):
+    """``log K[i, g]`` of one pattern of two-model votes in closed form (no per-vote dynamic
+    programming): the votes of each of the four types are interchangeable, so choosing ``x`` of
+    a type's ``n`` votes as attentive weighs ``C(n, x) A^x``; the careless first-position picks
+    ``g`` are the first-position picks not cast attentively, ``g = n_first - x_first``, so
+    ``K[x_first + x_second, n_first - x_first] = F[x_first] S[x_second]`` with ``F`` (``S``)
+    the convolution of the first-pick (second-pick) types' blocks. ``with_g=False`` sums over
+    ``g`` (random clickers)."""
+    blocks = {True: np.zeros(1), False: np.zeros(1)}
+    for j in np.flatnonzero(counts):
+        blocks[bool(first[j])] = _log_convolve(blocks[bool(first[j])], _log_binomial_block(int(counts[j]), float(A[j])))
+    F, S = blocks[True], blocks[False]
+    n_first = F.size - 1
+    xf, xs = np.meshgrid(np.arange(F.size), np.arange(S.size), indexing="ij")
+    i_idx, g_idx = (xf + xs).ravel(), (n_first - xf).ravel()
+    vals = (F[:, None] + S[None, :]).ravel()
+    if with_g:
+        return vals, i_idx, g_idx
+    out = np.full(F.size + S.size - 1, -np.inf)
+    np.logaddexp.at(out, i_idx, vals)
+    return out, np.arange(out.size), np.zeros(out.size, dtype=np.int64)
+
+
 def _width(d: int, shared: bool) -> int:
     return (d + 1) * (d + 2) // 2 if shared else d + 1
 
 
 def continuous_terms(vt: VoteTypes, careless: str) -> ContinuousTerms:
     """Precompute the continuous model's terms for every pattern (see the module docstring)."""
-    if careless not in ALT_CARELESS_MODES:
-        raise ConfigError(f"careless must be one of {ALT_CARELESS_MODES} for the continuous model, got {careless!r}")
-    shared = careless == "shared"
+    if careless not in CONTINUOUS_CARELESS_MODES:
+        raise ConfigError(f"careless must be one of {CONTINUOUS_CARELESS_MODES} for the continuous model, got {careless!r}")
+    with_g = careless != "random"  # the careless first-position picks matter unless they are coin flips
     D = vt.d.astype(np.int64)
-    total = int(sum(_width(int(x), shared) for x in D))
+    csr = vt.counts
+    if vt.scalar and with_g:  # first-pick types times second-pick types, at most ((D + 2) / 2)^2
+        dense = csr.toarray()
+        nf = dense[:, vt.first].sum(axis=1).astype(np.int64)
+        sizes = (nf + 1) * (D - nf + 1)
+    else:
+        sizes = np.array([_width(int(x), with_g) for x in D], dtype=np.int64)
+    total = int(sizes.sum())
     if total > MAX_CONTINUOUS_TERMS:
         raise ConfigError(
             f"the continuous model's exact likelihood needs {total:,} terms for {vt.size:,} patterns (largest user: "
             f"{int(D.max())} decisive votes), more than {MAX_CONTINUOUS_TERMS:,}; use careless='random' (terms grow "
             "linearly, not quadratically, with a user's votes) or leave out the users with the most votes"
         )
-    csr = vt.counts
     per = []
     for p in range(vt.size):
         lo, hi = csr.indptr[p], csr.indptr[p + 1]
         types, reps = csr.indices[lo:hi], csr.data[lo:hi].astype(np.int64)
+        if vt.scalar:
+            full = np.zeros(vt.A.size, dtype=np.int64)
+            full[types] = reps
+            per.append(_scalar_terms(full, vt.A, vt.first, with_g))
+            continue
         A_list = np.repeat(vt.A[types], reps)
         f_list = np.repeat(vt.first[types], reps)
-        k = _log_poly_dp(A_list, f_list, shared)
+        k = _log_poly_dp(A_list, f_list, with_g)
         dp = len(A_list)
-        if shared:
+        if with_g:
             i_idx, g_idx = np.nonzero(np.add.outer(np.arange(dp + 1), np.arange(dp + 1)) <= dp)
             vals = k[i_idx, g_idx]
         else:
@@ -258,7 +314,11 @@ def continuous_terms(vt: VoteTypes, careless: str) -> ContinuousTerms:
 def _term_values(terms: ContinuousTerms, b: _Bucket, params: dict, beta_term, ops=NUMPY_OPS):
     i = b.i.astype(float)
     careless_n = b.D.astype(float)[:, None] - i
-    if terms.careless == "shared":
+    if terms.careless == "beta":  # the user's own rate ~ Beta(a, b), integrated out
+        a, bb = params["careless_first"]
+        g = b.g.astype(float)
+        pos = ops.betaln(a + g, bb + careless_n - g) - ops.betaln(a, bb)
+    elif terms.careless == "shared":
         rho = params["careless_first"]
         g = b.g.astype(float)
         pos = g * ops.log(rho) + (careless_n - g) * ops.log1p(-rho)
@@ -305,10 +365,26 @@ def continuous_quality_mean(terms: ContinuousTerms, params: dict) -> np.ndarray:
     return out
 
 
+def continuous_prob_attentive(terms: ContinuousTerms, params: dict, level: float = 0.5) -> np.ndarray:
+    """P(theta_u >= level | the user's votes, params) per pattern: the probability that the user
+    casts at least that share of votes attentively ("attentive" on the continuum). Given the
+    (i, g) term, theta_u is Beta(c + i, d + D - i), so this is a mixture of Beta tails."""
+    c, d = params["quality"]
+    bt = _beta_term(terms, params)
+    out = np.empty(terms.n_patterns)
+    for b in terms.buckets:
+        vals = _term_values(terms, b, params, bt)
+        w = np.exp(vals - logsumexp(vals, axis=-1, keepdims=True))
+        out[b.rows] = np.sum(w * (1.0 - betainc(c + b.i, d + b.D[:, None] - b.i, level)), axis=-1)
+    return out
+
+
 def alternative_parameter_names(kind: str, careless: str, ties: str) -> list[str]:
     """Free parameters of the alternative models, in a fixed order."""
     names = ["theta"] if kind == "homogeneous" else ["quality_mean", "quality_kappa"]
-    if careless == "shared":
+    if careless == "beta":
+        names += ["careless_first_mean", "careless_first_kappa"]
+    elif careless == "shared":
         names.append("careless_first")
     if ties == "model":
         names += ["tie_mean", "tie_kappa"]
@@ -335,7 +411,11 @@ def build_alternative_pymc_model(vt: VoteTypes, *, kind: str, careless: str, tie
             m = prior_variable(pm, "quality_mean", priors["quality_mean"])
             kappa = prior_variable(pm, "quality_kappa", priors["quality_kappa"])
             params["quality"] = beta_from_mean_kappa(m, kappa)
-        if careless == "shared":
+        if careless == "beta":
+            m = prior_variable(pm, "careless_first_mean", priors["careless_first_mean"])
+            kappa = prior_variable(pm, "careless_first_kappa", priors["careless_first_kappa"])
+            params["careless_first"] = beta_from_mean_kappa(m, kappa)
+        elif careless == "shared":
             params["careless_first"] = prior_variable(pm, "careless_first", priors["careless_first"])
         if tie:
             m = prior_variable(pm, "tie_mean", priors["tie_mean"])
@@ -358,7 +438,10 @@ def alternative_params(kind: str, careless: str, ties: str, values: dict) -> dic
     else:
         m, kappa = values["quality_mean"], values["quality_kappa"]
         params["quality"] = (m * kappa, (1 - m) * kappa)
-    if careless == "shared":
+    if careless == "beta":
+        m, kappa = values["careless_first_mean"], values["careless_first_kappa"]
+        params["careless_first"] = (m * kappa, (1 - m) * kappa)
+    elif careless == "shared":
         params["careless_first"] = values["careless_first"]
     if ties == "model":
         m, kappa = values["tie_mean"], values["tie_kappa"]

@@ -378,9 +378,15 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
     ``enc`` is the observed design (users, and per vote which model was shown first or the
     per-vote mu); ``params`` maps parameter names (as in the PyMC model: ``pi``, ``mu``,
     ``careless_first_mean``/``_kappa`` or ``careless_first``, ``tie_{attentive,careless}_
-    {mean,kappa}``) to arrays of draws. Each draw redraws user types, tie propensities and
-    position rates, then every vote. Returns arrays of shape (draws, users): ``n_ties``,
-    ``n_first`` and, with two models, ``n_stronger``. With estimated strengths
+    {mean,kappa}``; ``mu_kappa`` for two models where attentive users have their own mu, drawn
+    from Beta(mu mu_kappa, (1 - mu) mu_kappa)) to arrays of draws. Each draw redraws user
+    types, tie propensities and
+    position rates, then every vote (with two models and a scalar mu, every user at once from
+    the user's design: votes, and how often the model mu is about was shown first). Returns
+    arrays of shape (draws, users): ``n_ties``, ``n_first`` and, with two models,
+    ``n_stronger``; with a per-vote mu (or strengths) also ``n_favoured``, the decisive picks
+    of the model that mu favours on the vote, out of ``n_favoured_decisive`` decisive votes
+    with mu other than 1/2. With estimated strengths
     (``params["strength"]``, draws x models), ``pairs`` gives the model codes shown first and
     second on every vote, and each draw's mu per vote is sigmoid(strength_a - strength_b).
     With ``ties="davidson"`` attentive votes tie with Davidson's probability
@@ -390,11 +396,15 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
 
     size = np.asarray(params["pi"]).shape[0]
     n_users, user = enc.n_users, enc.user
-    scalar = enc.mu is None
-    stronger_first = (enc.code // 3).astype(bool) if scalar else None
+    scalar = enc.mu is None and "strength" not in params
+    stronger_first = (enc.code // 3).astype(bool) if enc.mu is None else None
     out = {"n_ties": np.empty((size, n_users), np.int64), "n_first": np.empty((size, n_users), np.int64)}
     if scalar:
+        # two models: a user's design is (votes, votes with the model mu is about shown first),
+        # so each replicate draws per user, not per vote
         out["n_stronger"] = np.empty((size, n_users), np.int64)
+        n_u = np.bincount(user, minlength=n_users)
+        sf_u = np.bincount(user, weights=stronger_first, minlength=n_users).astype(np.int64)
     for i in range(size):
         p = {k: float(np.asarray(v)[i]) for k, v in params.items() if k != "strength"}
         attentive = rng.random(n_users) < p["pi"]
@@ -414,12 +424,16 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
             rho = np.full(n_users, p["careless_first"])
         else:
             rho = np.full(n_users, 0.5)
+        if scalar:
+            m_x = p.get("mu", mu)
+            if "mu_kappa" in p:  # attentive users' own mu ~ Beta(mu kappa, (1 - mu) kappa)
+                m_x = rng.beta(m_x * p["mu_kappa"], (1.0 - m_x) * p["mu_kappa"], n_users)
+            t, f, k = _replicate_two_models(n_u, sf_u, attentive, tau, rho, m_x, rng)
+            out["n_ties"][i], out["n_first"][i], out["n_stronger"][i] = t, f, k
+            continue
         if "strength" in params:
             beta = np.asarray(params["strength"])[i]
             mu_row = expit(beta[pairs[0]] - beta[pairs[1]])
-        elif scalar:
-            m_x = p.get("mu", mu)
-            mu_row = np.where(stronger_first, m_x, 1.0 - m_x)
         else:
             mu_row = enc.mu
         p_tie = tau[user]
@@ -430,10 +444,30 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
         p_a = np.where(attentive[user], mu_row, rho[user])
         pick_a = rng.random(user.shape[0]) < p_a
         outcome = np.where(is_tie, 2, np.where(pick_a, 0, 1)).astype(np.int8)
-        code = outcome + 3 * stronger_first.astype(np.int8) if scalar else outcome
-        rep = aggregate(EncodedVotes(user=user, code=code, n_users=n_users, mu=None if scalar else enc.mu), mu=0.5 if scalar else None)
+        rep = aggregate(EncodedVotes(user=user, code=outcome, n_users=n_users, mu=mu_row))
         out["n_ties"][i] = rep.t
         out["n_first"][i] = rep.f
-        if scalar:
-            out["n_stronger"][i] = rep.k
+        fav_picked = ((outcome == 0) & (mu_row > 0.5)) | ((outcome == 1) & (mu_row < 0.5))
+        informative = (outcome != 2) & (mu_row != 0.5)
+        out.setdefault("n_favoured", np.empty((size, n_users), np.int64))[i] = np.bincount(user, weights=fav_picked, minlength=n_users)
+        out.setdefault("n_favoured_decisive", np.empty((size, n_users), np.int64))[i] = np.bincount(user, weights=informative, minlength=n_users)
     return out
+
+
+def _replicate_two_models(n, sf, attentive, tau, rho, mu, rng):
+    """One replicate of every user's (ties, first-position picks, picks of the model mu is
+    about) for two models, from each user's design: ``n`` votes, ``sf`` of them with that model
+    shown first. Ties fall on the design's votes at random (hypergeometric); an attentive
+    decisive vote picks the model with probability ``mu`` wherever it is shown, a careless one
+    the first-shown answer with the user's rate ``rho``."""
+    t = rng.binomial(n, tau)
+    t_sf = np.zeros_like(t)
+    has = t > 0
+    t_sf[has] = rng.hypergeometric(sf[has], (n - sf)[has], t[has])
+    m = sf - t_sf  # decisive votes with the model shown first
+    r = n - t - m  # decisive votes with it shown second
+    p_first = np.where(attentive, mu, rho)  # P(pick first | model shown first): picks the model
+    p_second = np.where(attentive, 1.0 - mu, rho)  # P(pick first | model shown second)
+    x = rng.binomial(m, p_first)  # first picks among m: each picks the model
+    y = rng.binomial(r, p_second)  # first picks among r: each picks the other model
+    return t, x + y, x + (r - y)
