@@ -15,6 +15,12 @@ Main entry points:
   probabilities averaged over the draws;
 - :func:`filter_votes`, :func:`filter_fdr`, :func:`filter_credible`: keep or drop each
   user's votes (threshold, Bayesian false-discovery rate, credible bound), with weights;
+  :func:`filter_crossfit`: each vote decided by its user's other votes (no agreement
+  selection in the kept votes);
+- misfit checks on every EM fit (``TwoTypeEM.checks_``, :class:`errors.MisfitWarning`), the
+  models offered when they fail (``alternatives_``), :class:`ContinuousQuality` (users attentive
+  on a share of their votes, by maximum likelihood); :mod:`scenarios`: votes from processes
+  the model does not describe, written apart from the package's simulator;
 - :func:`compare_em_mcmc`: the EM against the posterior on the same votes;
 - model checking: :class:`HomogeneousEM` and :class:`BayesianAlternative` (the homogeneous and
   continuous-quality models), :func:`posterior_predictive_check`, :func:`compare_models`
@@ -22,11 +28,13 @@ Main entry points:
 - :func:`write_report`: the posterior diagnostic report as one HTML file.
 """
 
-from comparemode import errors
+from comparemode import errors, scenarios
 from comparemode.constants import DEFAULT_THRESHOLD, INTERVAL_PROB
 from comparemode.data import load_votes, read_arena, read_llmfao, validate_votes
 from comparemode.inference.em import TwoTypeEM
 from comparemode.inference.checks import EMvsMCMC, compare_em_mcmc
+from comparemode.inference.continuous import ContinuousQuality
+from comparemode.inference.crossfit import filter_crossfit
 from comparemode.inference.filter import FilterResult, filter_credible, filter_fdr, filter_votes
 from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
 from comparemode.inference.diagnostics import sampler_diagnostics
@@ -55,7 +63,10 @@ __all__ = [
     "filter_votes",
     "filter_fdr",
     "filter_credible",
+    "filter_crossfit",
     "FilterResult",
+    "ContinuousQuality",
+    "scenarios",
     "compare_em_mcmc",
     "EMvsMCMC",
     "HomogeneousEM",

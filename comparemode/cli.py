@@ -14,9 +14,11 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from comparemode.constants import (
     DEFAULT_MAX_ITER,
@@ -117,10 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--method",
         default="em",
-        choices=["em", "mcmc", "joint"],
-        help="'em': the fast EM point estimate; 'mcmc': the full posterior (PyMC), per-user probabilities "
-        "averaged over the draws; 'joint': many models without a reference, Bradley-Terry strengths and "
-        "user types estimated together by EM (also writes leaderboard.csv)",
+        choices=["em", "mcmc", "joint", "continuous"],
+        help="'em': the fast EM point estimate, with misfit checks; 'mcmc': the full posterior (PyMC), per-user "
+        "probabilities averaged over the draws; 'joint': many models without a reference, Bradley-Terry strengths and "
+        "user types estimated together by EM (also writes leaderboard.csv); 'continuous': users attentive on a share "
+        "of their votes (maximum likelihood), a user counting as attentive when the share is at least 1/2",
     )
     model.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="keep users with P(attentive) >= this")
     model.add_argument(
@@ -129,6 +132,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ALPHA",
         help="instead of --threshold, keep the largest set of users whose expected share of careless users is "
         "at most ALPHA (Bayesian false-discovery rule; with --method em it is the plug-in version)",
+    )
+    model.add_argument(
+        "--estimate-mu",
+        action="store_true",
+        help="two models: estimate mu with everything else (by the EM; with --method mcmc under a Beta prior) instead of "
+        "taking it from --mu. The default for two models when neither --mu nor --strengths nor a mu column is given",
+    )
+    model.add_argument(
+        "--crossfit",
+        action="store_true",
+        help="decide each vote from its user's other votes (cross-fitting: a vote's own outcome never decides whether it "
+        "is kept, so the kept votes do not overstate the reference); keeps the votes by the false-discovery rule over "
+        "votes at --fdr (default 0.05). --method em, joint or continuous",
+    )
+    model.add_argument(
+        "--mu-spread",
+        action="store_true",
+        help="two models: each attentive user has an own mu around mu (users' topics separate the models by different "
+        "amounts); --method em",
+    )
+    model.add_argument(
+        "--order",
+        metavar="COL",
+        help="column that orders each user's votes in time, for the drift check (default: the file's row order)",
     )
     model.add_argument("--starts", type=int, default=DEFAULT_N_STARTS, help="EM starts")
     model.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER, help="EM iteration cap")
@@ -139,11 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--tune", type=int, default=1000, help="tuning steps per chain")
     mc.add_argument("--chains", type=int, default=4, help="chains")
     mc.add_argument("--sampler", default="pymc", choices=["pymc", "nutpie"], help="NUTS implementation")
-    mc.add_argument(
-        "--estimate-mu",
-        action="store_true",
-        help="two models: estimate mu with everything else (a Beta prior) instead of taking it from --mu",
-    )
     sim = run.add_argument_group("simulation (without VOTES)")
     sim.add_argument("--sim-users", type=int, default=2000, help="simulated users")
     sim.add_argument("--sim-votes", type=int, default=20, help="votes per simulated user")
@@ -346,15 +368,18 @@ def _fit_em(args, votes, reference, sim):
         raise ConfigError("--ties davidson needs --method joint (Davidson ties depend on estimated model strengths)")
     if joint and reference:
         raise ConfigError("--method joint estimates the model strengths: drop --mu / --strengths / --mu-col")
-    em = (JointEM if joint else TwoTypeEM)(
-        careless=args.careless,
-        ties=args.ties,
-        n_starts=args.starts,
-        max_iter=args.max_iter,
-        tol=args.tol,
-        random_seed=args.seed,
-        verbose=not args.quiet and (len(votes) >= PROGRESS_MIN_VOTES or sim is not None),
-    ).fit(votes, **reference)
+    settings = {
+        "careless": args.careless,
+        "ties": args.ties,
+        "n_starts": args.starts,
+        "max_iter": args.max_iter,
+        "tol": args.tol,
+        "random_seed": args.seed,
+        "verbose": not args.quiet and (len(votes) >= PROGRESS_MIN_VOTES or sim is not None),
+    }
+    if not joint:
+        settings["mu_spread"] = args.mu_spread
+    em = (JointEM if joint else TwoTypeEM)(**settings).fit(votes, order=args.order, **reference)
     estimates = {k: (float(v), None, None) for k, v in em.params_.items()}
     if joint:
         estimates.update({f"strength[{m}]": (float(v), None, None) for m, v in em.strengths_.items()})
@@ -371,7 +396,13 @@ def _fit_em(args, votes, reference, sim):
             "n_patterns": em.n_patterns_,
             "ties": em.ties_,
         },
+        "checks": em.checks_.reset_index().to_dict(orient="records"),
+        "checks_passed": bool(em.checks_["passed"].all()),
     }
+    if hasattr(em, "mu_interval_") and em.reference_.get("source") == "estimated":
+        part["mu_interval"] = em.mu_interval_.to_dict()
+    if not em.alternatives_.empty:
+        part["alternatives"] = em.alternatives_.reset_index().to_dict(orient="records")
     if joint:
         part["leaderboard"] = em.leaderboard_.reset_index().to_dict(orient="records")
     done = f"EM {em.stop_reason_} after {em.n_iter_} iterations"
@@ -417,16 +448,76 @@ def _fit_mcmc(args, votes, reference):
     }
     done = "MCMC diagnostics " + ("all passed" if not failed else "FAILED: " + ", ".join(failed))
     return model.users_, estimates, part, done, model
+
+def _fit_continuous(args, votes, reference):
+    from comparemode.inference.continuous import ContinuousQuality
+
+    if args.ties not in ("model", "drop"):
+        raise ConfigError(f"--method continuous takes --ties model or drop, got {args.ties!r}")
+    model = ContinuousQuality(careless=args.careless, ties=args.ties, verbose=not args.quiet).fit(votes, **reference)
+    estimates = {k: (float(v), None, None) for k, v in model.params_.items()}
+    part = {
+        "settings": model.get_params(),
+        "reference": model.reference_,
+        "params": model.params_.to_dict(),
+        "fit": {"method": "continuous", "loglik": model.loglik_, "n_params": model.n_params_, "aic": model.aic_},
+    }
+    return model.users_, estimates, part, f"continuous model: quality mean {model.params_['quality_mean']:.3f}", model
+
+
+_ALTERNATIVE_FLAGS = {
+    "two-type, mu estimated": "leave out --mu (or pass --estimate-mu)",
+    "two-type, mu varies by user": "--estimate-mu --mu-spread",
+    "continuous quality, mu as fitted": "--method continuous",
+}
+
+
+def _report_filter(result, rule: str, out_dir: Path, estimates: dict, done: str) -> None:
+    """The command line's account of the filter: kept counts, whether its promise stands, the
+    better-fitting model's decision where it does not, and the favoured model's win rates."""
+    s = result.summary
+    pi = f"pi = {estimates['pi'][0]:.4f}; " if "pi" in estimates else ""
+    print(
+        f"kept {s['users_kept']:,} of {s['users_in']:,} users and {s['votes_kept']:,} of {s['votes_in']:,} votes "
+        f"({rule}); {pi}{done}; results in {out_dir}/"
+    )
+    promise = s.get("promise", {})
+    if promise.get("status") == "void":
+        print(f"promise VOID: '{promise['claim']}' does not hold here: the model does not fit (failed checks: {', '.join(promise.get('failed_checks', []))})")
+        alt = s.get("alternative")
+        if alt:
+            how = _ALTERNATIVE_FLAGS.get(alt["model"], "")
+            print(
+                f"better-fitting model: {alt['model']}; under it the same rule keeps {alt['users_kept']:,} users and {alt['votes_kept']:,} votes"
+                + (f" (to use it: {how})" if how else "")
+            )
+    elif promise.get("status") in ("kept", "unchecked"):
+        print(f"promise: {promise['statement']}")
+    win = s.get("favoured_win_rate")
+    if win:
+        print(
+            f"favoured model's decisive win rate: all votes {win['all']:.3f}, kept votes {win['kept']:.3f}, the model's value for "
+            f"attentive votes {win['model_attentive']:.3f} (kept minus model {win['kept_minus_model']:+.3f})"
+        )
+
+
 def run(args) -> int:
     from comparemode import __version__
     from comparemode._progress import Progress
+    from comparemode.inference.crossfit import filter_crossfit
     from comparemode.inference.filter import filter_fdr, filter_votes
 
     say = Progress(not args.quiet)
-    if args.estimate_mu and args.method != "mcmc":
-        raise ConfigError("--estimate-mu needs --method mcmc")
     if args.estimate_mu and (args.mu is not None or args.strengths is not None):
         raise ConfigError("--estimate-mu estimates mu: drop --mu / --strengths")
+    if args.estimate_mu and args.method == "joint":
+        raise ConfigError("--method joint estimates the model strengths (and with them every mu): drop --estimate-mu")
+    if args.mu_spread and args.method != "em":
+        raise ConfigError("--mu-spread needs --method em (two models)")
+    if args.crossfit and args.method == "mcmc":
+        raise ConfigError("--crossfit needs --method em, joint or continuous (it decides each vote under a point estimate)")
+    if args.order is not None and args.method not in ("em", "joint"):
+        raise ConfigError("--order (the drift check's time order) needs --method em or joint")
     out_dir = Path(args.out)
     _prepare_out(out_dir, args.force)
     sim = None
@@ -434,6 +525,8 @@ def run(args) -> int:
         sim = _simulated(args, say)
         votes = sim.votes
         reference = {} if args.method == "joint" else sim.reference
+        if args.estimate_mu:
+            reference = {}
     else:
         say(f"reading {args.votes}")
         votes = _load_votes_arg(args)
@@ -444,21 +537,38 @@ def run(args) -> int:
         else:
             reference = {}
     say(f"{len(votes):,} votes from {votes['user'].nunique():,} users")
-    if args.method in ("em", "joint"):
-        users, estimates, part, done, model = _fit_em(args, votes, reference, sim)
-    else:
-        users, estimates, part, done, model = _fit_mcmc(args, votes, reference)
-    if args.fdr is not None:
-        result = filter_fdr(votes, users, alpha=args.fdr)
-        rule = f"expected careless share <= {args.fdr:g}"
-    else:
-        result = filter_votes(votes, users, threshold=args.threshold)
-        rule = f"P(attentive) >= {args.threshold:g}"
+    n_models = len(pd.unique(votes[["model_a", "model_b"]].to_numpy().ravel()))
+    estimate = args.estimate_mu or (not reference and args.method != "joint" and "mu" not in votes.columns and n_models == 2)
+    if estimate and not args.estimate_mu:
+        say("no --mu, --strengths or mu column: mu is estimated from the votes (two models; see README 'Where mu comes from')")
+    if estimate and args.method in ("em", "continuous"):
+        reference = {"mu": "estimate"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.method in ("em", "joint"):
+            users, estimates, part, done, model = _fit_em(args, votes, reference, sim)
+        elif args.method == "continuous":
+            users, estimates, part, done, model = _fit_continuous(args, votes, reference)
+        else:
+            args.estimate_mu = estimate
+            users, estimates, part, done, model = _fit_mcmc(args, votes, reference)
+        decider = users if args.method == "mcmc" else model  # an estimator: a void promise brings the better fit
+        if args.crossfit:
+            result = filter_crossfit(votes, model, alpha=args.fdr)
+            rule = f"cross-fitted: expected careless share of the kept votes <= {result.summary['alpha']:g}"
+        elif args.fdr is not None:
+            result = filter_fdr(votes, decider, alpha=args.fdr)
+            rule = f"expected careless share <= {args.fdr:g}"
+        else:
+            result = filter_votes(votes, decider, threshold=args.threshold)
+            rule = f"P(attentive) >= {args.threshold:g}"
+    warned = _warnings_once(caught)
     summary = {
         "comparemode_version": __version__,
         "input": args.votes if args.votes is not None else "simulated",
         **part,
         "filter": result.summary,
+        "warnings": warned,
     }
     if sim is not None:
         summary["simulation"] = _report_simulation(sim, estimates, users, args, print)
@@ -476,12 +586,22 @@ def run(args) -> int:
             fh.write("\n")
 
     _atomic_write(out_dir / "summary.json", write_json)
-    s = result.summary
-    print(
-        f"kept {s['users_kept']:,} of {s['users_in']:,} users and {s['votes_kept']:,} of {s['votes_in']:,} votes "
-        f"({rule}); pi = {estimates['pi'][0]:.4f}; {done}; results in {out_dir}/"
-    )
+    _report_filter(result, rule, out_dir, estimates, done)
     return 0
+
+
+def _warnings_once(caught) -> list[dict]:
+    """The warnings a run raised, each printed once in plain words (no source lines) and
+    returned for summary.json."""
+    seen, out = set(), []
+    for w in caught:
+        key = (w.category.__name__, str(w.message))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"category": key[0], "message": key[1]})
+        print(f"comparemode: warning ({key[0]}): {key[1]}", file=sys.stderr)
+    return out
 
 
 class _PrivateTempdir:

@@ -73,3 +73,8 @@ PPP_EXTREME = 0.01
 #: and parametric bootstrap replicates of the fitted model behind each check's null.
 MISFIT_LEVEL = 0.01
 CHECK_DRAWS = 200
+
+#: Default level of the cross-fitted filter (``filter_crossfit``): the expected share of
+#: careless users' votes among the kept votes. The kept votes' favoured-model win rate is then
+#: within about CROSSFIT_ALPHA * (w - 1/2) of the attentive rate w (0.01 at w = 0.7).
+CROSSFIT_ALPHA = 0.05

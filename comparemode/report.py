@@ -36,8 +36,8 @@ __all__ = ["write_report", "ReportResult", "DEFAULT_REPORT_SAMPLER"]
 #: Sampler settings of the report's MCMC fits (plain dict; override with ``sampler_config``).
 DEFAULT_REPORT_SAMPLER = {"draws": 1000, "tune": 1000, "chains": 4, "cores": 2, "random_seed": 20261127}
 #: Above this many likelihood terms the report's continuous model uses careless="random"
-#: (terms linear in a user's votes) instead of a shared first-position rate (quadratic).
-CONTINUOUS_SHARED_MAX_TERMS = 600_000
+#: (terms linear in a user's votes) instead of the two-type model's position habits (quadratic).
+CONTINUOUS_MAX_TERMS = 600_000
 #: FDR levels of the threshold curve.
 ALPHA_GRID = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 _VERSIONED = ("comparemode", "numpy", "pandas", "scipy", "pymc", "pytensor", "arviz", "xarray", "matplotlib")
@@ -46,7 +46,8 @@ _VERSIONED = ("comparemode", "numpy", "pandas", "scipy", "pymc", "pytensor", "ar
 @dataclass
 class ReportResult:
     """What :func:`write_report` wrote: ``path``, ``seconds`` taken, ``n_figures`` embedded,
-    the model ``comparison`` verdict and the filter ``decision`` (a summary dict)."""
+    the model ``comparison`` verdict, the filter ``decision`` (a summary dict) and the EM
+    fit's misfit ``checks``."""
 
     path: Path
     seconds: float
@@ -54,6 +55,8 @@ class ReportResult:
     evidence_of_careless: bool
     verdict: str
     decision: dict
+    #: the EM fit's misfit checks in brief (``TwoTypeEM.checks_summary``)
+    checks: dict | None = None
 
 
 def _png(fig) -> str:
@@ -224,11 +227,11 @@ def write_report(
     ``votes``: a canonical votes table (:func:`comparemode.load_votes`), or ``None`` for the
     built-in simulated data (:func:`comparemode.simulate_votes` defaults, seed
     ``random_seed``). Where mu comes from: ``mu`` / ``strengths`` / a ``mu`` column as in
-    :meth:`comparemode.TwoTypeEM.fit`; with none of them and more than two models, the
-    strengths are estimated by :class:`~comparemode.JointEM` and then treated as known for
-    every model in the report (stated in the report). ``careless``/``ties`` set the two-type
-    model; the alternative models use a shared first-position rate (a per-user rate only
-    exists in the two-type model). ``sampler_config`` is merged over
+    :meth:`comparemode.TwoTypeEM.fit`; with none of them, mu (two models) is estimated by the
+    two-type EM, or the strengths (more models) by :class:`~comparemode.JointEM`, and then
+    treated as known for every model in the report (stated in the report). ``careless``/
+    ``ties`` set the two-type model; the continuous-quality model takes the same careless
+    users, the homogeneous model a shared first-position rate. ``sampler_config`` is merged over
     :data:`DEFAULT_REPORT_SAMPLER`. Refuses to overwrite ``out`` unless ``force``. The file is
     written to a temporary file and moved into place.
     """
@@ -236,6 +239,7 @@ def write_report(
     from comparemode.data import validate_votes
     from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
     from comparemode.inference.diagnostics import diagnostics_passed, plot_energy, plot_ranks
+    from comparemode.inference.crossfit import filter_crossfit
     from comparemode.inference.em import TwoTypeEM
     from comparemode.inference.filter import filter_fdr
     from comparemode.inference.joint import JointEM
@@ -285,10 +289,21 @@ def write_report(
                      "(JointEM) and then treated as known by every model below (mu per vote = sigmoid of the strength "
                      "difference). Their uncertainty is not propagated into this report.")
         settings["reference"] = "JointEM strengths (estimated, then fixed)"
+    elif not reference and "mu" not in votes.columns and n_models == 2:
+        say("estimating mu from the votes (two-type EM) to serve as the reference")
+        estimated = TwoTypeEM(careless=careless, ties=ties, random_seed=0, checks=False).fit(votes, mu="estimate")
+        reference = {"mu": {estimated.reference_["model"]: float(estimated.params_["mu"])}}
+        iv = estimated.mu_interval_
+        notes.append(f"The votes came without a reference: mu = P({estimated.reference_['model']!r} beats "
+                     f"{estimated.reference_['other']!r}) was estimated by the two-type EM, {iv['estimate']:.4f} "
+                     f"({iv['prob']:.0%} profile-likelihood interval [{iv['lower']:.4f}, {iv['upper']:.4f}]), and then treated as "
+                     "known by every model below. Its uncertainty is not propagated into this report.")
+        settings["reference"] = "mu estimated by the two-type EM, then fixed"
 
     # --- fits ---------------------------------------------------------------------------
     say("EM fits")
     em = TwoTypeEM(careless=careless, ties=ties, random_seed=0).fit(votes, **reference)
+    checks = em.checks_summary()
     hom_em = HomogeneousEM(ties=ties).fit(votes, **reference)
     fits = {}
     say(f"MCMC: two-type model ({scfg['chains']} chains x {scfg['draws']} draws)")
@@ -299,14 +314,16 @@ def write_report(
     hom = BayesianAlternative("homogeneous", model_config={"ties": ties}, sampler_config=scfg)
     hom.fit(votes, **reference)
     fits["homogeneous"] = hom
-    cont = BayesianAlternative("continuous", model_config={"ties": ties, "careless": "shared"}, sampler_config=scfg)
+    # the two-type model's careless users, so that LOO compares two types with a continuum only
+    cont_careless = careless
+    cont = BayesianAlternative("continuous", model_config={"ties": ties, "careless": careless}, sampler_config=scfg)
     cont.build_model(votes, **reference)
-    cont_careless = "shared"
-    if cont._terms.n_terms > CONTINUOUS_SHARED_MAX_TERMS:
+    if careless != "random" and cont._terms.n_terms > CONTINUOUS_MAX_TERMS:
         cont_careless = "random"
-        notes.append(f"The continuous-quality model uses careless='random': with a shared first-position rate its exact "
-                     f"likelihood needs {cont._terms.n_terms:,} terms, too slow to sample here (limit "
-                     f"{CONTINUOUS_SHARED_MAX_TERMS:,}; the terms grow with the square of a user's votes).")
+        notes.append(f"The continuous-quality model uses careless='random', not the two-type model's careless={careless!r}: with "
+                     f"per-user position habits its exact likelihood needs {cont._terms.n_terms:,} terms, too slow to sample here "
+                     f"(limit {CONTINUOUS_MAX_TERMS:,}; the terms grow with the square of a user's votes). Its comparison with "
+                     "the two-type model then mixes the position habits in, and the verdict says so.")
         cont = BayesianAlternative("continuous", model_config={"ties": ties, "careless": "random"}, sampler_config=scfg)
         cont.build_model(votes, **reference)
     say(f"MCMC: continuous-quality model (careless={cont_careless})")
@@ -323,9 +340,15 @@ def write_report(
     doc.p(f"Data: {source}. Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by comparemode {__version__}.", cls="small")
     doc.raw('<p class="small">Sections: <a href="#data">data</a> · <a href="#params">parameters</a> · '
             '<a href="#diag">diagnostics</a> · <a href="#ppc">predictive checks</a> · <a href="#loo">model comparison</a> · '
-            '<a href="#filter">filtering decision</a> · <a href="#repro">reproduce</a></p>')
+            '<a href="#misfit">misfit checks</a> · <a href="#filter">filtering decision</a> · <a href="#repro">reproduce</a></p>')
     doc.raw(f'<div class="verdict{"" if comparison.evidence_of_careless else " warn"}"><b>Verdict.</b> '
             f"{html.escape(comparison.verdict)}</div>")
+    if not checks["passed"]:
+        doc.raw('<div class="verdict warn"><b>The model does not fit these votes.</b> The filter\'s promise (the expected '
+                "careless share of the kept users) and every P(attentive) below rest on the model, and its misfit checks "
+                "failed: " + html.escape("; ".join(f"{k}: {v}" for k, v in checks["failed"].items()))
+                + (f" Better fit: {html.escape(checks['better_fit'])} (section 6)." if checks.get("better_fit") else "")
+                + ' See <a href="#misfit">the misfit checks</a>.</div>')
 
     doc.h(2, "1. Data summary", "data")
     users = em.users_
@@ -390,13 +413,29 @@ def write_report(
     doc.raw(_table(comparison.table))
     doc.raw(f'<div class="verdict{"" if comparison.evidence_of_careless else " warn"}">{html.escape(comparison.verdict)}</div>')
 
-    doc.h(2, "6. Filtering decision", "filter")
+    doc.h(2, "6. Misfit checks of the EM fit (fast path)", "misfit")
+    doc.p("The checks that run with every EM fit, with no MCMC: the given mu against the mu the votes identify (two "
+          "models), how much users differ in picking the favoured model against what two types allow (a parametric "
+          "bootstrap of the fitted model), and first against second half of each user's votes (drift). Together they "
+          f"raise a false alarm with probability at most {checks['level']:g} when the model holds.")
+    doc.raw(_table(em.checks_.drop(columns=["passed"]), fmt="{:.4g}", bad_cols=()))
+    if not em.alternatives_.empty:
+        doc.p("After the failed check, the models that might fit better, by AIC (the lowest is chosen):")
+        doc.raw(_table(em.alternatives_))
+
+    doc.h(2, "7. Filtering decision", "filter")
+    decided = two.users_.copy()  # the MCMC probabilities, judged by the EM fit's checks of the same model
+    decided.attrs["checks"] = checks
+    for col in ("n_favoured", "n_informative", "expected_favoured"):
+        decided[col] = em.users_[col].reindex(decided.index).to_numpy()
     curve, fig = _threshold_curve(votes, two.users_, ALPHA_GRID)
     if comparison.evidence_of_careless:
-        result = filter_fdr(votes, two.users_, alpha=alpha)
+        result = filter_fdr(votes, decided, alpha=alpha)
         decision = dict(result.summary, rule=f"Bayesian FDR: expected careless share among kept users <= {alpha:g}")
         doc.p(f"Rule: keep the users with the highest posterior P(attentive) while the expected share of careless users "
               f"among the kept stays at most alpha = {alpha:g}.")
+        promise = result.summary["promise"]
+        doc.raw(f'<div class="verdict{" warn" if promise["status"] == "void" else ""}">{html.escape(promise["statement"])}</div>')
     else:
         n_users = len(two.users_)
         decision = {"users_in": n_users, "users_kept": n_users, "votes_in": len(votes), "votes_kept": len(votes),
@@ -409,8 +448,19 @@ def write_report(
     doc.raw(_table(dec_tab))
     doc.raw(_table(curve, fmt="{:.3g}"))
     doc.figure(fig, "Threshold curve: share of users and votes the Bayesian FDR rule keeps at each alpha.")
+    basis = em if em.alternative_ is None else em.alternative_
+    xfit = filter_crossfit(votes, basis)
+    whole = filter_fdr(votes, em, alpha=alpha)
+    rates = {"all votes": whole.summary["favoured_win_rate"]["all"], f"kept whole users (EM, FDR {alpha:g})": whole.summary["favoured_win_rate"]["kept"],
+             f"kept by cross-fitting (vote-level FDR {xfit.summary['alpha']:g})": xfit.summary["favoured_win_rate"]["kept"],
+             "the model, for attentive votes": xfit.summary["favoured_win_rate"]["model_attentive"]}
+    doc.p("Users are kept for having agreed with the reference, so among their votes the reference looks more right than "
+          "it is. The cross-fitted kept set decides each vote from its user's other votes, so that no vote is kept for its "
+          f"own outcome ({'under the EM fit' if basis is em else 'under the better-fitting model, ' + html.escape(str(checks.get('better_fit')))}: "
+          f"{xfit.summary['votes_kept']:,} of {xfit.summary['votes_in']:,} votes kept). The favoured model's decisive win rate:")
+    doc.raw(_table(pd.DataFrame({"win rate": list(rates.values())}, index=pd.Index(list(rates), name="votes"))))
 
-    doc.h(2, "7. Reproduce", "repro")
+    doc.h(2, "8. Reproduce", "repro")
     seconds = time.perf_counter() - t0
     doc.p(f"Report built in {seconds:.1f} s. Settings (pass the same to write_report or comparemode report):")
     doc.raw(f"<pre>{html.escape(json.dumps(settings, indent=2, default=str))}</pre>")
@@ -425,4 +475,4 @@ def write_report(
     atomic_write(out, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     say(f"report written to {out} in {seconds:.1f} s")
     return ReportResult(path=out, seconds=seconds, n_figures=doc.n_figures, evidence_of_careless=comparison.evidence_of_careless,
-                        verdict=comparison.verdict, decision=decision)
+                        verdict=comparison.verdict, decision=decision, checks=checks)

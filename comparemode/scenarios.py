@@ -74,9 +74,10 @@ class Scenario:
     """One simulated data set.
 
     ``votes``: ``user``, ``model_a``, ``model_b``, ``winner``, ``time`` (rows in time order).
-    ``users``: per user ``attentive`` (the truth the filter is judged by), ``theta`` (share of
-    the user's votes cast attentively), ``n_votes``, ``p_oracle`` (P(attentive | votes) under
-    the true process). ``vote_attentive``: per vote, whether that vote was cast attentively.
+    ``users``: per user ``attentive`` (the truth the filter is judged by), ``theta`` (the
+    user's attentive share: 0 or 1 for two types, the propensity each vote is drawn with under
+    partial attention, the share of votes before the change point under drift), ``n_votes``,
+    ``p_oracle`` (P(attentive | votes) under the true process). ``vote_attentive``: per vote, whether that vote was cast attentively.
     ``told_mu``: ``{"alpha": mu}``, what the analyst passes; ``mu_true``: the truth.
     """
 
@@ -99,10 +100,14 @@ def _votes_per_user(name: str, n_users: int, rng) -> np.ndarray:
 
 def simulate_scenario(name: str, n_users: int = 3000, random_seed: int = 0) -> Scenario:
     """Simulate ``n_users`` users of scenario ``name`` (see the module docstring)."""
+    from comparemode.errors import ConfigError  # the contract's error classes only, no model code
+
     if name not in SCENARIOS:
-        raise ValueError(f"unknown scenario {name!r}; the scenarios are {SCENARIOS}")
+        raise ConfigError(f"unknown scenario {name!r}; the scenarios are {SCENARIOS}")
     if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)) or n_users < 2:
-        raise ValueError(f"n_users must be an integer of at least 2, got {n_users!r}")
+        raise ConfigError(f"n_users must be an integer of at least 2, got {n_users!r}")
+    if isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer)) or random_seed < 0:
+        raise ConfigError(f"random_seed must be a non-negative integer, got {random_seed!r}")
     rng = np.random.default_rng([int(random_seed), SCENARIOS.index(name)])
     mu = _TRUE_MU.get(name, TOLD_MU)
     n = _votes_per_user(name, n_users, rng)

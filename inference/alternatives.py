@@ -20,6 +20,8 @@ from comparemode.errors import ConfigError, LikelihoodDecreaseError, NotFittedEr
 from comparemode.inference.em import _bb_mstep
 from comparemode.models.alternatives import (
     ALT_CARELESS_MODES,
+    CONTINUOUS_CARELESS_MODES,
+    continuous_prob_attentive,
     alternative_params,
     alternative_parameter_names,
     build_alternative_pymc_model,
@@ -62,9 +64,10 @@ def fit_tie_beta(vt) -> tuple[float, float]:
     return ab
 
 
-def _check(careless, ties):
-    if careless not in ALT_CARELESS_MODES:
-        raise ConfigError(f"careless must be one of {ALT_CARELESS_MODES} for the alternative models, got {careless!r}")
+def _check(careless, ties, kind="homogeneous"):
+    modes = CONTINUOUS_CARELESS_MODES if kind == "continuous" else ALT_CARELESS_MODES
+    if careless not in modes:
+        raise ConfigError(f"careless must be one of {modes} for the {kind} model, got {careless!r}")
     if ties not in _ALT_TIES:
         raise ConfigError(f"ties must be one of {_ALT_TIES}, got {ties!r}")
 
@@ -161,19 +164,26 @@ class BayesianAlternative:
     """The homogeneous (``kind="homogeneous"``) or continuous-quality (``"continuous"``)
     model fitted by MCMC (PyMC), for model checking against the two-type model.
 
-    ``model_config``: ``careless`` (``"shared"``, default, or ``"random"``), ``ties``
-    (``"model"`` or ``"drop"``), ``priors`` (merged over
+    ``model_config``: ``careless`` (homogeneous: ``"shared"``, default, or ``"random"``;
+    continuous: ``"beta"``, default, the two-type model's per-user first-position rates, so
+    that comparing the two asks only "two types or a continuum", or ``"shared"``,
+    ``"random"``), ``ties`` (``"model"`` or ``"drop"``), ``priors`` (merged over
     :data:`comparemode.models.pymc_model.DEFAULT_PRIORS`; this model uses ``theta`` or
-    ``quality_mean``/``quality_kappa``, ``careless_first``, ``tie_mean``/``tie_kappa``).
+    ``quality_mean``/``quality_kappa``, ``careless_first`` or ``careless_first_mean``/
+    ``careless_first_kappa``, ``tie_mean``/``tie_kappa``).
     ``sampler_config`` as for :class:`~comparemode.BayesianTwoType` (``draws``, ``tune``,
     ``chains``, ``cores``, ``target_accept``, ``random_seed``, ``progressbar``).
 
     ``fit`` returns the DataTree (also ``idata_``); :meth:`pattern_log_likelihood` gives the
     per-user log-likelihood terms for LOO; for the continuous model ``users_`` holds each
-    user's posterior mean attentive share ``quality`` (a quality score, DESIGN.md section 7).
+    user's posterior mean attentive share ``quality`` (a quality score, DESIGN.md section 7)
+    and ``p_attentive``, the posterior probability that the share is at least 1/2 (what the
+    filters read).
     """
 
-    DEFAULT_MODEL_CONFIG = {"careless": "shared", "ties": "model", "priors": {}}
+    #: ``careless`` None: the kind's default ("shared" homogeneous, "beta" continuous)
+    DEFAULT_MODEL_CONFIG = {"careless": None, "ties": "model", "priors": {}}
+    _DEFAULT_CARELESS = {"homogeneous": "shared", "continuous": "beta"}
     #: The two-type model's sampler defaults (PyMC's NUTS; nutpie is not offered here).
     DEFAULT_SAMPLER_CONFIG = {
         k: _TWO_TYPE_SAMPLER[k] for k in ("draws", "tune", "chains", "cores", "target_accept", "random_seed", "progressbar")
@@ -184,8 +194,10 @@ class BayesianAlternative:
             raise ConfigError(f"kind must be one of {ALTERNATIVE_KINDS}, got {kind!r}")
         self.kind = kind
         self.model_config = _merge(self.DEFAULT_MODEL_CONFIG, model_config, "model_config")
+        if self.model_config["careless"] is None:
+            self.model_config["careless"] = self._DEFAULT_CARELESS[kind]
         self.sampler_config = _merge(self.DEFAULT_SAMPLER_CONFIG, sampler_config, "sampler_config")
-        _check(self.model_config["careless"], self.model_config["ties"])
+        _check(self.model_config["careless"], self.model_config["ties"], kind)
         check_priors(self.model_config["priors"])
         self.model = None
 
@@ -247,20 +259,26 @@ class BayesianAlternative:
         return idata
 
     def _em_initvals(self) -> dict:
-        """Chains start at the homogeneous EM estimate (the continuous model at a Beta with
-        that mean), not at the prior's centre: the mixture's likelihood can have a poor second
-        mode with the roles of the attentive and careless parts swapped."""
+        """Chains start at the maximum-likelihood estimate of the same model (the homogeneous
+        EM; the continuous model's :class:`~comparemode.inference.continuous.ContinuousQuality`
+        fit), not at the prior's centre: the mixture's likelihood can have a poor second mode
+        with the roles of the attentive and careless parts swapped."""
+        from comparemode.inference.continuous import ContinuousQuality
+
         cfg = self.model_config
-        em = HomogeneousEM(careless=cfg["careless"], ties=self._ties()).fit_encoded(self._enc, mu=self._mu)
-        p = em.params_
         clip = lambda x, lo, hi: float(min(max(x, lo), hi))  # noqa: E731
         init = {}
         if self.kind == "homogeneous":
+            p = HomogeneousEM(careless=cfg["careless"], ties=self._ties()).fit_encoded(self._enc, mu=self._mu).params_
             init["theta"] = clip(p["theta"], 1e-3, 1 - 1e-3)
         else:
-            init["quality_mean"] = clip(p["theta"], 1e-3, 1 - 1e-3)
-            init["quality_kappa"] = 2.0
-        if cfg["careless"] == "shared":
+            p = ContinuousQuality(careless=cfg["careless"], ties=self._ties(), n_starts=2).fit_encoded(self._enc, mu=self._mu).params_
+            init["quality_mean"] = clip(p["quality_mean"], 1e-3, 1 - 1e-3)
+            init["quality_kappa"] = clip(p["quality_kappa"], 1e-2, 1e4)
+        if cfg["careless"] == "beta":
+            init["careless_first_mean"] = clip(p["careless_first_mean"], 1e-3, 1 - 1e-3)
+            init["careless_first_kappa"] = clip(p["careless_first_kappa"], 1e-2, 1e5)
+        elif cfg["careless"] == "shared":
             init["careless_first"] = clip(p["careless_first"], 1e-3, 1 - 1e-3)
         if self._ties() == "model":
             init["tie_mean"] = clip(p["tie_mean"], 1e-3, 1 - 1e-3)
@@ -304,7 +322,8 @@ class BayesianAlternative:
     @property
     def users_(self) -> pd.DataFrame:
         """One row per user: counts and, for the continuous model, ``quality`` (posterior mean
-        of the user's attentive share, averaged over up to 500 draws)."""
+        of the user's attentive share, averaged over up to 500 draws, and ``p_attentive``,
+        P(share >= 1/2), likewise)."""
         self._fitted()
         vt = self._vt
         n, t = vt.n[vt.inverse], vt.t[vt.inverse]
@@ -315,11 +334,13 @@ class BayesianAlternative:
                 vals, shape = self._draw_params()
                 size = shape[0] * shape[1]
                 idx = np.linspace(0, size - 1, min(size, 500)).round().astype(int)
-                acc = np.zeros(vt.size)
+                acc, acc_p = np.zeros(vt.size), np.zeros(vt.size)
                 for s in idx:
                     p = alternative_params(self.kind, self.model_config["careless"], self._ties(), {k: v[s] for k, v in vals.items()})
                     acc += continuous_quality_mean(self._terms, p)
-                cached = acc / idx.size
+                    acc_p += continuous_prob_attentive(self._terms, p)
+                cached = (acc / idx.size, acc_p / idx.size)
                 self.__dict__["_quality_cache"] = cached
-            cols["quality"] = cached[vt.inverse]
+            cols["quality"] = cached[0][vt.inverse]
+            cols["p_attentive"] = cached[1][vt.inverse]
         return pd.DataFrame(cols, index=self._user_index)

@@ -27,9 +27,10 @@ from comparemode._progress import Progress
 from comparemode.constants import USER
 from comparemode.errors import ConfigError, NotFittedError
 from comparemode.inference.alternatives import fit_tie_beta
+from comparemode.inference.misfit import vote_agreement
 from comparemode.models.alternatives import (
     CONTINUOUS_CARELESS_MODES,
-    _beta_term,
+    _term_parts,
     _term_values,
     continuous_loglik,
     continuous_prob_attentive,
@@ -57,37 +58,35 @@ def _unpack(x: np.ndarray, careless: str) -> dict:
 
 def _objective(x: np.ndarray, vt, terms, careless: str):
     """Minus the decisive-vote log-likelihood (ties left out: they separate) and its gradient
-    in the unconstrained parameters ``x``."""
+    in the unconstrained parameters ``x``. Each term's derivatives depend only on its (i, D)
+    and (g, m) pairs, so the softmax weights are summed per pair and the special functions run
+    on the pairs."""
     p = _unpack(x, careless)
     c, d = p["quality"]
-    bt = _beta_term(terms, p)
-    # d(beta term)/d(log c), d/d(log d) on the distinct (i, D) pairs
+    parts = _term_parts(terms, p)
+    w_quality = np.zeros(terms.pair_i.size)  # softmax weight of the terms on each (i, D) pair
+    w_position = np.zeros(terms.pos_g.size)
+    value = 0.0
+    for b in terms.buckets:
+        vals = _term_values(b, parts)
+        lse = logsumexp(vals, axis=-1, keepdims=True)
+        sw = np.exp(vals - lse) * vt.weight[b.rows][:, None]
+        value += float(np.dot(vt.weight[b.rows], lse[:, 0]))
+        w_quality += np.bincount(b.pair_index.ravel(), weights=sw.ravel(), minlength=w_quality.size)
+        w_position += np.bincount(b.pos_index.ravel(), weights=sw.ravel(), minlength=w_position.size)
     pi_, pD = terms.pair_i, terms.pair_D
     common = digamma(c + d + pD) - digamma(c + d)
-    dlc = c * (digamma(c + pi_) - digamma(c) - common)
-    dld = d * (digamma(d + pD - pi_) - digamma(d) - common)
-    value = 0.0
     grad = np.zeros(x.size)
-    for b in terms.buckets:
-        vals = _term_values(terms, b, p, bt)
-        lse = logsumexp(vals, axis=-1, keepdims=True)
-        s = np.exp(vals - lse)
-        w = vt.weight[b.rows]
-        value += float(np.dot(w, lse[:, 0]))
-        sw = s * w[:, None]
-        grad[0] += float(np.sum(sw * dlc[b.pair_index]))
-        grad[1] += float(np.sum(sw * dld[b.pair_index]))
-        if careless != "random":
-            g = b.g.astype(float)
-            m = b.D.astype(float)[:, None] - b.i
-            if careless == "beta":
-                a, bb = p["careless_first"]
-                cm = digamma(a + bb + m) - digamma(a + bb)
-                grad[2] += float(np.sum(sw * a * (digamma(a + g) - digamma(a) - cm)))
-                grad[3] += float(np.sum(sw * bb * (digamma(bb + m - g) - digamma(bb) - cm)))
-            else:
-                rho = p["careless_first"]
-                grad[2] += float(np.sum(sw * (g - m * rho)))
+    grad[0] = float(np.dot(w_quality, c * (digamma(c + pi_) - digamma(c) - common)))
+    grad[1] = float(np.dot(w_quality, d * (digamma(d + pD - pi_) - digamma(d) - common)))
+    g, m = terms.pos_g, terms.pos_m
+    if careless == "beta":
+        a, bb = p["careless_first"]
+        cm = digamma(a + bb + m) - digamma(a + bb)
+        grad[2] = float(np.dot(w_position, a * (digamma(a + g) - digamma(a) - cm)))
+        grad[3] = float(np.dot(w_position, bb * (digamma(bb + m - g) - digamma(bb) - cm)))
+    elif careless == "shared":
+        grad[2] = float(np.dot(w_position, g - m * p["careless_first"]))
     return -value, -grad
 
 
@@ -112,8 +111,10 @@ class ContinuousQuality:
     Attributes after ``fit``: ``params_`` (``quality_mean``, ``quality_kappa``, the careless
     and tie parameters, ``mu`` for two models), ``loglik_`` (votes' sequence log-likelihood,
     comparable with the two-type EM's ``loglik_`` on the same votes and tie setting),
-    ``n_params_``, ``aic_``, ``users_`` (counts, ``quality`` = E[theta_u | votes],
-    ``p_attentive`` = P(theta_u >= attentive_share | votes), ``loglik``).
+    ``n_params_``, ``aic_``, ``users_`` (counts; the favoured model's picks ``n_favoured`` of
+    ``n_informative`` votes and the attentive expectation ``expected_favoured``, as for
+    ``TwoTypeEM``; ``quality`` = E[theta_u | votes], ``p_attentive`` = P(theta_u >=
+    attentive_share | votes), ``loglik``).
     """
 
     def __init__(self, careless: str = "beta", ties: str = "model", attentive_share: float = 0.5, n_starts: int = 3, verbose: bool = False):
@@ -195,11 +196,17 @@ class ContinuousQuality:
         inv = vt.inverse
         n, t = vt.n[inv], vt.t[inv]
         ll = continuous_loglik(vt, terms, self._p, tie=tie_ab is not None)
+        mu_row = enc.mu if enc.mu is not None else np.where(enc.code // 3 == 1, fit["mu"], 1.0 - fit["mu"])
+        informative, agree = vote_agreement(enc.outcome, mu_row)
+        per_user = lambda x: np.bincount(enc.user, weights=x, minlength=enc.n_users)  # noqa: E731
         self.users_ = pd.DataFrame(
             {
                 "n_votes": n,
                 "n_ties": t,
                 "n_decisive": n - t,
+                "n_favoured": per_user(agree & informative),
+                "n_informative": per_user(informative),
+                "expected_favoured": per_user(np.where(informative, np.maximum(mu_row, 1.0 - mu_row), 0.0)),
                 "quality": continuous_quality_mean(terms, p)[inv],
                 "p_attentive": continuous_prob_attentive(terms, p, float(self.attentive_share))[inv],
                 "loglik": ll[inv],

@@ -576,8 +576,6 @@ class TwoTypeEM:
             mu = None if enc.mu is not None else (float(p["mu"]) if "mu" in p else float(self.params_["mu"]))
             cq.fit_encoded(enc, mu=mu, user_index=user_index)
             cq._ref = dataclasses.replace(ref, mu=mu) if ref.kind == "scalar" else ref
-            for col, v in zip(("n_favoured", "n_informative", "expected_favoured"), self._favoured_counts(stats, p)):
-                cq.users_[col] = v
             rows.append({"model": "continuous quality, mu as fitted", "mu": cq.params_.get("mu", np.nan), "loglik": cq.loglik_, "n_params": cq.n_params_})
             models[rows[-1]["model"]] = cq
         out = pd.DataFrame(rows).set_index("model")

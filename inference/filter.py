@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from comparemode.constants import DEFAULT_THRESHOLD, USER
-from comparemode.errors import ConfigError, InvalidValueError, MissingColumnError
+from comparemode.errors import ConfigError, InvalidValueError, MissingColumnError, NotFittedError
 
 __all__ = ["FilterResult", "filter_votes", "filter_fdr", "filter_credible", "decide_users", "decide_fdr", "apply_decisions"]
 
@@ -263,10 +263,14 @@ def _decided(votes, users, decide, *args) -> FilterResult:
     """Apply ``decide(table, *args)`` to the user table of ``users`` (a table, or a fitted
     estimator with ``users_``) and, when its checks failed and it found a better-fitting
     model, to that model's user table as ``alternative``."""
-    if not isinstance(users, pd.DataFrame) and hasattr(type(users), "users_"):  # a fitted estimator
-        table, alt = users.users_, getattr(users, "alternative_users_", None)
-    else:
-        table, alt = users, None
+    table, alt = users, None
+    if not isinstance(users, pd.DataFrame):  # a fitted estimator (an unfitted one raises NotFittedError)
+        try:
+            table, alt = users.users_, getattr(users, "alternative_users_", None)
+        except NotFittedError:
+            raise
+        except AttributeError:  # not an estimator: the table check names what it got
+            pass
     result = apply_decisions(votes, decide(table, *args))
     if alt is not None and result.summary["promise"]["status"] == "void":
         result.alternative = apply_decisions(votes, decide(alt, *args))

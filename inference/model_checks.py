@@ -208,6 +208,10 @@ class ModelComparison:
     verdict: str
     pointwise: pd.DataFrame = field(repr=False)
     settings: dict = field(default_factory=dict)
+    #: "continuous" (a continuum of quality predicts held-out users better than two types),
+    #: "two-type", "tie", or None (no continuous fit, or one with another careless sub-model:
+    #: then the comparison is not about types against a continuum)
+    types_or_continuum: str | None = None
 
 
 def compare_models(fits: dict, *, se_factor: float = ELPD_SE_FACTOR, min_diff: float = ELPD_MIN_DIFF, pareto_k_max: float = PARETO_K_MAX) -> ModelComparison:
@@ -267,15 +271,26 @@ def compare_models(fits: dict, *, se_factor: float = ELPD_SE_FACTOR, min_diff: f
             f"model, where everybody votes alike (elpd difference {diff_th:+.1f}, SE {se_th:.1f}; evidence needs more than "
             f"{se_factor:g} SE and {min_diff:g}). The filter has nothing to find: keep every user."
         )
+    continuum = None
     if "continuous" in point:
         d_ct = point["continuous"]["elpd_i"] - point["two-type"]["elpd_i"]
         diff_ct, se_ct = float(d_ct.sum()), float(np.sqrt(n_users * np.var(d_ct)))
-        if diff_ct > se_factor * se_ct:
+        c_two = getattr(fits["two-type"], "model_config", {}).get("careless")
+        c_cont = getattr(fits["continuous"], "model_config", {}).get("careless")
+        if c_two != c_cont:
+            verdict += (f" The continuous-quality model's careless users ({c_cont!r}) are not the two-type model's ({c_two!r}), so "
+                        f"their difference (elpd {diff_ct:+.1f}, SE {se_ct:.1f}) mixes the position habits in; fit both with the same "
+                        "careless setting to ask whether users come in two types or on a continuum.")
+        elif diff_ct > se_factor * se_ct:
+            continuum = "continuous"
             verdict += (f" The continuous-quality model fits better than two types (difference {diff_ct:+.1f}, SE {se_ct:.1f}): "
-                        "users differ by degree; rank them by a quality score rather than a type.")
+                        "users differ by degree (each attentive on part of their votes), so P(attentive) of the two-type model is "
+                        "not calibrated; rank users by a quality score and decide on the continuous model's share.")
         elif -diff_ct > se_factor * se_ct:
+            continuum = "two-type"
             verdict += f" Two distinct types fit better than a continuum of quality (difference {-diff_ct:+.1f}, SE {se_ct:.1f})."
         else:
+            continuum = "tie"
             verdict += f" Two types and a continuum of quality fit about equally well (difference {diff_ct:+.1f}, SE {se_ct:.1f})."
     bad = table[table["pareto_k_bad"] > 0]
     for name, row in bad.iterrows():
@@ -286,4 +301,4 @@ def compare_models(fits: dict, *, se_factor: float = ELPD_SE_FACTOR, min_diff: f
     pointwise = pd.DataFrame({f"{name}_{key}": point[name][key] for name in point for key in ("elpd_i", "pareto_k")}, index=index)
     pointwise.index.name = USER
     settings = {"se_factor": se_factor, "min_diff": min_diff, "pareto_k_max": pareto_k_max}
-    return ModelComparison(table=table, evidence_of_careless=bool(evidence), verdict=verdict, pointwise=pointwise, settings=settings)
+    return ModelComparison(table=table, evidence_of_careless=bool(evidence), verdict=verdict, pointwise=pointwise, settings=settings, types_or_continuum=continuum)

@@ -156,7 +156,9 @@ def homogeneous_loglik(vt: VoteTypes, params: dict, careless: str, ops=NUMPY_OPS
 class _Bucket:
     """Patterns ``rows`` of similar size, padded to one width: ``logK`` (rows x terms, -inf
     where unused), ``i`` (votes cast attentively), ``g`` (careless first-position picks),
-    ``D`` (decisive votes per row) and ``pair_index`` (each term's (i, D) pair)."""
+    ``D`` (decisive votes per row), ``pair_index`` (each term's (i, D) pair) and
+    ``pos_index`` (each term's (g, D - i) pair: careless first-position picks and careless
+    votes)."""
 
     rows: np.ndarray
     logK: np.ndarray
@@ -164,19 +166,25 @@ class _Bucket:
     g: np.ndarray
     D: np.ndarray
     pair_index: np.ndarray
+    pos_index: np.ndarray | None = None
 
 
 @dataclass
 class ContinuousTerms:
     """The parameter-free part of the continuous model's exact likelihood: patterns in
     buckets of similar size (so a few heavy users do not pad everybody's terms), and the
-    distinct ``(i, D)`` pairs the Beta term depends on (``pair_i``, ``pair_D``)."""
+    distinct ``(i, D)`` pairs the Beta term depends on (``pair_i``, ``pair_D``), and the
+    distinct ``(g, m)`` pairs (careless first-position picks of ``m = D - i`` careless votes)
+    the position term depends on (``pos_g``, ``pos_m``): the special functions run on the
+    pairs, not on every term."""
 
     n_patterns: int
     buckets: list
     pair_i: np.ndarray
     pair_D: np.ndarray
     careless: str
+    pos_g: np.ndarray | None = None
+    pos_m: np.ndarray | None = None
 
     @property
     def n_terms(self) -> int:
@@ -304,27 +312,41 @@ def continuous_terms(vt: VoteTypes, careless: str) -> ContinuousTerms:
         pair_keys.append(ii * m + D[rows][:, None])
         buckets.append(_Bucket(rows=rows, logK=logK, i=ii, g=gg, D=D[rows], pair_index=None))
     uniq, inv = np.unique(np.concatenate([k.ravel() for k in pair_keys]) if pair_keys else np.zeros(0, np.int64), return_inverse=True)
+    pos_keys = [b.g * m + (b.D[:, None] - b.i) for b in buckets]
+    pos_uniq, pos_inv = np.unique(np.concatenate([k.ravel() for k in pos_keys]) if pos_keys else np.zeros(0, np.int64), return_inverse=True)
     start = 0
     for b in buckets:
         b.pair_index = inv[start : start + b.logK.size].reshape(b.logK.shape)
+        b.pos_index = pos_inv[start : start + b.logK.size].reshape(b.logK.shape)
         start += b.logK.size
-    return ContinuousTerms(n_patterns=vt.size, buckets=buckets, pair_i=(uniq // m).astype(float), pair_D=(uniq % m).astype(float), careless=careless)
+    return ContinuousTerms(
+        n_patterns=vt.size, buckets=buckets, pair_i=(uniq // m).astype(float), pair_D=(uniq % m).astype(float), careless=careless,
+        pos_g=(pos_uniq // m).astype(float), pos_m=(pos_uniq % m).astype(float),
+    )
 
 
-def _term_values(terms: ContinuousTerms, b: _Bucket, params: dict, beta_term, ops=NUMPY_OPS):
-    i = b.i.astype(float)
-    careless_n = b.D.astype(float)[:, None] - i
-    if terms.careless == "beta":  # the user's own rate ~ Beta(a, b), integrated out
-        a, bb = params["careless_first"]
-        g = b.g.astype(float)
-        pos = ops.betaln(a + g, bb + careless_n - g) - ops.betaln(a, bb)
-    elif terms.careless == "shared":
+def _position_term(terms: ContinuousTerms, params: dict, ops=NUMPY_OPS):
+    """Log-probability of ``g`` first-position picks among ``m`` careless votes, on the distinct
+    (g, m) pairs: the user's own rate ~ Beta(a, b) integrated out (``"beta"``), one shared
+    rate, or 1/2."""
+    g, m = terms.pos_g, terms.pos_m
+    if terms.careless == "beta":
+        a, b = params["careless_first"]
+        return ops.betaln(a + g, b + m - g) - ops.betaln(a, b)
+    if terms.careless == "shared":
         rho = params["careless_first"]
-        g = b.g.astype(float)
-        pos = g * ops.log(rho) + (careless_n - g) * ops.log1p(-rho)
-    else:
-        pos = -careless_n * np.log(2.0)
-    return b.logK + pos + beta_term[b.pair_index]
+        return g * ops.log(rho) + (m - g) * ops.log1p(-rho)
+    return ops.asarray(-m * np.log(2.0))
+
+
+def _term_parts(terms: ContinuousTerms, params: dict, ops=NUMPY_OPS):
+    """The parameter-dependent parts of the terms, on their distinct pairs."""
+    return _beta_term(terms, params, ops), _position_term(terms, params, ops)
+
+
+def _term_values(b: _Bucket, parts):
+    beta_term, pos_term = parts
+    return b.logK + pos_term[b.pos_index] + beta_term[b.pair_index]
 
 
 def _beta_term(terms: ContinuousTerms, params: dict, ops=NUMPY_OPS):
@@ -337,17 +359,17 @@ def continuous_loglik(vt: VoteTypes, terms: ContinuousTerms, params: dict, ops=N
     """Per-pattern log-likelihood of the continuous-quality model (``theta_u`` integrated
     out exactly); ``params``: ``quality`` ``(c, d)``, ``careless_first`` (``"shared"``),
     ``tie`` ``(a, b)``."""
-    bt = _beta_term(terms, params, ops)
+    parts = _term_parts(terms, params, ops)
     if ops is NUMPY_OPS:
         dec = np.empty(terms.n_patterns)
         for b in terms.buckets:
-            dec[b.rows] = logsumexp(_term_values(terms, b, params, bt), axis=-1)
+            dec[b.rows] = logsumexp(_term_values(b, parts), axis=-1)
     else:
         import pytensor.tensor as pt
 
         dec = pt.zeros(terms.n_patterns)
         for b in terms.buckets:
-            dec = pt.set_subtensor(dec[b.rows], pt.logsumexp(_term_values(terms, b, params, bt, ops), axis=-1))
+            dec = pt.set_subtensor(dec[b.rows], pt.logsumexp(_term_values(b, parts), axis=-1))
     if tie:
         dec = dec + log_betabinom_seq(vt.t, vt.n, *params["tie"], ops)
     return dec
@@ -356,10 +378,10 @@ def continuous_loglik(vt: VoteTypes, terms: ContinuousTerms, params: dict, ops=N
 def continuous_quality_mean(terms: ContinuousTerms, params: dict) -> np.ndarray:
     """E[theta_u | the user's votes, params] per pattern: the user's own attentive share."""
     c, d = params["quality"]
-    bt = _beta_term(terms, params)
+    parts = _term_parts(terms, params)
     out = np.empty(terms.n_patterns)
     for b in terms.buckets:
-        vals = _term_values(terms, b, params, bt)
+        vals = _term_values(b, parts)
         w = np.exp(vals - logsumexp(vals, axis=-1, keepdims=True))
         out[b.rows] = np.sum(w * (c + b.i) / (c + d + b.D[:, None]), axis=-1)
     return out
@@ -370,12 +392,13 @@ def continuous_prob_attentive(terms: ContinuousTerms, params: dict, level: float
     casts at least that share of votes attentively ("attentive" on the continuum). Given the
     (i, g) term, theta_u is Beta(c + i, d + D - i), so this is a mixture of Beta tails."""
     c, d = params["quality"]
-    bt = _beta_term(terms, params)
+    parts = _term_parts(terms, params)
+    tail = 1.0 - betainc(c + terms.pair_i, d + terms.pair_D - terms.pair_i, level)  # on the (i, D) pairs
     out = np.empty(terms.n_patterns)
     for b in terms.buckets:
-        vals = _term_values(terms, b, params, bt)
+        vals = _term_values(b, parts)
         w = np.exp(vals - logsumexp(vals, axis=-1, keepdims=True))
-        out[b.rows] = np.sum(w * (1.0 - betainc(c + b.i, d + b.D[:, None] - b.i, level)), axis=-1)
+        out[b.rows] = np.sum(w * tail[b.pair_index], axis=-1)
     return out
 
 

@@ -139,9 +139,70 @@ def test_mcmc_run_with_fdr(tmp_path, capsys):
     np.testing.assert_allclose(loaded.users_["p_attentive"].reindex(users.index), users["p_attentive"])
 
 
-def test_estimate_mu_needs_mcmc(tmp_path, capsys):
-    assert main(["run", "--estimate-mu", "--out", str(tmp_path), "--quiet"]) == 1
-    assert "--method mcmc" in capsys.readouterr().err
+def test_estimate_mu_with_the_em(tmp_path, capsys):
+    out = tmp_path / "est"
+    assert main(["run", "--estimate-mu", "--sim-users", "400", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reference"]["source"] == "estimated"
+    iv = summary["mu_interval"]
+    assert iv["lower"] < summary["params"]["mu"] < iv["upper"]
+    assert main(["run", "--estimate-mu", "--method", "joint", "--out", str(tmp_path / "j"), "--quiet"]) == 1
+    assert "drop --estimate-mu" in capsys.readouterr().err
+
+
+def _scenario_file(tmp_path, name, n=1500, seed=1):
+    from comparemode.scenarios import simulate_scenario
+
+    path = tmp_path / f"{name}.csv"
+    simulate_scenario(name, n, seed).votes.to_csv(path, index=False)
+    return path
+
+
+def test_two_models_without_mu_estimate_it(tmp_path, capsys):
+    path = _scenario_file(tmp_path, "mu_low")
+    assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 0
+    captured = capsys.readouterr()
+    assert "mu is estimated from the votes" in captured.err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["reference"]["source"] == "estimated" and abs(summary["params"]["mu"] - 0.8) < 0.02
+    assert summary["checks_passed"] and summary["filter"]["promise"]["status"] == "kept"
+
+
+def test_a_wrong_mu_is_reported_once_in_plain_words_and_recorded(tmp_path, capsys):
+    path = _scenario_file(tmp_path, "mu_low")
+    assert main(["run", str(path), "--mu", "alpha=0.7", "--fdr", "0.1", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    warned = [line for line in captured.err.splitlines() if line.startswith("comparemode: warning (MisfitWarning)")]
+    assert len(warned) == len(set(warned)) >= 1 and any("'mu'" in line and "0.7" in line for line in warned)
+    assert "Traceback" not in captured.err and "warnings.warn" not in captured.err
+    assert "promise VOID" in captured.out and "better-fitting model: two-type, mu estimated" in captured.out
+    assert "leave out --mu" in captured.out and "favoured model's decisive win rate" in captured.out
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert not summary["checks_passed"]
+    failed = {row["check"] for row in summary["checks"] if row["status"] == "FAILED"}
+    assert "mu" in failed
+    assert any(w["category"] == "MisfitWarning" for w in summary["warnings"])
+    assert summary["filter"]["promise"]["status"] == "void"
+    assert summary["filter"]["alternative"]["model"] == "two-type, mu estimated"
+    assert {row["model"] for row in summary["alternatives"]} >= {"two-type, mu as fitted", "two-type, mu estimated"}
+
+
+def test_crossfit_and_the_continuous_method(tmp_path, capsys):
+    path = _scenario_file(tmp_path, "control")
+    assert main(["run", str(path), "--mu", "alpha=0.7", "--crossfit", "--out", str(tmp_path / "x"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "x" / "summary.json").read_text())
+    assert summary["filter"]["rule"] == "crossfit_fdr" and summary["filter"]["alpha"] == 0.05
+    kept = pd.read_csv(tmp_path / "x" / "kept_votes.csv")
+    assert len(kept) == summary["filter"]["votes_kept"]
+    users = pd.read_csv(tmp_path / "x" / "users.csv")
+    assert (users["votes_kept"] + users["votes_dropped"] == users["n_votes"]).all()
+    assert main(["run", str(path), "--mu", "alpha=0.7", "--method", "continuous", "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert summary["fit"]["method"] == "continuous" and "quality_mean" in summary["params"]
+    assert summary["filter"]["promise"]["status"] == "unchecked"
+    assert "quality" in pd.read_csv(tmp_path / "c" / "users.csv").columns
+    assert main(["run", str(path), "--mu", "alpha=0.7", "--method", "continuous", "--ties", "davidson", "--out", str(tmp_path / "d"), "--quiet"]) == 1
+    assert "--ties" in capsys.readouterr().err
 
 
 def test_joint_method_writes_a_leaderboard(tmp_path, capsys):

@@ -86,20 +86,27 @@ def test_pymc_alternatives_have_the_numpy_likelihood(small_two_type):
     fn = pytensor.function([model[n] for n in names], model["loglik"])
     assert float(fn(*[p[n] for n in names])) == pytest.approx(em.loglik_, rel=1e-10)
 
-    alt = BayesianAlternative("continuous")
-    model = alt.build_model(sim.votes, **sim.reference)
-    vals = {"quality_mean": 0.7, "quality_kappa": 1.5, "careless_first": 0.6, "tie_mean": 0.2, "tie_kappa": 8.0}
-    fn = pytensor.function([model[n] for n in vals], model["loglik"])
-    params = {"quality": (0.7 * 1.5, 0.3 * 1.5), "careless_first": 0.6, "tie": (0.2 * 8, 0.8 * 8)}
-    expected = float(np.dot(alt._vt.weight, continuous_loglik(alt._vt, alt._terms, params)))
-    assert float(fn(*vals.values())) == pytest.approx(expected, rel=1e-10)
-    point = model.initial_point()
-    assert np.isfinite(model.compile_logp()(point)) and np.all(np.isfinite(model.compile_dlogp()(point)))
+    for careless, vals, first in (
+        ("shared", {"careless_first": 0.6}, 0.6),
+        ("beta", {"careless_first_mean": 0.6, "careless_first_kappa": 3.0}, (1.8, 1.2)),  # the default: the two-type model's
+    ):
+        alt = BayesianAlternative("continuous", {"careless": careless})
+        model = alt.build_model(sim.votes, **sim.reference)
+        vals = {"quality_mean": 0.7, "quality_kappa": 1.5, **vals, "tie_mean": 0.2, "tie_kappa": 8.0}
+        fn = pytensor.function([model[n] for n in vals], model["loglik"])
+        params = {"quality": (0.7 * 1.5, 0.3 * 1.5), "careless_first": first, "tie": (0.2 * 8, 0.8 * 8)}
+        expected = float(np.dot(alt._vt.weight, continuous_loglik(alt._vt, alt._terms, params)))
+        assert float(fn(*vals.values())) == pytest.approx(expected, rel=1e-10)
+        point = model.initial_point()
+        assert np.isfinite(model.compile_logp()(point)) and np.all(np.isfinite(model.compile_dlogp()(point)))
+    assert BayesianAlternative("continuous").model_config["careless"] == "beta"
 
 
 def test_alternative_settings_are_checked():
     with pytest.raises(ConfigError, match="careless must be one of"):
-        BayesianAlternative("continuous", model_config={"careless": "beta"})
+        BayesianAlternative("homogeneous", model_config={"careless": "beta"})  # a per-user rate is a user effect
+    with pytest.raises(ConfigError, match="careless must be one of"):
+        BayesianAlternative("continuous", model_config={"careless": "mixture"})
     with pytest.raises(ConfigError, match="kind must be one of"):
         BayesianAlternative("three-type")
     with pytest.raises(ConfigError, match="unknown sampler_config"):
