@@ -72,7 +72,7 @@ PPP_EXTREME = 0.01
 #: checks together (each of the m checks that run is held to MISFIT_LEVEL / m, Bonferroni),
 #: and parametric bootstrap replicates of the fitted model behind each check's null.
 MISFIT_LEVEL = 0.01
-CHECK_DRAWS = 200
+CHECK_DRAWS = 100
 
 #: Default level of the cross-fitted filter (``filter_crossfit``): the expected share of
 #: careless users' votes among the kept votes. The kept votes' favoured-model win rate is then

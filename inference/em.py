@@ -25,9 +25,8 @@ from scipy.special import gammaln
 from comparemode._progress import Progress
 from comparemode.constants import (
     BOUNDARY_TOL,
-    CODE_TIE,
-    USER,
     CHECK_DRAWS,
+    CODE_TIE,
     DEFAULT_MAX_ITER,
     DEFAULT_N_STARTS,
     DEFAULT_THRESHOLD,
@@ -35,6 +34,7 @@ from comparemode.constants import (
     INTERVAL_PROB,
     LOGLIK_DECREASE_TOL,
     MISFIT_LEVEL,
+    USER,
 )
 from comparemode.errors import BoundaryWarning, ConfigError, LikelihoodDecreaseError, NotFittedError
 from comparemode.inference.misfit import checks_table, dispersion_check, drift_check, vote_agreement, warn_failed
@@ -63,12 +63,25 @@ _ROUNDING_ULPS = 64.0
 _SHORT_RUN = 5
 #: The misfit checks, in the order of ``checks_``.
 _CHECK_NAMES = ("mu", "favoured-model dispersion", "drift")
-#: Bootstrap work of the dispersion check: replicates times users (two models) or votes; large
-#: inputs get fewer replicates (at least 50), never fewer than that.
-_CHECK_WORK = 5e7
-_MIN_CHECK_DRAWS = 50
+#: The dispersion check runs on at most this many users, drawn at random (seeded): its
+#: parametric bootstrap redraws every user's votes, and at this size the check already
+#: detects the departures it looks for (the misspecification benchmark runs 3,000 users).
+CHECK_MAX_USERS = 20_000
 #: Bound on |logit mu| in the profile likelihood (mu from about 6e-6 to 1 - 6e-6).
 _LOGIT_MU_MAX = 12.0
+
+
+def _users_sample(enc: EncodedVotes, mu_row: np.ndarray, pairs, size: int, rng):
+    """The votes of at most ``size`` users drawn at random (all users if there are fewer), users
+    recoded in their original order; with the per-vote mu and model pairs of those votes."""
+    if enc.n_users <= size:
+        return enc, mu_row, pairs
+    chosen = np.zeros(enc.n_users, dtype=bool)
+    chosen[rng.choice(enc.n_users, size, replace=False)] = True
+    code = np.cumsum(chosen) - 1
+    sel = chosen[enc.user]
+    sub = EncodedVotes(user=code[enc.user[sel]], code=enc.code[sel], n_users=size, mu=None if enc.mu is None else enc.mu[sel])
+    return sub, mu_row[sel], None if pairs is None else (pairs[0][sel], pairs[1][sel])
 
 
 def _time_order(votes: pd.DataFrame, order) -> np.ndarray | None:
@@ -365,9 +378,19 @@ class TwoTypeEM:
     tol : float
         Stop when an iteration raises the log-likelihood by less than ``tol`` per user.
     random_seed : int or None
-        Seed of the random starts (``numpy.random.default_rng``).
+        Seed of the random starts and of the misfit checks' bootstrap
+        (``numpy.random.default_rng``).
     verbose : bool
         Print progress to standard error.
+    checks : bool
+        Run the misfit checks after the fit (default; :mod:`comparemode.inference.misfit`): a
+        given mu against the votes, favoured-model dispersion, drift. A failed check raises a
+        :class:`~comparemode.errors.MisfitWarning` and fits the models that might fit better.
+    check_draws : int
+        Parametric bootstrap replicates behind the dispersion check (at least 20).
+    mu_spread : bool
+        Two models: each attentive user has an own mu_u ~ Beta(mu kappa, (1 - mu) kappa)
+        (users' topics separate the models by different amounts); kappa is estimated.
 
     Data contract
     -------------
@@ -396,7 +419,19 @@ class TwoTypeEM:
     starts_ : DataFrame, one row per start: its log-likelihood after a short run (up to 5
         iterations) and whether it was chosen to run on to convergence.
     n_patterns_ : number of distinct count patterns the EM ran on.
-    reference_ : dict describing where mu came from.
+    reference_ : dict describing where mu came from (with ``mu="estimate"`` its estimate).
+    mu_interval_ : with mu estimated, its estimate and 94% profile-likelihood interval.
+    n_params_ : free parameters (for information criteria).
+    checks_ : DataFrame, one row per misfit check: ``status`` (passed, FAILED, not run),
+        observed and expected values, interval, statistic, p-value, the check's level and a
+        message that says what the data do; ``checks_summary()`` in brief.
+    alternatives_ : after a failed check, the candidate models with log-likelihood, free
+        parameters and AIC, the best ``chosen``; ``alternative_`` the chosen model (fitted;
+        None when this fit is best) and ``alternative_users_`` its user table.
+
+    ``users_`` also has ``n_favoured``, ``n_informative`` and ``expected_favoured``: the
+    decisive picks of the model the reference favours, the votes on which it favours one, and
+    an attentive user's expected picks of it (the filters' win rates come from these).
     """
 
     def __init__(
@@ -557,7 +592,7 @@ class TwoTypeEM:
         the filters read)."""
         from comparemode.inference.continuous import ContinuousQuality
 
-        stats, pat, problem, p, user_index = self._user_inputs
+        p, user_index = self._user_inputs[3], self._user_inputs[4]
         quiet = Progress(False)
         rows = [{"model": "two-type, mu as fitted", "mu": self.params_.get("mu", np.nan), "loglik": self.loglik_, "n_params": self.n_params_}]
         models = {rows[0]["model"]: None}
@@ -842,8 +877,7 @@ class TwoTypeEM:
             enc = EncodedVotes(user=enc.user[keep], code=enc.code[keep], n_users=enc.n_users, mu=None if enc.mu is None else enc.mu[keep])
             pairs = None if pairs is None else (pairs[0][keep], pairs[1][keep])
         scalar = enc.mu is None
-        work = enc.n_users if scalar else enc.n_votes
-        draws = int(min(self.check_draws, max(_MIN_CHECK_DRAWS, _CHECK_WORK // max(work, 1))))
+        draws = int(self.check_draws)
         chunk = max(1, int(2_000_000 // max(enc.n_users, 1)))
         mu = float(p["mu"]) if "mu" in p else (float(self.params_["mu"]) if scalar else None)
         n_user = np.bincount(enc.user, minlength=enc.n_users)
@@ -867,7 +901,6 @@ class TwoTypeEM:
         mu_row, pairs = self._check_design(enc, p)
         informative, agree = vote_agreement(enc.outcome, mu_row)
         rows = {}
-        k = np.bincount(enc.user, weights=agree & informative, minlength=enc.n_users)
         d = np.bincount(enc.user, weights=informative, minlength=enc.n_users)
         mu_applies = ref.kind == "scalar" and not self._estimating_mu
         if int((d >= 2).sum()) == 0:
@@ -875,7 +908,12 @@ class TwoTypeEM:
             rows["favoured-model dispersion"] = {"reason": reason}
             rows["drift"] = {"reason": reason}
         else:
-            rows["favoured-model dispersion"] = dispersion_check(float(_dispersion(k, d)), self._replicated_dispersion(enc, p, mu_row, pairs, rng))
+            s_enc, s_mu, s_pairs = _users_sample(enc, mu_row, pairs, CHECK_MAX_USERS, rng)
+            s_inf, s_agree = vote_agreement(s_enc.outcome, s_mu)
+            k = np.bincount(s_enc.user, weights=s_agree & s_inf, minlength=s_enc.n_users)
+            d_s = np.bincount(s_enc.user, weights=s_inf, minlength=s_enc.n_users)
+            rows["favoured-model dispersion"] = dispersion_check(float(_dispersion(k, d_s)), self._replicated_dispersion(s_enc, p, s_mu, s_pairs, rng))
+            rows["favoured-model dispersion"].update(n_users=s_enc.n_users, draws=int(self.check_draws))
             if time_order is None:
                 rows["drift"] = drift_check(enc.user, informative, agree, enc.n_users)
             else:

@@ -128,17 +128,18 @@ def _message(name: str, row: dict, passed: bool) -> str:
         )
     if name == "favoured-model dispersion":
         obs, exp = row["observed"], row["expected"]
+        basis = f"; a parametric bootstrap of {row.get('draws', '?')} replicates on {row.get('n_users', 0):,} users"
         if passed:
-            return f"users differ in how often they pick the favoured model as two types allow (dispersion {obs:.3f}, expected {exp:.3f})"
+            return f"users differ in how often they pick the favoured model as two types allow (dispersion {obs:.3f}, expected {exp:.3f}{basis})"
         if obs < exp:
             return (
                 f"users differ less in how often they pick the favoured model than two types allow (dispersion {obs:.3f}, "
-                f"expected {exp:.3f} +- {row['sd']:.3f}): attention looks like a matter of degree (users attentive on part of "
+                f"expected {exp:.3f} +- {row['sd']:.3f}{basis}): attention looks like a matter of degree (users attentive on part of "
                 "their votes) rather than two types, or mu is overstated. The two-type P(attentive) is then not calibrated"
             )
         return (
             f"users differ more in how often they pick the favoured model than two types allow (dispersion {obs:.3f}, "
-            f"expected {exp:.3f} +- {row['sd']:.3f}): users' topics separate the models by different amounts (mu varies by "
+            f"expected {exp:.3f} +- {row['sd']:.3f}{basis}): users' topics separate the models by different amounts (mu varies by "
             "user), or mu is understated. The two-type P(attentive) is then not calibrated"
         )
     if name == "drift":

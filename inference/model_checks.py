@@ -214,7 +214,24 @@ class ModelComparison:
     types_or_continuum: str | None = None
 
 
-def compare_models(fits: dict, *, se_factor: float = ELPD_SE_FACTOR, min_diff: float = ELPD_MIN_DIFF, pareto_k_max: float = PARETO_K_MAX) -> ModelComparison:
+#: A tie in LOO between two types and a continuum counts for two types when the fitted
+#: continuum puts less than this share of users between 10% and 90% attentive (its quality
+#: Beta has collapsed onto the two types).
+CONTINUUM_MIDDLE_MIN = 0.25
+
+
+def continuum_middle_mass(model, lo: float = 0.1, hi: float = 0.9) -> float:
+    """Posterior mean share of users whose attentive share lies in (lo, hi) under a fitted
+    continuous-quality :class:`BayesianAlternative`."""
+    from scipy.stats import beta
+
+    vals, _ = model._draw_params()
+    m, kappa = vals["quality_mean"], vals["quality_kappa"]
+    return float(np.mean(beta.cdf(hi, m * kappa, (1 - m) * kappa) - beta.cdf(lo, m * kappa, (1 - m) * kappa)))
+
+
+def compare_models(fits: dict, *, se_factor: float = ELPD_SE_FACTOR, min_diff: float = ELPD_MIN_DIFF, pareto_k_max: float = PARETO_K_MAX,
+                   middle_min: float = CONTINUUM_MIDDLE_MIN) -> ModelComparison:
     """Compare fitted Bayesian models of the same votes by user-level PSIS-LOO.
 
     ``fits`` maps a name to a fitted model with ``pattern_log_likelihood()`` and a DataTree
@@ -222,8 +239,13 @@ def compare_models(fits: dict, *, se_factor: float = ELPD_SE_FACTOR, min_diff: f
     under ``"two-type"``, :class:`BayesianAlternative` under ``"homogeneous"`` and
     ``"continuous"``. The verdict says there is evidence of careless users only when the
     two-type model beats the homogeneous one by more than ``se_factor`` standard errors of
-    the difference and by more than ``min_diff``.
+    the difference and by more than ``min_diff``. With a continuous fit (the two-type model's
+    careless users) it also answers "two types or a continuum" (``types_or_continuum``): LOO
+    decides where it can; where the two predict alike, a continuum that puts less than
+    ``middle_min`` of users between 10% and 90% attentive has collapsed onto two types.
     """
+    if isinstance(middle_min, bool) or not isinstance(middle_min, (int, float)) or not 0.0 < float(middle_min) < 1.0:
+        raise ConfigError(f"middle_min must be a share strictly between 0 and 1, got {middle_min!r}")
     if "two-type" not in fits or "homogeneous" not in fits:
         raise ConfigError("compare_models needs at least the 'two-type' and the 'homogeneous' fits")
     point = {}
@@ -290,8 +312,18 @@ def compare_models(fits: dict, *, se_factor: float = ELPD_SE_FACTOR, min_diff: f
             continuum = "two-type"
             verdict += f" Two distinct types fit better than a continuum of quality (difference {-diff_ct:+.1f}, SE {se_ct:.1f})."
         else:
-            continuum = "tie"
-            verdict += f" Two types and a continuum of quality fit about equally well (difference {diff_ct:+.1f}, SE {se_ct:.1f})."
+            # The continuum holds two types as a limit (quality Beta piled onto 0 and 1), where the
+            # two predict alike: its fitted shape says which the data are.
+            middle = continuum_middle_mass(fits["continuous"])
+            if middle < middle_min:
+                continuum = "two-type"
+                verdict += (f" Two types and a continuum predict held-out users about equally well (difference {diff_ct:+.1f}, SE "
+                            f"{se_ct:.1f}), but the fitted continuum puts only {middle:.0%} of users between 10% and 90% attentive: "
+                            "it collapses onto two types, so the data prefer two types.")
+            else:
+                continuum = "tie"
+                verdict += (f" Two types and a continuum of quality fit about equally well (difference {diff_ct:+.1f}, SE {se_ct:.1f}); "
+                            f"the fitted continuum puts {middle:.0%} of users between 10% and 90% attentive.")
     bad = table[table["pareto_k_bad"] > 0]
     for name, row in bad.iterrows():
         verdict += (f" Warning: {int(row['pareto_k_bad'])} user(s) have Pareto k above {row['pareto_k_threshold']:.2f} under the "
@@ -300,5 +332,5 @@ def compare_models(fits: dict, *, se_factor: float = ELPD_SE_FACTOR, min_diff: f
     index = first.users_.index if hasattr(first, "users_") else None
     pointwise = pd.DataFrame({f"{name}_{key}": point[name][key] for name in point for key in ("elpd_i", "pareto_k")}, index=index)
     pointwise.index.name = USER
-    settings = {"se_factor": se_factor, "min_diff": min_diff, "pareto_k_max": pareto_k_max}
+    settings = {"se_factor": se_factor, "min_diff": min_diff, "pareto_k_max": pareto_k_max, "middle_min": middle_min}
     return ModelComparison(table=table, evidence_of_careless=bool(evidence), verdict=verdict, pointwise=pointwise, settings=settings, types_or_continuum=continuum)

@@ -7,7 +7,6 @@ import math
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import integrate, stats
 from scipy.optimize import approx_fprime

@@ -442,6 +442,7 @@ CASES: list[Case] = [
     Case("em-vs-mcmc-bad-sampler-key", "compare_em_mcmc", lambda c: A(V(), sampler_config={"drawz": 1}, **MU), ConfigError, "drawz"),
     Case("alt-sample-before-build", "BayesianAlternative.sample", lambda c: A(cm.BayesianAlternative("homogeneous")), NotFittedError, "build the model first"),
     Case("alt-sampler-config-list", "BayesianAlternative", lambda c: A("homogeneous", None, [1]), ConfigError, "must be a dict"),
+    Case("compare-middle-min-bad", "compare_models", lambda c: A({"two-type": c.fixture("bayes_fit")}, middle_min=1.5), ConfigError, "middle_min"),
     Case("compare-one-model", "compare_models", lambda c: A({"two-type": c.fixture("bayes_fit")}), ConfigError, "needs at least"),
     Case("ppc-extreme-out-of-range", "posterior_predictive_check", lambda c: A(c.fixture("bayes_fit"), ppp_extreme=0.7), ConfigError, "ppp_extreme"),
     Case("ppc-unfitted", "posterior_predictive_check", lambda c: A(cm.BayesianTwoType()), NotFittedError, "fit"),

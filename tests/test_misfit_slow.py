@@ -45,18 +45,25 @@ def _loo_fits(votes, mu):
             fits[kind] = cm.BayesianAlternative(kind, sampler_config=SAMPLER)
             fits[kind].fit(votes, mu=mu)
     assert fits["continuous"].model_config["careless"] == fits["two-type"].model_config["careless"] == "beta"
-    return cm.compare_models(fits)
+    return cm.compare_models(fits), fits
 
 
 def test_loo_prefers_or_ties_the_continuum_on_partial_attention():
     sc = simulate_scenario("partial", 500, 2)
-    cmp = _loo_fits(sc.votes, sc.told_mu)
+    cmp, fits = _loo_fits(sc.votes, sc.told_mu)
     assert cmp.types_or_continuum in ("continuous", "tie"), cmp.verdict
+    from comparemode.inference.model_checks import continuum_middle_mass
+
+    assert continuum_middle_mass(fits["continuous"]) > 0.5  # theta ~ Beta(2, 2): 94% of users in between
     assert cmp.table.loc["continuous", "elpd_loo"] >= cmp.table.loc["two-type", "elpd_loo"] - 2 * cmp.table.loc["two-type", "se_diff"]
 
 
 def test_loo_prefers_two_types_on_two_type_data():
+    """The continuum holds two types as its limit: on two-type data it predicts held-out users
+    as well as two types only by piling its quality onto 0 and 1, and the verdict says two
+    types."""
     sc = simulate_scenario("control", 500, 2)
-    cmp = _loo_fits(sc.votes, sc.told_mu)
+    cmp, _ = _loo_fits(sc.votes, sc.told_mu)
     assert cmp.types_or_continuum == "two-type", cmp.verdict
     assert cmp.evidence_of_careless
+    assert cmp.table.loc["two-type", "elpd_loo"] >= cmp.table.loc["continuous", "elpd_loo"] - 2 * cmp.table.loc["continuous", "se_diff"]
