@@ -963,7 +963,7 @@ def apply_decisions(votes, table: pd.DataFrame):
     :func:`write_kept`); the decision table is the usual one. The summary counts users from
     the table and votes from its ``n_votes`` column (the votes the model was fitted on);
     :func:`write_kept` recounts them while writing."""
-    from comparemode.inference.filter import FilterResult
+    from comparemode.inference.filter import FilterResult, account
 
     _require_dask("filtering a Dask DataFrame of votes")
     if USER not in votes.columns:
@@ -988,6 +988,7 @@ def apply_decisions(votes, table: pd.DataFrame):
                 "votes_counted_from": "users table (n_votes)",
             }
         )
+    account(summary, table, keep_user, np.ones(len(table), dtype=bool))  # every user of the table voted
     return FilterResult(kept=kept, dropped=dropped, users=table, weights=weights, summary=summary)
 
 

@@ -1083,6 +1083,7 @@ class TwoTypeEM:
         out = {
             "passed": bool(failed.empty),
             "ran": [str(n) for n in table.index[table["status"] != "not run"]],
+            "not_run": {str(n): str(r["message"]) for n, r in table[table["status"] == "not run"].iterrows()},
             "failed": {str(n): str(r["message"]) for n, r in failed.iterrows()},
             "level": float(table.attrs.get("level", MISFIT_LEVEL)),
         }

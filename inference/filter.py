@@ -190,8 +190,7 @@ def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
     kept = votes[keep_vote]
     dropped = votes[~keep_vote]
     voted = np.bincount(codes, minlength=len(table)) > 0
-    rule = dict(table.attrs.get("rule", {}))
-    summary = dict(rule)
+    summary = dict(table.attrs.get("rule", {}))
     summary.update(
         {
             "users_in": int(voted.sum()),
@@ -203,12 +202,18 @@ def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
             "share_votes_kept": (len(kept) / len(votes)) if len(votes) else math.nan,
         }
     )
-    kept_users = keep_user & voted
-    p_kept = table["p_attentive"].to_numpy(dtype=float)[kept_users]
-    summary["expected_careless_share"] = float(np.mean(1.0 - p_kept)) if p_kept.size else 0.0
-    summary["promise"] = _promise(table, rule)
-    summary["favoured_win_rate"] = _win_rates(table, keep_user, voted)
+    account(summary, table, keep_user, voted)
     return FilterResult(kept=kept, dropped=dropped, users=table, weights=weights, summary=summary)
+
+
+def account(summary: dict, table: pd.DataFrame, keep_user: np.ndarray, voted: np.ndarray) -> dict:
+    """Add to a filter's ``summary`` what its decision means: the kept users' expected careless
+    share (the rule's own where it has one), the promise, and the favoured model's win rates."""
+    p_kept = table["p_attentive"].to_numpy(dtype=float)[keep_user & voted]
+    summary.setdefault("expected_careless_share", float(np.mean(1.0 - p_kept)) if p_kept.size else 0.0)
+    summary["promise"] = _promise(table, table.attrs.get("rule", {}))
+    summary["favoured_win_rate"] = _win_rates(table, keep_user, voted)
+    return summary
 
 
 _CLAIMS = {
@@ -229,8 +234,11 @@ def _promise(table: pd.DataFrame, rule: dict) -> dict:
     checks = table.attrs.get("checks")
     if not checks:
         return {"status": "unchecked", "claim": claim, "statement": f"unchecked: {claim}, if the model fits; no misfit checks came with this user table"}
+    if checks.get("passed", False) and not checks.get("ran"):
+        why = "; ".join(f"{k}: {v}" for k, v in checks.get("not_run", {}).items())
+        return {"status": "unchecked", "claim": claim, "statement": f"unchecked: {claim}, if the model fits; no misfit check could run ({why})"}
     if checks.get("passed", False):
-        ran = ", ".join(checks.get("ran", [])) or "none could run"
+        ran = ", ".join(checks["ran"])
         return {"status": "kept", "claim": claim, "statement": f"{claim}: the model's misfit checks passed ({ran}; family-wise level {checks.get('level', float('nan')):g})"}
     failed = checks.get("failed", {})
     text = f"VOID: {claim} only if the model fits, and it does not: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
@@ -272,7 +280,7 @@ def _decided(votes, users, decide, *args) -> FilterResult:
         except AttributeError:  # not an estimator: the table check names what it got
             pass
     result = apply_decisions(votes, decide(table, *args))
-    if alt is not None and result.summary["promise"]["status"] == "void":
+    if alt is not None and result.summary.get("promise", {}).get("status") == "void":
         result.alternative = apply_decisions(votes, decide(alt, *args))
         result.alternative.summary["model"] = result.summary["promise"].get("better_fit")
         result.alternative.summary["promise"] = {

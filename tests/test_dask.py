@@ -153,6 +153,10 @@ def test_filter_writes_partitioned_parquet_equal_to_pandas(client, scalar_votes,
     for key in ("users_kept", "users_dropped", "votes_kept", "votes_dropped"):
         assert summary[key] == expected.summary[key]
     assert summary["votes_kept_written"] == len(expected.kept)
+    # the same win rates; the Dask fit ran no misfit check (it sees per-user counts), and says so
+    assert result.summary["favoured_win_rate"] == expected.summary["favoured_win_rate"]
+    assert expected.summary["promise"]["status"] == "kept"
+    assert result.summary["promise"]["status"] == "unchecked" and "per-user counts" in result.summary["promise"]["statement"]
     np.testing.assert_array_equal(result.weights.compute().to_numpy(), expected.weights.to_numpy())
 
 

@@ -187,9 +187,12 @@ def test_loo_prefers_or_ties_the_continuous_model_on_continuous_data():
     se = np.sqrt(len(cmp.pointwise) * np.var(cmp.pointwise["continuous_elpd_i"] - cmp.pointwise["two-type_elpd_i"]))
     assert d > -2 * se, f"continuous worse than two-type by {-d:.1f} (SE {se:.1f})"
     assert t.loc["continuous", "elpd_loo"] > t.loc["homogeneous", "elpd_loo"]
-    # the quality score agrees with the oracle score (true parameters) and tracks the true share
+    # the quality score agrees with the oracle score (true parameters, the simulator's shared
+    # careless rate; the fit has per-user careless rates, the two-type model's) and tracks the true share
     alt = fits["continuous"]
-    oracle = continuous_quality_mean(alt._terms, {"quality": (2.0, 1.0), "careless_first": 0.75})[alt._vt.inverse]
+    assert alt.model_config["careless"] == "beta"
+    oracle_terms = continuous_terms(alt._vt, "shared")
+    oracle = continuous_quality_mean(oracle_terms, {"quality": (2.0, 1.0), "careless_first": 0.75})[alt._vt.inverse]
     q = alt.users_["quality"].to_numpy()
     assert np.corrcoef(q, oracle)[0, 1] > 0.97
     truth = sim.users["quality"].reindex(alt.users_.index).to_numpy()

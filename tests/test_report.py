@@ -52,8 +52,15 @@ def test_report_on_homogeneous_data_finds_no_careless_users_and_keeps_everyone(h
 
 def test_report_is_self_contained_and_complete(homogeneous_report):
     res, page = homogeneous_report
-    for anchor in ("data", "params", "diag", "ppc", "loo", "filter", "repro"):
+    for anchor in ("data", "params", "diag", "ppc", "loo", "misfit", "filter", "repro"):
         assert f'id="{anchor}"' in page
+    # the EM fit's misfit checks: every-user-alike data (each vote attentive with probability
+    # 0.8) are attention by degree, which the dispersion check sees and the verdict box says
+    assert set(res.checks) >= {"passed", "ran", "failed"}
+    assert "favoured-model dispersion" in page and "drift" in page
+    if not res.checks["passed"]:
+        assert "The model does not fit these votes" in page
+    assert "cross-fitting" in page
     srcs = re.findall(r'src="([^"]+)"', page)
     assert len(srcs) == res.n_figures >= 5
     assert all(s.startswith("data:image/png;base64,") for s in srcs)  # figures embedded, nothing fetched
@@ -61,6 +68,17 @@ def test_report_is_self_contained_and_complete(homogeneous_report):
     for name in ("pymc", "arviz", "numpy", "random_seed", "sampler_config"):
         assert name in page
     assert "two-type" in page and "homogeneous" in page and "continuous" in page
+
+
+def test_report_estimates_mu_for_two_models_without_a_reference(tmp_path):
+    from comparemode.scenarios import simulate_scenario
+
+    sc = simulate_scenario("mu_low", 150, 3)
+    tiny = {"draws": 60, "tune": 60, "chains": 1, "cores": 1, "random_seed": 1}
+    res = write_report(sc.votes, tmp_path / "r.html", sampler_config=tiny, ppc_draws=20, quiet=True)
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "was estimated by the two-type EM" in page and "treated as known" in page
+    assert res.checks["ran"]
 
 
 def test_report_refuses_to_overwrite(homogeneous_report, homogeneous_votes, tmp_path):
