@@ -27,7 +27,7 @@ from comparemode._progress import Progress
 from comparemode.constants import USER
 from comparemode.errors import ConfigError, NotFittedError
 from comparemode.inference.alternatives import fit_tie_beta
-from comparemode.inference.misfit import vote_agreement
+from comparemode.inference.misfit import favoured_counts
 from comparemode.models.alternatives import (
     CONTINUOUS_CARELESS_MODES,
     _term_parts,
@@ -197,16 +197,15 @@ class ContinuousQuality:
         n, t = vt.n[inv], vt.t[inv]
         ll = continuous_loglik(vt, terms, self._p, tie=tie_ab is not None)
         mu_row = enc.mu if enc.mu is not None else np.where(enc.code // 3 == 1, fit["mu"], 1.0 - fit["mu"])
-        informative, agree = vote_agreement(enc.outcome, mu_row)
-        per_user = lambda x: np.bincount(enc.user, weights=x, minlength=enc.n_users)  # noqa: E731
+        fav, inf, exp = favoured_counts(enc.user, enc.n_users, enc.outcome, mu_row)
         self.users_ = pd.DataFrame(
             {
                 "n_votes": n,
                 "n_ties": t,
                 "n_decisive": n - t,
-                "n_favoured": per_user(agree & informative),
-                "n_informative": per_user(informative),
-                "expected_favoured": per_user(np.where(informative, np.maximum(mu_row, 1.0 - mu_row), 0.0)),
+                "n_favoured": fav,
+                "n_informative": inf,
+                "expected_favoured": exp,
                 "quality": continuous_quality_mean(terms, p)[inv],
                 "p_attentive": continuous_prob_attentive(terms, p, float(self.attentive_share))[inv],
                 "loglik": ll[inv],
@@ -248,7 +247,9 @@ class ContinuousQuality:
         if not hasattr(self, "params_"):
             raise NotFittedError("ContinuousQuality is not fitted yet: call fit(votes, ...) first")
 
-    def _votes(self, votes: pd.DataFrame):
+    def vote_terms(self, votes: pd.DataFrame) -> dict:
+        """The fitted votes one by one (as ``TwoTypeEM.vote_terms``, without ``attentive``;
+        ``encoded``: the encoded votes)."""
         from comparemode.data import validate_votes
         from comparemode.inference.crossfit import describe_votes
         from comparemode.inference.filter import user_codes
@@ -260,13 +261,11 @@ class ContinuousQuality:
         votes = validate_votes(votes)
         enc, _ = encode_votes(votes, self._ref)
         mu_row = enc.mu if enc.mu is not None else np.where(enc.code // 3 == 1, float(self.params_["mu"]), 1.0 - float(self.params_["mu"]))
-        return describe_votes(enc.outcome, mu_row, user_codes(self.users_.index, votes[USER])), enc
+        out = describe_votes(enc.outcome, mu_row, user_codes(self.users_.index, votes[USER]))
+        out["encoded"] = enc
+        return out
 
-    def vote_terms(self, votes: pd.DataFrame) -> dict:
-        """The fitted votes one by one (as ``TwoTypeEM.vote_terms``, without ``attentive``)."""
-        return self._votes(votes)[0]
-
-    def crossfit_p_attentive(self, votes: pd.DataFrame, folds="loo", random_seed: int | None = 0) -> pd.Series:
+    def crossfit_p_attentive(self, votes: pd.DataFrame, folds="loo", random_seed: int | None = 0, terms: dict | None = None) -> pd.Series:
         """P(theta_u >= attentive_share) of every vote's user from the user's other votes (all
         of them with ``folds="loo"``, the other folds of a seeded ``K``-fold split otherwise),
         under the fitted parameters; see :mod:`comparemode.inference.crossfit`. Ties do not
@@ -277,7 +276,8 @@ class ContinuousQuality:
         from comparemode.models.alternatives import VoteTypes
 
         k = check_crossfit_args(self, folds, random_seed)
-        v, enc = self._votes(votes)
+        v = self.vote_terms(votes) if terms is None else terms
+        enc = v["encoded"]
         user, outcome = v["user"], enc.outcome
         n_users = len(self.users_)
         dec = outcome != 2

@@ -91,7 +91,7 @@ def crossfit_posteriors(model, votes: pd.DataFrame, folds="loo", random_seed: in
     return model.crossfit_p_attentive(votes, folds=folds, random_seed=random_seed)
 
 
-def two_type_crossfit(model, votes: pd.DataFrame, folds="loo", random_seed: int | None = 0) -> pd.Series:
+def two_type_crossfit(model, votes: pd.DataFrame, folds="loo", random_seed: int | None = 0, terms: dict | None = None) -> pd.Series:
     """:func:`crossfit_posteriors` for the two-type models: the user's counts minus the fold's
     counts, under the fitted parameters."""
     from comparemode.inference.em import _Problem
@@ -101,7 +101,7 @@ def two_type_crossfit(model, votes: pd.DataFrame, folds="loo", random_seed: int 
         p = model.user_params()
     except NotFittedError:
         raise NotFittedError(f"{type(model).__name__} is not fitted yet: fit it on these votes first") from None
-    v = model.vote_terms(votes)
+    v = model.vote_terms(votes) if terms is None else terms
     user, outcome, att = v["user"], v["outcome"], v["attentive"]
     n_users = len(model.users_)
     tie = (outcome == 2).astype(np.int64)
@@ -169,9 +169,9 @@ def filter_crossfit(
     if not isinstance(votes, pd.DataFrame):
         raise ConfigError(f"votes must be a pandas DataFrame, got {type(votes).__name__}")
     check_crossfit_args(model, folds, random_seed)
-    p_oof = model.crossfit_p_attentive(votes, folds=folds, random_seed=random_seed)
-    p = p_oof.to_numpy()
     v = model.vote_terms(votes)
+    p_oof = model.crossfit_p_attentive(votes, folds=folds, random_seed=random_seed, terms=v)
+    p = p_oof.to_numpy()
     if alpha is None:
         keep = p >= threshold
         rule = {"rule": "crossfit_threshold", "threshold": threshold}

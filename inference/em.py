@@ -37,7 +37,7 @@ from comparemode.constants import (
     USER,
 )
 from comparemode.errors import BoundaryWarning, ConfigError, LikelihoodDecreaseError, NotFittedError
-from comparemode.inference.misfit import checks_table, dispersion_check, drift_check, vote_agreement, warn_failed
+from comparemode.inference.misfit import checks_table, dispersion_check, drift_check, favoured_counts, vote_agreement, warn_failed
 from comparemode.models.likelihood import (
     CARELESS_MODES,
     TIE_MODES,
@@ -123,6 +123,19 @@ def _ascent_step(m, g):
     return np.array([(c * g[0] - b * g[1]) / det, (a * g[1] - b * g[0]) / det])
 
 
+def _backtrack(value, x, step, f, clip):
+    """The step from ``x``, halved until the objective ``value`` is no lower than ``f`` (down to
+    a millionth of it): ``(x_new, value_new)``, or None where no such step exists."""
+    t = 1.0
+    while t > 1e-6:
+        xn = clip(x + t * step)
+        fn = value(xn)
+        if fn >= f:
+            return xn, fn
+        t *= 0.5
+    return None
+
+
 def _bb_mstep(k, n, w, ab, max_steps=2):
     """Safeguarded Newton ascent of the weighted Beta-Binomial objective from ``ab``.
 
@@ -139,17 +152,10 @@ def _bb_mstep(k, n, w, ab, max_steps=2):
         length = float(np.abs(step).max())
         if length > 3.0:
             step *= 3.0 / length
-        t = 1.0
-        accepted = False
-        while t > 1e-6:
-            xn = np.clip(x + t * step, _LOG_MIN, _LOG_MAX)
-            fn = data.objective(xn[0], xn[1])
-            if fn >= f:
-                accepted = True
-                break
-            t *= 0.5
-        if not accepted:
+        found = _backtrack(lambda z: data.objective(z[0], z[1]), x, step, f, lambda z: np.clip(z, _LOG_MIN, _LOG_MAX))
+        if found is None:
             break
+        xn, fn = found
         gain = fn - f
         x = xn
         if gain <= 1e-13 * scale:
@@ -177,16 +183,10 @@ def _bb_kappa_step(k, n, w, mean: float, kappa: float, max_steps: int = 3) -> fl
         gx, hx = float(g[0] + g[1]), float(h[0, 0] + 2 * h[0, 1] + h[1, 1])
         step = gx / -hx if hx < 0 else math.copysign(1.0, gx)
         step = max(min(step, 3.0), -3.0)
-        t, accepted = 1.0, False
-        while t > 1e-6:
-            xn = min(max(x + t * step, lo), hi)
-            fn = at(xn)
-            if fn >= f:
-                accepted = True
-                break
-            t *= 0.5
-        if not accepted:
+        found = _backtrack(at, x, step, f, lambda z: min(max(z, lo), hi))
+        if found is None:
             break
+        xn, fn = found
         gain, x = fn - f, xn
         if gain <= 1e-13 * (1.0 + abs(f)):
             break
@@ -964,16 +964,17 @@ class TwoTypeEM:
             out["picked_model"] = ((enc.outcome == 0) & shown_first) | ((enc.outcome == 1) & ~shown_first)
         return out
 
-    def crossfit_p_attentive(self, votes: pd.DataFrame, folds="loo", random_seed: int | None = 0) -> pd.Series:
+    def crossfit_p_attentive(self, votes: pd.DataFrame, folds="loo", random_seed: int | None = 0, terms: dict | None = None) -> pd.Series:
         """P(attentive) of every vote's user from the user's *other* votes: with ``folds="loo"``
         (default) every vote is decided by all other votes of its user; with an integer ``K``
         each user's votes are split at random into ``K`` folds (seeded) and every fold is
         decided by the other folds. A vote's own outcome thus never enters its decision (the
         population parameters are the fit's, which one vote moves by O(1/N)). Returns a
-        Series aligned with the votes' index."""
+        Series aligned with the votes' index. ``terms``: :meth:`vote_terms` of these votes, if
+        already at hand."""
         from comparemode.inference.crossfit import two_type_crossfit
 
-        return two_type_crossfit(self, votes, folds=folds, random_seed=random_seed)
+        return two_type_crossfit(self, votes, folds=folds, random_seed=random_seed, terms=terms)
 
     # -- results ---------------------------------------------------------------------
     def _params_series(self, p: dict, ref, ties: str) -> pd.Series:
@@ -1055,13 +1056,7 @@ class TwoTypeEM:
 
     def _favoured_from_votes(self, enc: EncodedVotes, p: dict):
         mu_row, _ = self._check_design(enc, p)
-        informative, agree = vote_agreement(enc.outcome, mu_row)
-        user, n = enc.user, enc.n_users
-        return (
-            np.bincount(user, weights=agree & informative, minlength=n),
-            np.bincount(user, weights=informative, minlength=n),
-            np.bincount(user, weights=np.where(informative, np.maximum(mu_row, 1.0 - mu_row), 0.0), minlength=n),
-        )
+        return favoured_counts(enc.user, enc.n_users, enc.outcome, mu_row)
 
     @property
     def users_(self) -> pd.DataFrame:

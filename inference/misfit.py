@@ -42,7 +42,7 @@ from scipy.stats import norm
 from comparemode.constants import CODE_A, CODE_B, CODE_TIE
 from comparemode.errors import MisfitWarning
 
-__all__ = ["vote_agreement", "dispersion_check", "drift_check", "checks_table", "warn_failed", "COLUMNS"]
+__all__ = ["vote_agreement", "favoured_counts", "dispersion_check", "drift_check", "checks_table", "warn_failed", "COLUMNS"]
 
 #: Columns of a fitted estimator's ``checks_`` table.
 COLUMNS = ("status", "observed", "expected", "lower", "upper", "statistic", "p_value", "level", "passed", "message")
@@ -59,6 +59,18 @@ def vote_agreement(outcome: np.ndarray, mu_row: np.ndarray):
     informative = (outcome != CODE_TIE) & (mu_row != 0.5)
     agree = ((outcome == CODE_A) & (mu_row > 0.5)) | ((outcome == CODE_B) & (mu_row < 0.5))
     return informative, agree
+
+
+def favoured_counts(user: np.ndarray, n_users: int, outcome: np.ndarray, mu_row: np.ndarray):
+    """Per user: decisive picks of the model the reference favours on the vote, the votes on
+    which it favours one, and the picks of it an attentive user would make on average (the
+    ``n_favoured``, ``n_informative`` and ``expected_favoured`` columns of a user table)."""
+    informative, agree = vote_agreement(outcome, mu_row)
+
+    def per_user(x):
+        return np.bincount(user, weights=x, minlength=n_users)
+
+    return per_user(agree & informative), per_user(informative), per_user(np.where(informative, np.maximum(mu_row, 1.0 - mu_row), 0.0))
 
 
 def dispersion_check(observed: float, replicated: np.ndarray) -> dict:
