@@ -347,7 +347,7 @@ def write_report(
         doc.raw('<div class="verdict warn"><b>The model does not fit these votes.</b> The filter\'s promise (the expected '
                 "careless share of the kept users) and every P(attentive) below rest on the model, and its misfit checks "
                 "failed: " + html.escape("; ".join(f"{k}: {v}" for k, v in checks["failed"].items()))
-                + (f" Better fit: {html.escape(checks['better_fit'])} (section 6)." if checks.get("better_fit") else "")
+                + "." + (f" Better fit: {html.escape(checks['better_fit'])} (section 6)." if checks.get("better_fit") else "")
                 + ' See <a href="#misfit">the misfit checks</a>.</div>')
 
     doc.h(2, "1. Data summary", "data")
@@ -459,6 +459,12 @@ def write_report(
           f"own outcome ({'under the EM fit' if basis is em else 'under the better-fitting model, ' + html.escape(str(checks.get('better_fit')))}: "
           f"{xfit.summary['votes_kept']:,} of {xfit.summary['votes_in']:,} votes kept). The favoured model's decisive win rate:")
     doc.raw(_table(pd.DataFrame({"win rate": list(rates.values())}, index=pd.Index(list(rates), name="votes"))))
+    if whole.alternative is not None:
+        alt = whole.alternative.summary
+        doc.p(f"Under the better-fitting model ({html.escape(str(alt['model']))}), the same FDR rule on the EM's probabilities keeps "
+              f"{alt['users_kept']:,} of {alt['users_in']:,} users and {alt['votes_kept']:,} of {alt['votes_in']:,} votes (expected careless "
+              f"share {alt['expected_careless_share']:.3f}); the decision above, on the two-type posterior with the given reference, does not "
+              "keep its promise.")
 
     doc.h(2, "8. Reproduce", "repro")
     seconds = time.perf_counter() - t0
