@@ -612,7 +612,11 @@ def _row_witness(parts: pd.DataFrame):
 def fit_two_type(est, votes, *, mu=None, strengths=None, scale: str = "bt"):
     """``TwoTypeEM.fit`` on lazy votes: one Dask pass into per-user statistics, then the same EM.
     Sets ``n_passes_`` (passes over the votes) besides the usual results."""
+    from comparemode.reference import _asks_estimate
+
     est._check_settings()
+    if _asks_estimate(mu):
+        raise ConfigError("mu='estimate' is not available for votes on Dask yet: pass a known mu, or fit the votes in memory (pandas)")
     progress = Progress(est.verbose)
     agg = aggregate_votes(votes, mu=mu, strengths=strengths, scale=scale, careless=est.careless, progress=progress)
     est._fit_stats(agg.stats, agg.ref, agg.user_index, progress, n_votes=agg.n_votes, t0=agg.t0)

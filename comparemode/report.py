@@ -426,8 +426,6 @@ def write_report(
     doc.h(2, "7. Filtering decision", "filter")
     decided = two.users_.copy()  # the MCMC probabilities, judged by the EM fit's checks of the same model
     decided.attrs["checks"] = checks
-    for col in ("n_favoured", "n_informative", "expected_favoured"):
-        decided[col] = em.users_[col].reindex(decided.index).to_numpy()
     curve, fig = _threshold_curve(votes, two.users_, ALPHA_GRID)
     if comparison.evidence_of_careless:
         result = filter_fdr(votes, decided, alpha=alpha)

@@ -37,7 +37,15 @@ from comparemode.constants import (
     USER,
 )
 from comparemode.errors import BoundaryWarning, ConfigError, LikelihoodDecreaseError, NotFittedError
-from comparemode.inference.misfit import checks_table, dispersion_check, drift_check, favoured_counts, vote_agreement, warn_failed
+from comparemode.inference.misfit import (
+    checks_table,
+    dispersion_check,
+    drift_check,
+    favoured_counts,
+    favoured_from_counts,
+    vote_agreement,
+    warn_failed,
+)
 from comparemode.models.likelihood import (
     CARELESS_MODES,
     TIE_MODES,
@@ -1048,11 +1056,7 @@ class TwoTypeEM:
         if stats.k is None:
             nan = np.full(stats.n_users, np.nan)
             return nan, nan, nan
-        mu = float(p["mu"]) if "mu" in p else float(self.params_["mu"])
-        d = (stats.n - stats.t).astype(float)
-        informative = d if mu != 0.5 else np.zeros_like(d)
-        favoured = stats.k if mu > 0.5 else (d - stats.k if mu < 0.5 else np.zeros_like(d))
-        return favoured.astype(float), informative, informative * max(mu, 1.0 - mu)
+        return favoured_from_counts(stats.k, stats.n - stats.t, float(p["mu"]) if "mu" in p else float(self.params_["mu"]))
 
     def _favoured_from_votes(self, enc: EncodedVotes, p: dict):
         mu_row, _ = self._check_design(enc, p)

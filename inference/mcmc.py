@@ -385,6 +385,8 @@ class BayesianTwoType:
         }
         if st.k is not None:
             data["user_n_stronger"] = (USER, np.asarray(st.k, dtype=np.int64))
+        for name, values in zip(("n_favoured", "n_informative", "expected_favoured"), self._favoured(idata)):
+            data[f"user_{name}"] = (USER, np.asarray(values, dtype=float))
         if self._pat.k is not None and "n_stronger" not in idata["constant_data"]:
             idata["constant_data"]["n_stronger"] = xr.DataArray(self._pat.k.astype(float), dims=("pattern",))
         if "attentive_loglik" not in idata["constant_data"] and self.model_config["mu"] != "joint":
@@ -415,6 +417,30 @@ class BayesianTwoType:
             }
         )
         return idata
+
+    def _favoured(self, idata):
+        """Per user: decisive picks of the model the reference favours, the votes on which it
+        favours one and an attentive user's expected picks of it (what the filters' win rates
+        read), with mu or the strengths at their posterior means where estimated; NaN for votes
+        aggregated on Dask (no votes one by one)."""
+        from comparemode.inference.misfit import favoured_counts, favoured_from_counts
+
+        enc, n, st = self._enc, len(self._user_index), self._stats
+        post = idata["posterior"]
+        if st.k is not None and self.model_config["mu"] != "joint":  # two models: from the counts, on Dask too
+            mu = float(post["mu"].mean()) if self.model_config["mu"] == "estimate" else float(self._ref.mu)
+            return favoured_from_counts(st.k, st.n - st.t, mu)
+        if enc is None:
+            return (np.full(n, np.nan),) * 3
+        if self.model_config["mu"] == "joint":
+            from scipy.special import expit
+
+            d = self._joint_design
+            beta = np.asarray(post["strength"].mean(dim=("chain", "draw")).values, dtype=float)
+            mu_row = expit(beta[d["all_a"]] - beta[d["all_b"]])
+        else:
+            mu_row = np.asarray(enc.mu, dtype=float)
+        return favoured_counts(enc.user, n, enc.outcome, mu_row)
 
     # -- results -----------------------------------------------------------------------
     def _fitted_idata(self):
@@ -577,6 +603,9 @@ class BayesianTwoType:
         cols = {"n_votes": n, "n_ties": t, "n_decisive": n - t, "n_first": f, "n_second": n - t - f}
         if "user_n_stronger" in ud:
             cols["n_stronger"] = np.asarray(ud["user_n_stronger"].values)
+        for name in ("n_favoured", "n_informative", "expected_favoured"):
+            if f"user_{name}" in ud:  # saved before these were stored: no win rates
+                cols[name] = np.asarray(ud[f"user_{name}"].values, dtype=float)
         cols.update(
             p_attentive=summ["mean"][inv],
             p_attentive_sd=summ["sd"][inv],

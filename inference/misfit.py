@@ -42,7 +42,7 @@ from scipy.stats import norm
 from comparemode.constants import CODE_A, CODE_B, CODE_TIE
 from comparemode.errors import MisfitWarning
 
-__all__ = ["vote_agreement", "favoured_counts", "dispersion_check", "drift_check", "checks_table", "warn_failed", "COLUMNS"]
+__all__ = ["vote_agreement", "favoured_counts", "favoured_from_counts", "dispersion_check", "drift_check", "checks_table", "warn_failed", "COLUMNS"]
 
 #: Columns of a fitted estimator's ``checks_`` table.
 COLUMNS = ("status", "observed", "expected", "lower", "upper", "statistic", "p_value", "level", "passed", "message")
@@ -71,6 +71,16 @@ def favoured_counts(user: np.ndarray, n_users: int, outcome: np.ndarray, mu_row:
         return np.bincount(user, weights=x, minlength=n_users)
 
     return per_user(agree & informative), per_user(informative), per_user(np.where(informative, np.maximum(mu_row, 1.0 - mu_row), 0.0))
+
+
+def favoured_from_counts(k: np.ndarray, d: np.ndarray, mu: float):
+    """:func:`favoured_counts` for two models from the per-user counts: ``k`` decisive picks of
+    the model ``mu`` is about among ``d`` decisive votes."""
+    d = np.asarray(d, dtype=float)
+    k = np.asarray(k, dtype=float)
+    informative = d if mu != 0.5 else np.zeros_like(d)
+    favoured = k if mu > 0.5 else (d - k if mu < 0.5 else np.zeros_like(d))
+    return favoured, informative, informative * max(mu, 1.0 - mu)
 
 
 def dispersion_check(observed: float, replicated: np.ndarray) -> dict:

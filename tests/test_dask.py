@@ -18,6 +18,7 @@ import pytest
 import comparemode as cm
 from comparemode import dask_backend
 from comparemode.errors import (
+    ConfigError,
     InputNotFoundError,
     InvalidValueError,
     MissingColumnError,
@@ -186,6 +187,9 @@ def test_bad_input_errors_match_pandas(client, scalar_votes, tmp_path):
         cm.TwoTypeEM().fit(write_parts(same, tmp_path / "same"), **reference)
     with pytest.raises(InputNotFoundError, match="no votes files match"):
         cm.load_votes(str(tmp_path / "nothing" / "*.parquet"))
+    # mu estimated: the pandas path only, said plainly
+    with pytest.raises(ConfigError, match="not available for votes on Dask"):
+        cm.TwoTypeEM().fit(folder, mu="estimate")
 
 
 def test_local_scheduler_without_cluster(scalar_votes):

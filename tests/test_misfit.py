@@ -335,3 +335,13 @@ def test_promise_kept_where_checks_pass_else_withdrawn(fits, name):
         assert realised <= 0.12
     if realised > 0.12:
         assert not em.checks_["passed"].all() and warned and res.summary["promise"]["status"] == "void"
+
+
+def test_posterior_filters_report_the_win_rates(bayes_fit, bayes_sim):
+    """The MCMC user table carries the favoured-model counts too, so its filters report the
+    win rates; they come with no misfit checks (the posterior's own are in model checking)."""
+    res = cm.filter_fdr(bayes_sim.votes, bayes_fit.users_, alpha=0.1)
+    win = res.summary["favoured_win_rate"]
+    assert win is not None and win["model_attentive"] == pytest.approx(0.7)
+    assert 0.5 < win["all"] < win["kept"] < 1
+    assert res.summary["promise"]["status"] == "unchecked"
