@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-__all__ = ["SCENARIOS", "Scenario", "simulate_scenario"]
+__all__ = ["SCENARIOS", "Scenario", "simulate_scenario", "oracle_leave_one_out"]
 
 SCENARIOS = ("control", "mu_low", "mu_high", "partial", "drift", "topic", "careless_mix", "heavy_tail")
 
@@ -198,9 +198,29 @@ def _log_beta_binom(k, m, a, b):
     return special.betaln(k + a, m - k + b) - special.betaln(a, b)
 
 
+def oracle_leave_one_out(sc: Scenario) -> np.ndarray | None:
+    """Per vote, P(its user is attentive | the user's *other* votes) under the true process: the
+    oracle of a cross-fitted decision. For the scenarios with two user types (None for
+    ``partial`` and ``drift``, whose users are not of two types)."""
+    if sc.name in ("partial", "drift"):
+        return None
+    v = sc.votes
+    code = sc.users.index.get_indexer(v["user"])
+    tie = (v["winner"] == "tie").to_numpy()
+    first = (v["winner"] == "model_a").to_numpy()
+    picked_alpha = (((v["winner"] == "model_a") & (v["model_a"] == "alpha")) | ((v["winner"] == "model_b") & (v["model_b"] == "alpha"))).to_numpy()
+    u = len(sc.users)
+
+    def others(x):  # the user's total minus the vote's own
+        x = x.astype(float)
+        return np.bincount(code, weights=x, minlength=u)[code] - x
+
+    n, t, f, k = others(np.ones(len(v))), others(tie), others(first), others(picked_alpha)
+    return _two_type_posterior(sc.name, n, t, f, k, sc.mu_true)
+
+
 def _oracle(name: str, votes: pd.DataFrame, ids: np.ndarray, mu: float, users: pd.DataFrame) -> np.ndarray:
     code, n, t, c = _user_counts(votes, ids)
-    d = n - t
     # alpha picked: (alpha first, first picked) or (alpha second, second picked)
     k_alpha = c[(True, True)] + c[(False, False)]
     f = c[(True, True)] + c[(False, True)]
@@ -208,6 +228,12 @@ def _oracle(name: str, votes: pd.DataFrame, ids: np.ndarray, mu: float, users: p
         return _oracle_partial(c)
     if name == "drift":
         return _oracle_drift(votes, code, len(ids), users["n_votes"].to_numpy())
+    return _two_type_posterior(name, n, t, f, k_alpha, mu)
+
+
+def _two_type_posterior(name: str, n, t, f, k_alpha, mu: float) -> np.ndarray:
+    """P(attentive | counts) for the scenarios with two user types."""
+    d = n - t
     # two types: log P(votes | careless) - log P(votes | attentive), then Bayes
     if name == "careless_mix":
         comp = [np.log(w) + f * np.log(r) + (d - f) * np.log1p(-r) for w, r in zip(_MIX_WEIGHTS, _MIX_RATES)]

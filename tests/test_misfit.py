@@ -345,3 +345,18 @@ def test_posterior_filters_report_the_win_rates(bayes_fit, bayes_sim):
     assert win is not None and win["model_attentive"] == pytest.approx(0.7)
     assert 0.5 < win["all"] < win["kept"] < 1
     assert res.summary["promise"]["status"] == "unchecked"
+
+
+def test_scenario_leave_one_out_oracle_is_the_oracle_without_the_vote():
+    from comparemode.scenarios import _oracle, oracle_leave_one_out
+
+    sc = simulate_scenario("topic", 200, 4)
+    loo = oracle_leave_one_out(sc)
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(sc.votes), 8, replace=False):
+        user = sc.votes["user"].iloc[i]
+        rest = sc.votes.drop(index=sc.votes.index[i])
+        ids = sc.users.index.to_numpy()
+        p = _oracle("topic", rest, ids, sc.mu_true, sc.users)
+        assert loo[i] == pytest.approx(p[sc.users.index.get_loc(user)], rel=1e-9)
+    assert oracle_leave_one_out(simulate_scenario("partial", 50, 1)) is None
