@@ -409,12 +409,12 @@ def _fit_em(args, votes, reference, sim):
     return em.users_, estimates, part, done, em
 
 
-def _fit_mcmc(args, votes, reference):
+def _fit_mcmc(args, votes, reference, estimate: bool):
     from comparemode.constants import INTERVAL_PROB
     from comparemode.inference.mcmc import BayesianTwoType
 
     model = BayesianTwoType(
-        model_config={"careless": args.careless, "ties": args.ties, "mu": "estimate" if args.estimate_mu else "known"},
+        model_config={"careless": args.careless, "ties": args.ties, "mu": "estimate" if estimate else "known"},
         sampler_config={
             "draws": args.draws,
             "tune": args.tune,
@@ -424,7 +424,7 @@ def _fit_mcmc(args, votes, reference):
             "progressbar": not args.quiet,
         },
     )
-    model.fit(votes, **({} if args.estimate_mu else reference))
+    model.fit(votes, **({} if estimate else reference))
     table = model.summary(INTERVAL_PROB)
     lo, hi = f"hdi{round(INTERVAL_PROB * 100)}_lb", f"hdi{round(INTERVAL_PROB * 100)}_ub"
     estimates = {name: (float(r["mean"]), float(r[lo]), float(r[hi])) for name, r in table.iterrows()}
@@ -550,8 +550,7 @@ def run(args) -> int:
         elif args.method == "continuous":
             users, estimates, part, done, model = _fit_continuous(args, votes, reference)
         else:
-            args.estimate_mu = estimate
-            users, estimates, part, done, model = _fit_mcmc(args, votes, reference)
+            users, estimates, part, done, model = _fit_mcmc(args, votes, reference, estimate)
         decider = users if args.method == "mcmc" else model  # an estimator: a void promise brings the better fit
         if args.crossfit:
             result = filter_crossfit(votes, model, alpha=args.fdr)

@@ -690,17 +690,13 @@ def _evidence_partition(part, context, beta, rho):
     from scipy.special import expit
 
     from comparemode.inference.joint import decisive_evidence_sums
+    from comparemode.inference.misfit import favoured_counts
 
     user_index, models = context
     n = len(user_index)
     user, a, b, a_won = _joint_rows(part, user_index, models)
     s1, s2 = decisive_evidence_sums(user, a, b, a_won, beta, rho, n)
-    mu = expit(beta[a] - beta[b])
-    informative = mu != 0.5
-    agree = (a_won & (mu > 0.5)) | (~a_won & (mu < 0.5))
-    fav = np.bincount(user, weights=agree & informative, minlength=n)
-    inf = np.bincount(user, weights=informative, minlength=n)
-    exp = np.bincount(user, weights=np.where(informative, np.maximum(mu, 1.0 - mu), 0.0), minlength=n)
+    fav, inf, exp = favoured_counts(user, n, np.where(a_won, CODE_A, CODE_B), expit(beta[a] - beta[b]))
     keep = np.flatnonzero(np.bincount(user, minlength=n))
     return pd.DataFrame({"u": keep.astype(np.int64), "x": s1[keep], "x2": s2[keep], "fav": fav[keep], "inf": inf[keep], "exp": exp[keep]})
 

@@ -873,7 +873,7 @@ class TwoTypeEM:
             out["strength"] = np.tile(np.asarray(p["strengths"], dtype=float), (size, 1))
         return out
 
-    def _replicated_dispersion(self, enc: EncodedVotes, p: dict, mu_row: np.ndarray, pairs, rng) -> np.ndarray:
+    def _replicated_dispersion(self, enc: EncodedVotes, p: dict, pairs, rng) -> np.ndarray:
         """Favoured-model dispersion index of bootstrap replicates of the fitted model on the
         observed design (with ties left out of the likelihood, on the decisive votes only)."""
         from comparemode.inference.model_checks import _dispersion
@@ -920,7 +920,7 @@ class TwoTypeEM:
             s_inf, s_agree = vote_agreement(s_enc.outcome, s_mu)
             k = np.bincount(s_enc.user, weights=s_agree & s_inf, minlength=s_enc.n_users)
             d_s = np.bincount(s_enc.user, weights=s_inf, minlength=s_enc.n_users)
-            rows["favoured-model dispersion"] = dispersion_check(float(_dispersion(k, d_s)), self._replicated_dispersion(s_enc, p, s_mu, s_pairs, rng))
+            rows["favoured-model dispersion"] = dispersion_check(float(_dispersion(k, d_s)), self._replicated_dispersion(s_enc, p, s_pairs, rng))
             rows["favoured-model dispersion"].update(n_users=s_enc.n_users, draws=int(self.check_draws))
             if time_order is None:
                 rows["drift"] = drift_check(enc.user, informative, agree, enc.n_users)
