@@ -25,7 +25,9 @@ Main entry points:
 - model checking: :class:`HomogeneousEM` and :class:`BayesianAlternative` (the homogeneous and
   continuous-quality models), :func:`posterior_predictive_check`, :func:`compare_models`
   (user-level PSIS-LOO with a verdict), :func:`sampler_diagnostics`;
-- :func:`write_report`: the posterior diagnostic report as one HTML file.
+- :func:`write_report`: the posterior diagnostic report as one HTML file;
+- :func:`read_results`: a ``comparemode run`` results directory, trusted only with a complete
+  manifest.
 """
 
 from comparemode import errors, scenarios
@@ -44,6 +46,7 @@ from comparemode.inference.mcmc import BayesianTwoType
 from comparemode.models.simulate import Simulation, simulate_votes
 from comparemode.reference import read_strengths
 from comparemode.report import write_report
+from comparemode._output import read_results
 
 __version__ = "0.1.0"
 
@@ -75,6 +78,7 @@ __all__ = [
     "compare_models",
     "sampler_diagnostics",
     "write_report",
+    "read_results",
     "DEFAULT_THRESHOLD",
     "INTERVAL_PROB",
     "__version__",

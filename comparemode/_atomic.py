@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from comparemode._output import file_mode
+
 
 def atomic_write(path, write) -> Path:
     """Call ``write(tmp_path)`` for a temporary path in ``path``'s directory, flush it to disk
@@ -20,6 +22,7 @@ def atomic_write(path, write) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, file_mode())  # as the umask says, not mkstemp's 0600
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

@@ -12,9 +12,12 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +30,7 @@ from comparemode.constants import (
     DEFAULT_TOL,
     PROGRESS_MIN_VOTES,
 )
-from comparemode.errors import ComparemodeError, ConfigError, OutputExistsError
+from comparemode.errors import ComparemodeError, ConfigError
 
 OUTPUT_FILES = ("users.csv", "kept_votes.csv", "summary.json", "posterior.nc", "leaderboard.csv")
 
@@ -43,6 +46,33 @@ def _mu_arg(text: str) -> dict:
     except ValueError:
         raise argparse.ArgumentTypeError(f"--mu: {value!r} is not a number") from None
     return {model: p}
+
+
+def _merge_mu(values) -> dict | None:
+    """The --mu flags as one ``{model: p}``; flags that contradict each other are refused
+    (argparse would keep the last one silently)."""
+    if values is None or isinstance(values, dict):
+        return values
+    merged: dict = {}
+    for item in values:
+        ((model, p),) = item.items()
+        if model in merged and merged[model] != p:
+            raise ConfigError(f"--mu gives model {model!r} two values, {merged[model]:g} and {p:g}: give it once")
+        merged[model] = p
+    if len(merged) == 1:
+        return merged
+    if len(merged) == 2:
+        (m0, p0), (m1, p1) = merged.items()
+        if abs(p0 + p1 - 1.0) <= 1e-9:
+            return {m0: p0}
+        raise ConfigError(
+            f"--mu {m0}={p0:g} and --mu {m1}={p1:g} contradict each other: P({m0} beats {m1}) and P({m1} beats {m0}) "
+            f"add up to 1, these to {p0 + p1:g}; give one --mu"
+        )
+    raise ConfigError(
+        f"--mu names {len(merged)} models ({', '.join(merged)}): --mu is for votes between two models; with more, pass "
+        "--strengths FILE or use --method joint"
+    )
 
 
 def _add_input_args(p: argparse.ArgumentParser) -> None:
@@ -77,8 +107,10 @@ def _add_input_args(p: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--mu",
         type=_mu_arg,
+        action="append",
         metavar="MODEL=P",
-        help="two models: P is the probability that MODEL's answer beats the other model's",
+        help="two models: P is the probability that MODEL's answer beats the other model's (given twice, the two "
+        "must agree)",
     )
     group.add_argument(
         "--strengths",
@@ -225,6 +257,7 @@ def report(args) -> int:
 
     if args.ties == "davidson":
         raise ConfigError("--ties davidson is not available in comparemode report (its models take the reference as known): use --ties model or --ties drop")
+    args.mu = _merge_mu(args.mu)
     votes, source = None, None
     if args.votes is not None:
         votes = _load_votes_arg(args)
@@ -250,19 +283,6 @@ def report(args) -> int:
     return 0
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, then move it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _json_default(obj):
     if isinstance(obj, (np.integer,)):
         return int(obj)
@@ -283,20 +303,6 @@ def _clean(value):
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
-
-
-def _prepare_out(out_dir: Path, force: bool) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot use --out {str(out_dir)!r} as the results directory: {exc.strerror or exc}; choose another --out"
-        ) from None
-    existing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
-    if existing and not force:
-        raise OutputExistsError(
-            f"{out_dir} already holds {', '.join(existing)}; pass --force to overwrite or choose another --out"
-        )
 
 
 def _simulated(args, say):
@@ -502,12 +508,9 @@ def _report_filter(result, rule: str, out_dir: Path, estimates: dict, done: str)
 
 
 def run(args) -> int:
-    from comparemode import __version__
-    from comparemode._progress import Progress
-    from comparemode.inference.crossfit import filter_crossfit
-    from comparemode.inference.filter import filter_fdr, filter_votes
+    from comparemode._output import ResultSet
 
-    say = Progress(not args.quiet)
+    args.mu = _merge_mu(args.mu)
     if args.estimate_mu and (args.mu is not None or args.strengths is not None):
         raise ConfigError("--estimate-mu estimates mu: drop --mu / --strengths")
     if args.estimate_mu and args.method == "joint":
@@ -518,8 +521,70 @@ def run(args) -> int:
         raise ConfigError("--crossfit needs --method em, joint or continuous (it decides each vote under a point estimate)")
     if args.order is not None and args.method not in ("em", "joint"):
         raise ConfigError("--order (the drift check's time order) needs --method em or joint")
+    # checked, locked and staged before any work: a run that cannot write fails in a second
+    with ResultSet(args.out, kind="dir", names=OUTPUT_FILES, force=args.force, option="--out") as results:
+        report = _run(args, results)
+        results.commit()
+    _report_filter(*report)
+    return 0
+
+
+def _input_checksum(path) -> dict:
+    """SHA-256 and size of the votes input: a file, or a directory / glob / list of Parquet
+    files (hashed in sorted order, each file's name and bytes)."""
+    import glob as _glob
+    import hashlib
+
+    from comparemode._output import sha256_file
+
+    if isinstance(path, (list, tuple)):
+        files = sorted(str(p) for p in path)
+    elif os.path.isfile(path):
+        return {"input_sha256": sha256_file(path), "input_bytes": os.path.getsize(path)}
+    elif os.path.isdir(path):
+        files = sorted(str(p) for p in Path(path).rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq"))
+    else:
+        files = sorted(_glob.glob(str(path)))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(os.path.basename(f).encode() + b"\0" + sha256_file(f).encode() + b"\0")
+    return {"input_sha256": h.hexdigest(), "input_bytes": sum(os.path.getsize(f) for f in files), "input_files": len(files)}
+
+
+def _data_integrity(args, votes, result, sim) -> dict:
+    """The line of summary.json that ties the results to their input: rows in, kept and
+    dropped (kept plus dropped is the input), distinct users, and the input's checksum."""
+    s = result.summary
+    kept, total = int(s["votes_kept"]), int(s["votes_in"])
+    dropped = total - kept
+    if isinstance(result.kept, pd.DataFrame) and (len(result.kept), len(result.dropped), len(votes)) != (kept, dropped, total):
+        # pragma: no cover - a filter that lost or invented votes is a bug, never written out
+        raise AssertionError(f"kept {len(result.kept)} + dropped {len(result.dropped)} votes against {len(votes)} in")
+    meta = getattr(votes, "attrs", {}).get("comparemode", {}) if isinstance(votes, pd.DataFrame) else {}
+    rows = int(meta.get("rows_in", total))
+    line = {
+        "input": "simulated" if sim is not None else os.fspath(args.votes),
+        "input_rows": rows,
+        "kept_rows": kept,
+        "dropped_rows": dropped,
+        "distinct_users": int(len(result.users)),
+        "kept_users": int(result.users["keep"].sum()) if "keep" in result.users.columns else None,
+    }
+    if sim is not None:
+        line.update(input_sha256=None, simulation_seed=args.seed)
+    else:
+        line.update(_input_checksum(args.votes))
+    return line
+
+
+def _run(args, results):
+    from comparemode import __version__
+    from comparemode._progress import Progress
+    from comparemode.inference.crossfit import filter_crossfit
+    from comparemode.inference.filter import filter_fdr, filter_votes
+
+    say = Progress(not args.quiet)
     out_dir = Path(args.out)
-    _prepare_out(out_dir, args.force)
     sim = None
     if args.votes is None:
         sim = _simulated(args, say)
@@ -565,6 +630,7 @@ def run(args) -> int:
     summary = {
         "comparemode_version": __version__,
         "input": args.votes if args.votes is not None else "simulated",
+        "data_integrity": _data_integrity(args, votes, result, sim),
         **part,
         "filter": result.summary,
         "warnings": warned,
@@ -572,21 +638,14 @@ def run(args) -> int:
     if sim is not None:
         summary["simulation"] = _report_simulation(sim, estimates, users, args, print)
     say(f"writing results to {out_dir}")
-    _atomic_write(out_dir / "users.csv", lambda p: result.users.to_csv(p))
-    _atomic_write(out_dir / "kept_votes.csv", lambda p: result.kept.to_csv(p))
+    results.write("users.csv", lambda p: result.users.to_csv(p))
+    results.write("kept_votes.csv", lambda p: result.kept.to_csv(p))
     if hasattr(model, "save"):
-        model.save(out_dir / "posterior.nc")  # written to a temporary file and moved into place
+        results.write("posterior.nc", model.save)
     if hasattr(model, "leaderboard_"):
-        _atomic_write(out_dir / "leaderboard.csv", lambda p: model.leaderboard_.to_csv(p))
-
-    def write_json(p):
-        with open(p, "w") as fh:
-            json.dump(_clean(summary), fh, indent=2, default=_json_default)
-            fh.write("\n")
-
-    _atomic_write(out_dir / "summary.json", write_json)
-    _report_filter(result, rule, out_dir, estimates, done)
-    return 0
+        results.write("leaderboard.csv", lambda p: model.leaderboard_.to_csv(p))
+    results.write_text("summary.json", json.dumps(_clean(summary), indent=2, default=_json_default) + "\n")
+    return result, rule, out_dir, estimates, done
 
 
 def _warnings_once(caught) -> list[dict]:
@@ -615,25 +674,82 @@ class _PrivateTempdir:
         return self
 
     def __exit__(self, *exc):
-        tempfile.tempdir = self._saved
-        self._dir.cleanup()
+        from comparemode._output import signals_held
+
+        with signals_held():  # a signal now must not leave half of the directory behind
+            tempfile.tempdir = self._saved
+            self._dir.cleanup()
         return False
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the run is, so that every cleanup (the staging directory, the
+    private temporary directory, the lock) runs on the way out. A ``BaseException``, so that
+    no ``except Exception`` on the way swallows it."""
+
+
+@contextmanager
+def _signal_boundary():
+    """SIGINT raises KeyboardInterrupt and SIGTERM :class:`_Terminated`, once: a second signal
+    while the run cleans up is ignored, so the cleanup finishes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit = []
+
+    def on_signal(signum, frame):
+        if hit:
+            return
+        hit.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Terminated(signum)
+
+    saved = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _left_as_it_was(args) -> str:
+    from comparemode._output import COMMITTED
+
+    out = getattr(args, "out", None)
+    if out and COMMITTED and COMMITTED[-1] == Path(os.path.abspath(out)):
+        return f"the results had been written to {out} in full before it"
+    return f"nothing was written; {out!r} holds what it held before" if out else "nothing was written"
+
+
 def main(argv=None) -> int:
+    """The command line's one error and signal boundary: a package error, a fault of the
+    machine (a full disk, no memory), Ctrl-C and SIGTERM each end the run with one line on
+    stderr, exit status 1 (130 for Ctrl-C), the previous results untouched and no temporary
+    file left behind."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    commands = {"run": run, "report": report}
     try:
-        if args.command == "run":
-            with _PrivateTempdir():
-                return run(args)
-        if args.command == "report":
-            with _PrivateTempdir():
-                return report(args)
+        with _signal_boundary(), _PrivateTempdir():
+            return commands[args.command](args)
     except ComparemodeError as exc:
         print(f"comparemode: error: {exc}", file=sys.stderr)
         return 1
-    return 0  # pragma: no cover - argparse enforces a command
+    except KeyboardInterrupt:
+        print(f"comparemode: interrupted (Ctrl-C): {_left_as_it_was(args)}", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print(f"comparemode: terminated (SIGTERM): {_left_as_it_was(args)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"comparemode: error: out of memory: the input or the settings need more memory than this machine has; "
+              f"{_left_as_it_was(args)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"comparemode: error: {exc.strerror or exc}{where}; {_left_as_it_was(args)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

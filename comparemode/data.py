@@ -6,10 +6,13 @@ Chatbot Arena convention:
 Columns
 -------
 user : hashable
-    Who cast the vote (any hashable, non-missing id; ints stay ints, strings stay strings).
+    Who cast the vote (any hashable, non-missing id). Read from a CSV or JSON file it is the
+    text as written (``007``, ``TRUE``, ``NA`` stay as they are; only an empty field is
+    missing); in a DataFrame or Parquet file ints stay ints and strings stay strings.
     Chatbot Arena files call it ``judge``, LLMFAO files ``worker``.
 model_a : str
-    The model whose answer was shown **first** (left). Numbers are turned into strings.
+    The model whose answer was shown **first** (left). Read from a text file it is the text
+    as written (``1.10`` stays ``1.10``); numbers in a DataFrame are turned into strings.
 model_b : str
     The model whose answer was shown second (right). Never equal to ``model_a`` on a row.
 winner : str
@@ -22,7 +25,9 @@ mu : float64, optional
 
 Every other column passes through unchanged, after the canonical ones, so kept votes keep
 their ids and texts. Row labels are kept for a DataFrame input (they must be unique) and are
-0-based data-row numbers (a ``RangeIndex``) for a file.
+0-based data-row numbers (a ``RangeIndex``) for a file; row labels a file stores (a Parquet
+index, the keys of a JSON object of rows) become a column, named as stored (``index`` when
+unnamed). A column named twice in a file's header is refused. Only regular files are read.
 
 Loaders never drop or repair a bad row silently: a row that breaks the contract raises an
 error that names the column, the number of bad rows, the first row labels and the offending
@@ -43,7 +48,11 @@ read_arena, read_llmfao
 
 from __future__ import annotations
 
+import csv
+import gzip
+import json
 import os
+import stat
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
@@ -67,6 +76,7 @@ from .constants import (
     WINNER_VALUES,
 )
 from .errors import (
+    ComparemodeError,
     ConfigError,
     EmptyVotesError,
     InputNotFoundError,
@@ -135,6 +145,9 @@ _ALIASES = {
 }
 
 _MAX_LABELS = 5
+
+#: Canonical columns read as text as written: never parsed as numbers, booleans or missing markers.
+_ID_COLUMNS = (USER, MODEL_A, MODEL_B, WINNER, PROMPT_ID)
 _MAX_VALUES = 10
 _MAX_COLUMNS_SHOWN = 40
 
@@ -270,7 +283,15 @@ def load_votes(
         source_desc = "DataFrame"
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        df = _read_file(path)
+
+        def text_columns(cols):  # the identifier columns of the layout, read as text
+            try:
+                _, mapping = _resolve_columns(pd.Index(cols), format, explicit)
+            except ComparemodeError:
+                return []  # resolved again after reading, with the full message
+            return [mapping[c] for c in _ID_COLUMNS if c in mapping]
+
+        df = _read_file(path, text_columns)
         from_file = True
         source_desc = str(path)
     else:
@@ -286,7 +307,7 @@ def load_votes(
     if not from_file:
         _check_index(df.index)
 
-    fmt, mapping = _resolve_columns(df.columns, format, explicit)
+    fmt, mapping = _resolve_with_index_hint(df, format, explicit)
     renamed = {canon: src for canon, src in mapping.items() if src != canon}
     out = _to_canonical(df, mapping)
 
@@ -351,7 +372,7 @@ def validate_votes(votes: pd.DataFrame) -> pd.DataFrame:
     if len(votes) == 0:
         raise EmptyVotesError("the votes table has no rows: there are no votes")
     _check_index(votes.index)
-    _resolve_columns(votes.columns, "canonical", {})
+    _resolve_with_index_hint(votes, "canonical", {})
     out = _reorder(votes)
     return _validate(out, winner_values={}, sources={}, from_file=False)
 
@@ -410,24 +431,114 @@ def _file_kind(path: Path) -> str:
     )
 
 
-def _read_file(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise InputNotFoundError(f"votes file not found: {str(path)!r}")
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_input_file(path, what: str = "votes file", error: type = VotesError) -> os.stat_result:
+    """Refuse, before opening it, anything that is not a regular file (a FIFO would block the
+    read forever, a device like ``/dev/zero`` never ends); returns the file's ``stat``.
+
+    Raises :class:`InputNotFoundError` for a missing path and ``error`` otherwise."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputNotFoundError(f"{what} not found: {str(path)!r}") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(st.st_mode):
+        return st
+    kind = next((name for test, name in _FILE_TYPES if test(st.st_mode)), "not a regular file")
+    hint = (
+        "; a directory is read only when it holds Parquet files (*.parquet, *.pq)"
+        if stat.S_ISDIR(st.st_mode) and error is VotesError else ""
+    )
+    raise error(
+        f"{what} {str(path)!r} is {kind}, not a regular file: comparemode reads only regular files, "
+        f"checked whole before any fit (a pipe can block forever and a device can be endless){hint}. "
+        "Save the data to a file and pass that"
+    )
+
+
+#: The strings pandas reads as missing by default; comparemode applies them to every column
+#: except identifiers (user, models, winner, prompt id), where only an empty field is missing.
+PANDAS_NA_STRINGS = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    """The header fields exactly as written (pandas renames duplicates to ``x.1``)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as fh:
+            for row in csv.reader(fh):
+                if any(f.strip() for f in row):
+                    return row
+    except (OSError, csv.Error, EOFError):
+        return None  # pandas reports what is wrong with the file
+    return None
+
+
+def _check_duplicate_header(path: Path, header: list[str] | None) -> None:
+    if not header:
+        return
+    seen: dict[str, list[int]] = {}
+    for i, name in enumerate(header):
+        if name.strip():
+            seen.setdefault(name, []).append(i + 1)
+    dups = {name: pos for name, pos in seen.items() if len(pos) > 1}
+    if dups:
+        shown = "; ".join(f"{name!r} at fields {', '.join(map(str, pos))}" for name, pos in list(dups.items())[:5])
+        raise InvalidValueError(
+            f"cannot read {str(path)!r}: its header names a column more than once ({shown}); which one holds the "
+            "data is ambiguous, so nothing is guessed: rename or remove the duplicates"
+        )
+
+
+def read_csv_text(path, text_columns, **kw) -> pd.DataFrame:
+    """``pandas.read_csv`` with ``text_columns`` read as the text written in the file: never
+    parsed as numbers, booleans or missing markers (``007``, ``TRUE``, ``1.10`` and ``NA`` stay
+    as they are); only an empty field is missing there. ``text_columns`` is a list of column
+    names or a callable that gets the header's names and returns the list."""
+    if callable(text_columns):
+        cols = list(pd.read_csv(path, nrows=0, **kw).columns)
+        text_columns = text_columns(cols)
+    else:
+        cols = None
+    text = [c for c in text_columns]
+    if cols is None:
+        cols = list(pd.read_csv(path, nrows=0, **kw).columns)
+    na = {c: list(PANDAS_NA_STRINGS) for c in cols if c not in text}
+    for c in text:
+        na[c] = [""]
+    return pd.read_csv(path, dtype={c: str for c in text if c in cols}, keep_default_na=False, na_values=na, **kw)
+
+
+def _read_file(path: Path, text_columns=lambda cols: []) -> pd.DataFrame:
+    """Read a votes file; ``text_columns(columns)`` names the identifier columns, which are
+    read as text as written (CSV, JSON) once the header is known."""
+    st = check_input_file(path)  # a FIFO or a device is refused before anything opens it
     kind = _file_kind(path)
-    if path.is_file() and path.stat().st_size == 0:
+    if st.st_size == 0:
         raise EmptyVotesError(f"{str(path)!r} is empty: there are no votes")
     try:
         if kind == "csv":
-            df = pd.read_csv(path, low_memory=False)
+            _check_duplicate_header(path, _csv_header(path))
+            df = read_csv_text(path, text_columns, low_memory=False)
         elif kind == "parquet":
-            df = pd.read_parquet(path)
-        elif kind == "jsonl":
-            df = pd.read_json(path, lines=True, dtype=False)
+            df = _keep_index(pd.read_parquet(path), path)
         else:
-            df = _read_json(path)
+            df = _read_json(path, lines=kind == "jsonl", text_columns=text_columns)
     except pd.errors.EmptyDataError as exc:
         raise EmptyVotesError(f"{str(path)!r} is empty: there are no votes") from exc
-    except EmptyVotesError:
+    except (EmptyVotesError, VotesError):
         raise
     except pd.errors.ParserError as exc:
         hint = ""
@@ -437,6 +548,9 @@ def _read_file(path: Path) -> pd.DataFrame:
                 "comma in a value, or a trailing comma): quote the value or remove the extra delimiter"
             )
         raise VotesError(f"cannot read {str(path)!r} as {kind}: {str(exc).strip()}{hint}") from exc
+    except UnicodeDecodeError as exc:
+        raise VotesError(f"cannot read {str(path)!r} as {kind}: it is not UTF-8 text ({exc}); save it as UTF-8, e.g. "
+            "pd.read_csv(path, encoding='latin-1').to_csv(new_path, index=False)") from exc
     except (ValueError, OSError) as exc:
         raise VotesError(f"cannot read {str(path)!r} as {kind}: {exc}") from exc
     if kind == "csv" and not isinstance(df.index, pd.RangeIndex):
@@ -456,28 +570,201 @@ def _read_file(path: Path) -> pd.DataFrame:
                 f"{seps[0]!r}: the file separates fields with {seps[0]!r}, not commas. Convert it, e.g. "
                 f"pd.read_csv(path, sep={seps[0]!r}).to_csv(new_path, index=False), or pass that DataFrame"
             )
-    if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1:
-        df = df.reset_index(drop=True)
     return df
 
 
-def _read_json(path: Path) -> pd.DataFrame:
-    """A ``.json`` file: a JSON array of records, else JSON lines."""
-    with open(path, "rb") as fh:
-        head = fh.read(4096).lstrip()
-        while not head:
-            chunk = fh.read(65536)
-            if not chunk:
-                raise EmptyVotesError(f"{str(path)!r} is empty: there are no votes")
-            head = chunk.lstrip()
-    if head.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
-        head = head[3:].lstrip()
-    if head.startswith(b"["):
-        return pd.read_json(path, orient="records", dtype=False)
+def _keep_index(df: pd.DataFrame, where) -> pd.DataFrame:
+    """Row labels stored with the data (a Parquet file's index, a JSON object's keys) become
+    columns, first, named as stored (``index`` when unnamed): a vote id must not be dropped.
+    The default labels 0, 1, ... carry nothing and are dropped."""
+    idx = df.index
+    if isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1 and idx.name is None:
+        return df
+    names = [n if n is not None else ("index" if idx.nlevels == 1 else f"level_{i}") for i, n in enumerate(idx.names)]
+    clash = [n for n in names if n in set(df.columns)]
+    if clash:
+        raise InvalidValueError(
+            f"{str(where)!r} stores row labels named {clash[0]!r} beside a column of the same name: which one is "
+            f"meant is ambiguous; rename one of them (e.g. df.rename_axis('vote_id').to_parquet(...))"
+        )
+    return df.reset_index(names=names)
+
+
+class _JSONNumber(str):
+    """A JSON number kept as the text it was written as (``1.10`` stays ``1.10``)."""
+
+    __slots__ = ()
+
+
+_JSON = json.JSONDecoder(parse_int=_JSONNumber, parse_float=_JSONNumber, parse_constant=_JSONNumber)
+
+
+def _json_number(v: _JSONNumber):
+    text = str(v)
+    if text in ("NaN", "Infinity", "-Infinity"):
+        return float(text.replace("Infinity", "inf"))
     try:
-        return pd.read_json(path, lines=True, dtype=False)
+        return int(text)
     except ValueError:
-        return pd.read_json(path, dtype=False)  # a single JSON object of columns
+        return float(text)
+
+
+def _as_text(v):
+    if isinstance(v, _JSONNumber):
+        return str(v)
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    return v
+
+
+def _finish_json(df: pd.DataFrame, text: set) -> pd.DataFrame:
+    """Identifier columns hold the text of each value as written (numbers and true/false
+    included); every other column gets its numbers back as numbers."""
+    out = {}
+    for col in df.columns:
+        values = df[col].to_numpy(dtype=object)
+        if col in text:
+            conv = [_as_text(v) for v in values]
+            if all(isinstance(v, str) or v is None for v in conv):
+                out[col] = pd.array(conv, dtype="str")
+            else:
+                out[col] = pd.array(conv, dtype=object)
+            continue
+        if not any(isinstance(v, _JSONNumber) for v in values):
+            out[col] = df[col].infer_objects()
+            continue
+        conv = [_json_number(v) if isinstance(v, _JSONNumber) else v for v in values]
+        series = pd.Series(conv, index=df.index, dtype=object)
+        nonnull = [v for v in conv if v is not None]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in nonnull):
+            series = pd.to_numeric(series)
+        out[col] = series
+    return pd.DataFrame({c: (v if isinstance(v, pd.Series) else pd.Series(v, index=df.index)) for c, v in out.items()},
+                        index=df.index)[list(df.columns)]
+
+
+_LAYOUT_NAMES = frozenset({"user", "judge", "worker", "model_a", "model_b", "left", "right", "winner"})
+
+
+def _json_frame(obj, path: Path) -> pd.DataFrame:
+    """A DataFrame from any orientation ``DataFrame.to_json`` writes: records (a list of
+    objects), columns (the default: an object of columns, each an object of row labels),
+    index (an object of rows), split and table; also an object of column lists and a single
+    object. ``values`` (rows without column names) is refused."""
+    shown = str(path)
+    if isinstance(obj, list):
+        if not obj:
+            raise EmptyVotesError(f"{shown!r} holds an empty JSON array: there are no votes")
+        if all(isinstance(r, dict) for r in obj):
+            return pd.DataFrame(obj, dtype=object)
+        if all(isinstance(r, list) for r in obj):
+            raise VotesError(
+                f"{shown!r} holds rows without column names (pandas' orient='values'): write it with "
+                "df.to_json(path, orient='records') or pass pd.DataFrame(rows, columns=[...]) instead"
+            )
+        kinds = sorted({type(r).__name__ for r in obj})
+        raise VotesError(f"{shown!r} holds a JSON array of {', '.join(kinds)}: one vote per element needs objects (orient='records')")
+    if not isinstance(obj, dict):
+        raise VotesError(f"{shown!r} holds a single JSON {type(obj).__name__}, not votes: write the table with df.to_json(path, orient='records')")
+    if not obj:
+        raise EmptyVotesError(f"{shown!r} holds an empty JSON object: there are no votes")
+    keys = set(obj)
+    if {"schema", "data"} <= keys and isinstance(obj["data"], list):  # orient="table"
+        df = pd.DataFrame(obj["data"], dtype=object)
+        key = obj["schema"].get("primaryKey") if isinstance(obj["schema"], dict) else None
+        if key == ["index"] and list(df.get("index", [])) == list(map(_JSONNumber, map(str, range(len(df))))):
+            df = df.drop(columns="index")  # the default labels 0, 1, ...
+        return df
+    if {"columns", "data"} <= keys <= {"columns", "index", "data"} and isinstance(obj["data"], list):  # orient="split"
+        df = pd.DataFrame(obj["data"], columns=obj["columns"], dtype=object)
+        if "index" in obj:
+            labels = [str(v) for v in obj["index"]]
+            if labels != [str(i) for i in range(len(df))]:
+                df.index = pd.Index(labels)
+                df = _keep_index(df, path)
+        return df
+    values = list(obj.values())
+    if all(isinstance(v, dict) for v in values):
+        inner = set().union(*(v.keys() for v in values))
+        outer_named = len(keys & _LAYOUT_NAMES) >= 2
+        inner_named = len(inner & _LAYOUT_NAMES) >= 2
+        as_columns = outer_named or (not inner_named and len(keys) <= len(inner))
+        if as_columns:  # orient="columns": {column: {row label: value}}
+            labels = list(dict.fromkeys(k for v in values for k in v))
+            df = pd.DataFrame({c: [col.get(k) for k in labels] for c, col in obj.items()}, dtype=object)
+        else:  # orient="index": {row label: {column: value}}
+            labels = list(obj)
+            df = pd.DataFrame(values, dtype=object)
+        if labels != [str(i) for i in range(len(df))]:
+            df.index = pd.Index(labels)
+            df = _keep_index(df, path)
+        return df
+    if all(isinstance(v, list) for v in values):
+        lengths = {len(v) for v in values}
+        if len(lengths) > 1:
+            raise VotesError(f"{shown!r} holds an object of column lists of different lengths ({sorted(lengths)}): not a table")
+        return pd.DataFrame(obj, dtype=object)
+    if not any(isinstance(v, (dict, list)) for v in values):
+        return pd.DataFrame([obj], dtype=object)  # one vote
+    raise VotesError(
+        f"{shown!r} holds a JSON object mixing lists, objects and single values: not a table pandas writes. "
+        "Write the table with df.to_json(path, orient='records')"
+    )
+
+
+def _read_json_lines(path: Path) -> list:
+    records = []
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = raw.strip()
+            if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:].lstrip()
+            if not line:
+                continue
+            try:
+                obj = _JSON.decode(line.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise VotesError(f"cannot read {str(path)!r} as JSON lines: line {lineno} is not UTF-8 text ({exc.reason})") from None
+            except json.JSONDecodeError as exc:
+                raise VotesError(
+                    f"cannot read {str(path)!r} as JSON lines: line {lineno} is not valid JSON ({exc.msg}, at character "
+                    f"{exc.colno} of the line); fix or remove that line"
+                ) from None
+            if not isinstance(obj, dict):
+                raise VotesError(
+                    f"cannot read {str(path)!r} as JSON lines: line {lineno} holds a JSON {type(obj).__name__}, not an "
+                    'object; each line is one vote, as {"user": ..., "model_a": ..., "model_b": ..., "winner": ...}'
+                )
+            records.append(obj)
+    if not records:
+        raise EmptyVotesError(f"{str(path)!r} holds no JSON lines: there are no votes")
+    return records
+
+
+def _read_json(path: Path, lines: bool, text_columns) -> pd.DataFrame:
+    """A ``.jsonl`` file (one object per line) or a ``.json`` file (any orientation pandas
+    writes; JSON lines too). Numbers are kept as written until the identifier columns are
+    known: those keep the text, the others get numbers."""
+    if lines:
+        df = pd.DataFrame(_read_json_lines(path), dtype=object)
+    else:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
+        if not text.strip():
+            raise EmptyVotesError(f"{str(path)!r} is empty: there are no votes")
+        try:
+            obj = _JSON.decode(text)
+        except json.JSONDecodeError as exc:
+            if exc.msg == "Extra data":  # more than one document: JSON lines in a .json file
+                df = pd.DataFrame(_read_json_lines(path), dtype=object)
+                return _finish_json(df, set(text_columns(list(df.columns))))
+            raise VotesError(
+                f"cannot read {str(path)!r} as JSON: {exc.msg} at line {exc.lineno}, character {exc.colno}"
+            ) from None
+        df = _json_frame(obj, path)
+    return _finish_json(df, set(text_columns(list(df.columns))))
 
 
 # --------------------------------------------------------------------------- columns
@@ -643,11 +930,31 @@ def _check_index(index: pd.Index) -> None:
         return
     dup = index[index.duplicated()].unique()
     shown = list(dup[:_MAX_LABELS])
+    names = [n for n in index.names if n is not None]
+    keep = (
+        f"votes.reset_index() first: it keeps {', '.join(map(repr, names))} as column(s)"
+        if names else "votes.reset_index() first: it keeps the old labels as a column 'index'"
+    )
     raise InvalidValueError(
         f"the votes table's index has {len(dup):,} duplicated label(s) (first: {shown!r}); "
-        "errors name rows by label, so labels must be unique: call "
-        "votes.reset_index(drop=True) first"
+        f"errors name rows by label, so labels must be unique: call {keep} "
+        "(reset_index(drop=True) would delete them)"
     )
+
+
+def _resolve_with_index_hint(df: pd.DataFrame, format: str, explicit: Mapping[str, Any]):
+    """:func:`_resolve_columns`, saying so when a missing column is the table's index."""
+    try:
+        return _resolve_columns(df.columns, format, explicit)
+    except MissingColumnError as exc:
+        in_index = [n for n in df.index.names if n is not None and n not in set(df.columns)
+                    and (n in _CANONICAL_SET or n in explicit.values() or any(n in m.values() for m in _FORMAT_COLUMNS.values()))]
+        if not in_index:
+            raise
+        raise MissingColumnError(
+            f"{', '.join(map(repr, in_index))} is the table's index, not a column: call votes.reset_index() to make it "
+            f"a column (reset_index(drop=True) would delete it). {exc}"
+        ) from None
 
 
 class _Context:

@@ -21,6 +21,9 @@ __all__ = [
     "LikelihoodDecreaseError",
     "OutputExistsError",
     "InputNotFoundError",
+    "OutputBusyError",
+    "OutputWriteError",
+    "ResultSetError",
     "BoundaryWarning",
     "MisfitWarning",
     "MissingDependencyError",
@@ -79,6 +82,20 @@ class OutputExistsError(ComparemodeError, FileExistsError):
 
 class InputNotFoundError(ComparemodeError, FileNotFoundError):
     """An input file (for example a votes file) does not exist."""
+
+
+class OutputBusyError(ComparemodeError, RuntimeError):
+    """Another run is writing the same output (``--out``) right now; nothing was written."""
+
+
+class OutputWriteError(ComparemodeError, OSError):
+    """The results could not be written (a read-only directory, a full disk...). What the
+    output held before is left as it was, and no temporary file stays behind."""
+
+
+class ResultSetError(ComparemodeError, ValueError):
+    """A results directory is not one complete result set: its manifest is missing or
+    incomplete, or a file differs from the checksum the manifest lists."""
 
 
 class BoundaryWarning(UserWarning):

@@ -94,9 +94,12 @@ def read_strengths(strengths, scale: str = "bt") -> pd.Series:
         raise StrengthsError(f"strength scale must be one of {STRENGTH_SCALES}, got {scale!r}")
     src = strengths
     if isinstance(src, (str, Path)):
+        from comparemode.data import check_input_file, read_csv_text
+
         path = Path(src)
         if not path.exists():
             raise StrengthsError(f"strengths file {str(path)!r} does not exist")
+        check_input_file(path, "strengths file", StrengthsError)
         if path.suffix.lower() in (".parquet", ".pq", ".nc", ".xlsx", ".xls", ".feather", ".pkl", ".pickle"):
             raise StrengthsError(
                 f"strengths file {str(path)!r} has extension {path.suffix!r}; give a .csv (columns model, score) "
@@ -110,7 +113,8 @@ def read_strengths(strengths, scale: str = "bt") -> pd.Series:
                     obj = json.load(fh)
                 src = pd.Series(obj) if isinstance(obj, dict) else pd.DataFrame(obj)
             else:
-                src = pd.read_csv(path)
+                # model names are text as written ("1.10" stays "1.10")
+                src = read_csv_text(path, lambda cols: ["model"] if "model" in cols else cols[:1])
         except (ValueError, OSError) as exc:
             raise StrengthsError(f"could not read strengths file {str(path)!r}: {exc}") from None
     if isinstance(src, dict):
@@ -209,6 +213,8 @@ def resolve_reference(votes: pd.DataFrame, mu=None, strengths=None, scale: str =
                 f"{missing[:10]}; add them or drop their votes"
             )
         table = table.loc[sorted(map(str, models))]
+        if scale == "bt":
+            _refuse_saturating(table)
         if len(models) == 2:
             m0, m1 = table.index
             diff = table[m0] - table[m1]
@@ -250,6 +256,38 @@ def resolve_reference(votes: pd.DataFrame, mu=None, strengths=None, scale: str =
             "name of the model whose answer is better with that probability"
         )
     raise MuError(f"mu must be a dict {{model: probability}}, a column name or None, got {type(mu).__name__}")
+
+
+#: Largest gap between two Bradley-Terry log-strengths taken as meant: at 15 units
+#: P(better model wins) = 1 - 3e-7, beyond anything votes can show. Elo ratings read as
+#: log-strengths (1200 against 1150) land far beyond it.
+BT_MAX_GAP = 15.0
+
+
+def _refuse_saturating(table: pd.Series) -> None:
+    """A Bradley-Terry table whose spread drives mu to 0 or 1 is almost always Elo ratings
+    given without ``scale='elo'``: every mu would be about 1 and every user who ever picks the
+    weaker model would look careless. Refuse it and say so."""
+    gap = float(table.max() - table.min())
+    if gap <= BT_MAX_GAP:
+        return
+    hi, lo = table.idxmax(), table.idxmin()
+    elo_like = bool((table.abs() >= 100).all())
+    as_elo = float(expit(gap * math.log(10.0) / ELO_SCALE))
+    if as_elo > 1.0 - 1e-9:
+        raise StrengthsError(
+            f"the strengths span {gap:g} units ({hi!r} {table[hi]:g}, {lo!r} {table[lo]:g}): P({hi!r} beats {lo!r}) "
+            "rounds to exactly 0 or 1 read as Bradley-Terry log-strengths and as Elo ratings alike, so mu saturates "
+            "and every vote for the weaker model counts as careless: check the table's units"
+        )
+    raise StrengthsError(
+        f"the strengths span {gap:g} units ({hi!r} {table[hi]:g}, {lo!r} {table[lo]:g}): read as Bradley-Terry "
+        f"log-strengths (scale='bt'), P({hi!r} beats {lo!r}) = {float(expit(gap)):.10f}, so mu saturates at 1 and "
+        "every vote for the weaker model counts as careless. "
+        + ("These look like Elo ratings: " if elo_like else "If these are Elo ratings, ")
+        + f"pass scale='elo' (command line: --scale elo), which gives P = {as_elo:.3f}; Bradley-Terry "
+        f"log-strengths more than {BT_MAX_GAP:g} apart are not meant"
+    )
 
 
 def _row_mu(votes: pd.DataFrame, ref: Reference) -> np.ndarray:

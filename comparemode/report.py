@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from comparemode._atomic import atomic_write
 from comparemode._progress import Progress
 from comparemode.constants import DIAGNOSTIC_THRESHOLDS, INTERVAL_PROB
-from comparemode.errors import ConfigError, OutputExistsError
+from comparemode.errors import ConfigError
 
 __all__ = ["write_report", "ReportResult", "DEFAULT_REPORT_SAMPLER"]
 
@@ -235,6 +234,35 @@ def write_report(
     :data:`DEFAULT_REPORT_SAMPLER`. Refuses to overwrite ``out`` unless ``force``. The file is
     written to a temporary file and moved into place.
     """
+    from comparemode._output import ResultSet
+
+    # checked, locked and staged before minutes of fitting; written and moved into place at the end
+    with ResultSet(out, kind="file", force=force, option="the report path (--out)", force_hint="force=True (--force)") as target:
+        return _build_report(
+            target, votes, mu=mu, strengths=strengths, scale=scale, careless=careless, ties=ties, alpha=alpha,
+            sampler_config=sampler_config, ppc_draws=ppc_draws, random_seed=random_seed, interval_prob=interval_prob,
+            title=title, source=source, quiet=quiet,
+        )
+
+
+def _build_report(
+    target,
+    votes,
+    *,
+    mu,
+    strengths,
+    scale,
+    careless,
+    ties,
+    alpha,
+    sampler_config,
+    ppc_draws,
+    random_seed,
+    interval_prob,
+    title,
+    source,
+    quiet,
+) -> ReportResult:
     from comparemode import __version__
     from comparemode.data import validate_votes
     from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
@@ -248,9 +276,7 @@ def write_report(
     from comparemode.models.simulate import DEFAULT_SIMULATION, simulate_votes
 
     t0 = time.perf_counter()
-    out = Path(out)
-    if out.exists() and not force:
-        raise OutputExistsError(f"{out} exists; pass force=True (--force) to overwrite it")
+    out = Path(target.shown)
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must lie in (0, 1), got {alpha!r}")
     say = Progress(not quiet)
@@ -475,8 +501,8 @@ def write_report(
     page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
             + html.escape(title or "comparemode report") + f"</title><style>{_CSS}</style></head><body>"
             + "\n".join(doc.parts) + _FIGURE_CHECK + "</body></html>\n")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    target.write_text(None, page)
+    target.commit()
     say(f"report written to {out} in {seconds:.1f} s")
     return ReportResult(path=out, seconds=seconds, n_figures=doc.n_figures, evidence_of_careless=comparison.evidence_of_careless,
                         verdict=comparison.verdict, decision=decision, checks=checks)

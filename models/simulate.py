@@ -11,6 +11,7 @@ first answer with the user's rate.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -186,6 +187,47 @@ def _votes_per_user(spec, n_users: int, rng: np.random.Generator) -> np.ndarray:
     return counts.astype(np.int64)
 
 
+#: Memory a simulated vote takes at the peak of ``simulate_votes`` and a fit on its output
+#: (the votes table with its string columns, the codes and the per-user arrays), measured
+#: generously; used only to refuse a size that cannot fit before anything is allocated.
+BYTES_PER_SIMULATED_VOTE = 400
+BYTES_PER_SIMULATED_USER = 400
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), else None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_size(n_users: int, votes_per_user, n_votes: int | None = None) -> None:
+    """Refuse a simulation that cannot fit in memory, with its size, before allocating it."""
+    if n_votes is None:
+        per = votes_per_user if isinstance(votes_per_user, (int, np.integer)) and not isinstance(votes_per_user, bool) else 1
+        if isinstance(votes_per_user, dict):
+            try:
+                per = max(1.0, float(votes_per_user.get("mean", 10)))
+            except (TypeError, ValueError):
+                per = 1
+        n_votes = int(n_users) * per
+    need = int(n_votes) * BYTES_PER_SIMULATED_VOTE + int(n_users) * BYTES_PER_SIMULATED_USER
+    have = available_memory()
+    if have is not None and need > have:
+        raise ConfigError(
+            f"simulating {int(n_users):,} users and {int(n_votes):,} votes needs about {need / 2**30:,.1f} GiB of memory; "
+            f"{have / 2**30:,.1f} GiB are available. Choose fewer users or votes per user"
+        )
+
+
 def simulate_votes(
     n_users: int = DEFAULT_SIMULATION["n_users"],
     votes_per_user=DEFAULT_SIMULATION["votes_per_user"],
@@ -256,7 +298,9 @@ def simulate_votes(
         raise ConfigError(f"davidson_nu must be a positive number, got {davidson_nu!r}")
     ta = _beta_pair(tie_attentive, "tie_attentive")
     tc = _beta_pair(tie_careless, "tie_careless")
+    _check_size(n_users, votes_per_user)
     counts = _votes_per_user(votes_per_user, n_users, rng)
+    _check_size(n_users, votes_per_user, int(counts.sum()))
     theta = None
     if quality is not None:
         if np.ndim(quality) == 0:

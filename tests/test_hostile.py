@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -494,10 +495,133 @@ CASES: list[Case] = [
 ]
 
 
+# --------------------------------------------------------------------------- issue 12: nothing lost, merged or mixed
+#
+# One group of cases per class of the issue; the id's prefix names the class and
+# ``test_issue12_classes_have_three_cases_each`` keeps at least three in each.
+
+ISSUE12_CLASSES = ("ids", "cols", "special", "silent", "json")
+
+
+def ids_csv(*users: str, models=("x", "y")) -> str:
+    """A CSV whose user ids are written exactly as given (votes alternate positions)."""
+    lines = ["user,model_a,model_b,winner"]
+    for k, u in enumerate(users):
+        for i in range(6):
+            a, b = models if (i + k) % 2 == 0 else models[::-1]
+            lines.append(f"{u},{a},{b},{('model_a', 'model_b', 'tie')[(i * 7 + k) % 3]}")
+    return "\n".join(lines) + "\n"
+
+
+def users_are(expected: list):
+    def check(df):
+        assert sorted(pd.unique(df["user"])) == sorted(expected), list(pd.unique(df["user"]))
+        assert all(isinstance(u, str) for u in df["user"])
+
+    return check
+
+
+def columns_include(*names: str):
+    def check(df):
+        assert all(n in df.columns for n in names), list(df.columns)
+
+    return check
+
+
+def _fifo(c: Ctx, name: str) -> Path:
+    path = c.tmp / name
+    os.mkfifo(path)
+    return path
+
+
+def _zero_device(c: Ctx, name: str) -> Path:
+    path = c.tmp / name
+    path.symlink_to("/dev/zero")
+    return path
+
+
+def _socket_file(c: Ctx, name: str) -> Path:
+    import socket
+
+    path = c.tmp / name
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    c.request.addfinalizer(sock.close)
+    return path
+
+
+def _json_orient(c: Ctx, orient: str, df: pd.DataFrame | None = None) -> Path:
+    path = c.tmp / f"v-{orient}.json"
+    (V() if df is None else df).to_json(path, orient=orient)
+    return path
+
+
+def _elo_csv(c: Ctx) -> Path:
+    return c.write("elo.csv", "model,score\nm0,1250\nm1,1190\nm2,1100\nm3,1010\n")
+
+
+CASES += [
+    # ---- identifiers are text as written: never numbers, booleans or missing markers
+    Case("ids-leading-zeros-csv", "load_votes", lambda c: A(c.write("v.csv", ids_csv("7", "07", "007"))), users_are(["7", "07", "007"])),
+    Case("ids-booleans-csv", "load_votes", lambda c: A(c.write("v.csv", ids_csv("True", "TRUE", "true"))), users_are(["True", "TRUE", "true"])),
+    Case("ids-missing-markers-csv", "load_votes", lambda c: A(c.write("v.csv", ids_csv("NA", "null", "None", "nan", "N/A"))), users_are(["NA", "null", "None", "nan", "N/A"])),
+    Case("ids-dates-and-floats-csv", "load_votes", lambda c: A(c.write("v.csv", ids_csv("2026-01-01", "1e3", "1.10", "-0"))), users_are(["2026-01-01", "1e3", "1.10", "-0"])),
+    Case("ids-model-1.10-stays", "load_votes", lambda c: A(c.write("v.csv", ids_csv("a", "b", models=("1.10", "1.1")))), lambda df: sorted(pd.unique(df["model_a"])) == ["1.1", "1.10"]),
+    Case("ids-cli-mu-model-1.10", "comparemode run", lambda c: A(c.write("v.csv", ids_csv(*[f"u{i}" for i in range(8)], models=("1.10", "2.0"))), "--mu", "1.10=0.7", "--out", c.tmp / "o"), lambda code: code == 0),
+    Case("ids-json-numbers-as-written", "load_votes", lambda c: A(c.write("v.jsonl", '{"user": 7, "model_a": 1.10, "model_b": "y", "winner": "tie"}\n{"user": true, "model_a": "y", "model_b": 1.10, "winner": "model_a"}\n')), lambda df: list(df["user"]) == ["7", "true"] and list(df["model_a"]) == ["1.10", "y"]),
+    Case("ids-empty-field-is-missing", "load_votes", lambda c: A(c.write("v.csv", "user,model_a,model_b,winner\nNA,x,y,tie\n,x,y,tie\n")), InvalidValueError, "no user id"),
+    # ---- ambiguous columns are refused, stored row labels are kept
+    Case("cols-two-winner-columns", "load_votes", lambda c: A(c.write("v.csv", "user,model_a,model_b,winner,winner\nu,x,y,model_a,model_b\n")), InvalidValueError, "'winner' at fields 4, 5"),
+    Case("cols-two-user-columns", "load_votes", lambda c: A(c.write("v.csv", "user,user,model_a,model_b,winner\nu,v,x,y,tie\n")), InvalidValueError, "more than once"),
+    Case("cols-duplicate-passthrough", "comparemode run", lambda c: A(c.write("v.csv", "user,model_a,model_b,winner,note,note\nu,x,y,tie,a,b\n"), "--out", c.tmp / "o"), InvalidValueError, "'note'"),
+    Case("cols-parquet-named-index-kept", "load_votes", lambda c: A(_parquet(c, V().set_axis(pd.Index([f"v{i}" for i in range(80)], name="vote_id")))), lambda df: list(df["vote_id"]) == [f"v{i}" for i in range(80)]),
+    Case("cols-parquet-unnamed-labels-kept", "load_votes", lambda c: A(_parquet(c, V().set_axis([f"v{i}" for i in range(80)]))), lambda df: list(df["index"])[:2] == ["v0", "v1"]),
+    Case("cols-parquet-index-clash", "load_votes", lambda c: A(_parquet(c, V().assign(vote_id=1).set_axis(pd.Index(range(80), name="vote_id")))), InvalidValueError, "'vote_id'"),
+    Case("cols-user-in-index", "load_votes", lambda c: A(V(n_votes=1).set_index("user")), MissingColumnError, "is the table's index, not a column: call votes.reset_index()"),
+    Case("cols-user-in-index-repeated", "load_votes", lambda c: A(V().set_index("user")), InvalidValueError, "keeps 'user' as column"),
+    Case("cols-duplicated-named-index", "validate_votes", lambda c: A(V().set_index(pd.Index(["v"] * 80, name="vote"))), InvalidValueError, "keeps 'vote' as column"),
+    # ---- special files are refused before they are opened
+    Case("special-fifo-votes", "load_votes", lambda c: A(_fifo(c, "v.csv")), VotesError, "named pipe"),
+    Case("special-zero-device", "load_votes", lambda c: A(_zero_device(c, "zero.csv")), VotesError, "character device"),
+    Case("special-directory-named-csv", "load_votes", lambda c: A(_mkdir(c, "v.csv")), InputNotFoundError, "holds no Parquet files"),
+    Case("special-directory-strengths", "read_strengths", lambda c: A(_mkdir(c, "s.csv")), StrengthsError, "is a directory"),
+    Case("special-socket", "load_votes", lambda c: A(_socket_file(c, "v.jsonl")), VotesError, "a socket"),
+    Case("special-fifo-strengths", "read_strengths", lambda c: A(_fifo(c, "s.csv")), StrengthsError, "named pipe"),
+    Case("special-cli-zero-device", "comparemode run", lambda c: A(_zero_device(c, "zero.parquet"), "--out", c.tmp / "o"), VotesError, "character device"),
+    # ---- the command line refuses what would give a silently wrong answer
+    Case("silent-elo-as-bt-two-models", "TwoTypeEM", lambda c: A(V(), strengths={"x": 1250.0, "y": 1190.0}), StrengthsError, "look like Elo ratings"),
+    Case("silent-elo-as-bt-cli", "comparemode run", lambda c: A(c.write("v.csv", csv_text(votes_many())), "--strengths", _elo_csv(c), "--out", c.tmp / "o"), StrengthsError, "--scale elo"),
+    Case("silent-elo-with-scale-ok", "comparemode run", lambda c: A(c.write("v.csv", csv_text(votes_many())), "--strengths", _elo_csv(c), "--scale", "elo", "--out", c.tmp / "o"), lambda code: code == 0),
+    Case("silent-mu-twice-different", "comparemode run", lambda c: A(c.write("v.csv", csv_text(V())), "--mu", "x=0.7", "--mu", "x=0.8", "--out", c.tmp / "o"), ConfigError, "two values"),
+    Case("silent-mu-both-models-contradict", "comparemode run", lambda c: A(c.write("v.csv", csv_text(V())), "--mu", "x=0.7", "--mu", "y=0.7", "--out", c.tmp / "o"), ConfigError, "contradict"),
+    Case("silent-mu-both-models-agree-ok", "comparemode run", lambda c: A(c.write("v.csv", csv_text(V())), "--mu", "x=0.7", "--mu", "y=0.3", "--out", c.tmp / "o"), lambda code: code == 0),
+    Case("silent-out-empty", "comparemode run", lambda c: A(c.write("v.csv", csv_text(V())), "--mu", "x=0.7", "--out", ""), ConfigError, "--out is empty"),
+    Case("silent-report-out-empty", "comparemode report", lambda c: A("--out", ""), ConfigError, "is empty"),
+    Case("silent-out-is-a-file", "comparemode run", lambda c: A(c.write("v.csv", csv_text(V())), "--mu", "x=0.7", "--out", c.write("o.txt", "x")), ConfigError, "is a file"),
+    Case("silent-sim-absurd-size", "comparemode run", lambda c: A("--sim-users", "1000000000", "--sim-votes", "1000", "--out", c.tmp / "o"), ConfigError, "GiB of memory"),
+    Case("silent-simulate-absurd-size", "simulate_votes", lambda c: A(n_users=10**9, votes_per_user=10**4), ConfigError, "GiB of memory"),
+    # ---- every orientation pandas writes is read; what cannot be read says why, by line
+    Case("json-orient-columns", "load_votes", lambda c: A(_json_orient(c, "columns")), frame_ok(80, "user", V()["user"])),
+    Case("json-orient-index", "load_votes", lambda c: A(_json_orient(c, "index")), frame_ok(80, "winner", V()["winner"])),
+    Case("json-orient-split", "load_votes", lambda c: A(_json_orient(c, "split")), frame_ok(80, "user", V()["user"])),
+    Case("json-orient-table", "load_votes", lambda c: A(_json_orient(c, "table")), frame_ok(80, "model_a", V()["model_a"])),
+    Case("json-orient-columns-labels-kept", "load_votes", lambda c: A(_json_orient(c, "columns", V().set_axis([f"v{i}" for i in range(80)]))), lambda df: list(df["index"])[:2] == ["v0", "v1"]),
+    Case("json-orient-values-refused", "load_votes", lambda c: A(_json_orient(c, "values")), VotesError, "orient='records'"),
+    Case("jsonl-broken-line-number", "load_votes", lambda c: A(c.write("v.jsonl", '{"user": "a", "model_a": "x", "model_b": "y", "winner": "tie"}\n\n{"user": "b", "model_a": "x",, }\n')), VotesError, "line 3 is not valid JSON"),
+    Case("jsonl-array-on-a-line", "load_votes", lambda c: A(c.write("v.jsonl", '{"user": "a", "model_a": "x", "model_b": "y", "winner": "tie"}\n["b", "x", "y", "tie"]\n')), VotesError, "line 2 holds a JSON list"),
+    Case("json-broken-document", "load_votes", lambda c: A(c.write("v.json", '{"user": {"0": "a"},\n "winner": {"0": "tie"\n')), VotesError, "at line 3"),
+]
+
+
 def _parquet(c: Ctx, df: pd.DataFrame) -> Path:
     path = c.tmp / "v.parquet"
     df.to_parquet(path)
     return path
+
+
+def test_issue12_classes_have_three_cases_each():
+    counts = {k: sum(c.id.startswith(k + "-") or c.id.startswith(k + "l-") for c in CASES) for k in ISSUE12_CLASSES}
+    assert all(n >= 3 for n in counts.values()), counts
 
 
 def _mkdir(c: Ctx, name: str) -> Path:

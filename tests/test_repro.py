@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 
 import comparemode as cm
+from comparemode._output import MANIFEST, read_results
 from comparemode.cli import OUTPUT_FILES, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,11 +118,12 @@ def test_cli_outputs_load_back_exactly(tmp_path):
     votes = cm.load_votes(votes_path)
     em = cm.TwoTypeEM(random_seed=0).fit(votes, mu={"model_x": 0.7})
     result = em.filter(votes)
-    users = pd.read_csv(out / "users.csv", index_col="user")
+    back = read_results(out)  # ids read as the text they were written as
+    users = back["users"]
     pd.testing.assert_frame_equal(users, result.users, check_exact=True)  # floats round-trip through CSV
-    kept = pd.read_csv(out / "kept_votes.csv", index_col=0)
+    kept = back["kept_votes"]
     pd.testing.assert_frame_equal(kept, result.kept, check_exact=True, check_index_type=False)
-    summary = json.loads((out / "summary.json").read_text())
+    summary = back["summary"]
     assert summary["params"] == em.params_.to_dict()
     assert summary["fit"]["loglik"] == em.loglik_
     assert summary["filter"]["votes_kept"] == len(result.kept)
@@ -202,7 +204,7 @@ def test_cli_writes_nothing_outside_out(tmp_path, method):
     assert snapshot(work, skip=work / "results") == before_work
     assert snapshot(tmpdir) == before_tmp
     written = sorted(p.name for p in (work / "results").iterdir())
-    expected = {"em": ["kept_votes.csv", "summary.json", "users.csv"]}
+    expected = {"em": ["kept_votes.csv", MANIFEST, "summary.json", "users.csv"]}
     expected["joint"] = sorted(expected["em"] + ["leaderboard.csv"])
     expected["mcmc"] = sorted(expected["em"] + ["posterior.nc"])
     assert written == expected[method]
@@ -210,19 +212,33 @@ def test_cli_writes_nothing_outside_out(tmp_path, method):
 
 @pytest.mark.parametrize("existing", OUTPUT_FILES)
 def test_cli_never_overwrites_any_result_without_force(tmp_path, capsys, existing):
+    """Existing results are refused without --force; --force replaces the whole set, so no
+    file of the previous run (here a leaderboard.csv this run does not write) stays beside
+    the new ones."""
     out = tmp_path / "out"
     out.mkdir()
     (out / existing).write_bytes(b"old results\n")
-    (out / "notes.txt").write_text("mine")
     args = ["run", "--sim-users", "60", "--sim-votes", "6", "--out", str(out), "--quiet"]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "--force" in err and existing in err
-    assert sorted(p.name for p in out.iterdir()) == sorted([existing, "notes.txt"])
+    assert sorted(p.name for p in out.iterdir()) == [existing]
     assert (out / existing).read_bytes() == b"old results\n"
     assert main(args + ["--force"]) == 0
-    assert (out / "notes.txt").read_text() == "mine"  # files that are not results are left alone
-    assert (out / "summary.json").exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(["users.csv", "kept_votes.csv", "summary.json", MANIFEST])
+    read_results(out)  # one complete set
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging directory or lock left beside it
+
+
+def test_cli_refuses_a_directory_holding_other_files(tmp_path, capsys):
+    """The result set replaces --out as a whole, so a directory with the user's own files in
+    it is refused (naming them) rather than emptied."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["run", "--sim-users", "60", "--sim-votes", "6", "--out", str(out), "--quiet", "--force"]) == 1
+    assert "notes.txt" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
 
 
 # --------------------------------------------------------------------------- crash safety
@@ -251,10 +267,11 @@ def test_writer_raising_midway_leaves_the_old_file(tmp_path, monkeypatch):
         raise KeyboardInterrupt  # as if the user pressed Ctrl-C halfway through the write
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_fail)
-    with pytest.raises(KeyboardInterrupt):
-        main(["run", "--sim-users", "80", "--sim-votes", "6", "--seed", "2", "--out", str(out), "--quiet", "--force"])
+    code = main(["run", "--sim-users", "80", "--sim-votes", "6", "--seed", "2", "--out", str(out), "--quiet", "--force"])
+    assert code == 130  # Ctrl-C: one line and 130, no traceback
     assert_old_or_new(out, old)
-    assert sorted(p.name for p in out.iterdir()) == sorted(old)  # the temporary file was removed
+    assert sorted(p.name for p in out.iterdir()) == sorted(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the staging directory was removed
 
 
 def test_save_raising_midway_leaves_the_old_posterior(bayes_fit, tmp_path, monkeypatch):
@@ -339,16 +356,21 @@ def kill_when_half_written(script: str, *args: str) -> None:
 
 
 def test_cli_killed_while_writing_leaves_complete_files(tmp_path):
-    """SIGKILL halfway through writing users.csv: users.csv is still the old complete file;
-    the half-written data sits only in a temporary file that never shadows a result."""
+    """SIGKILL halfway through writing users.csv: --out is still the old complete set; the
+    half-written data sits only in the staging directory beside it, which the next run on
+    --out removes."""
     out = tmp_path / "out"
     old = first_run(out)
     kill_when_half_written(KILL_SCRIPT, str(out))
     assert_old_or_new(out, old)
-    users = pd.read_csv(out / "users.csv")
+    assert sorted(p.name for p in out.iterdir()) == sorted(old)
+    users = read_results(out)["users"]
     assert len(users) == 80  # complete: one row per user
-    leftovers = [p.name for p in out.iterdir() if p.name not in old]
-    assert all(name.startswith(".users.csv.") and name.endswith(".tmp") for name in leftovers), leftovers
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "out"]
+    assert all(name.startswith(".out.staging-") or name == ".out.lock" for name in leftovers), leftovers
+    first_run_again = main(["run", "--sim-users", "80", "--sim-votes", "6", "--seed", "3", "--out", str(out), "--quiet", "--force"])
+    assert first_run_again == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the killed run's staging directory is gone
 
 
 @pytest.mark.slow
