@@ -7,6 +7,9 @@ attentively, and filters or weights the votes before they train a preference mod
 Main entry points:
 
 - :func:`load_votes`: read and validate a votes table (CSV, Parquet, JSON, arena, LLMFAO);
+- :func:`count_votes` / :class:`VoteCounts`: the per-user vote counts every model reads,
+  mergeable exactly (``counts + count_votes(today)``), saved to Parquet; every ``fit`` takes
+  them in place of the votes;
 - :func:`simulate_votes`: draw votes and the truth from the generative model;
 - :class:`TwoTypeEM`: the two-type (attentive / careless) user model fitted by EM;
 - :class:`JointEM`: many models, no reference: Bradley-Terry strengths and user types
@@ -43,6 +46,7 @@ from comparemode.inference.diagnostics import sampler_diagnostics
 from comparemode.inference.joint import JointEM, fit_bradley_terry
 from comparemode.inference.model_checks import compare_models, posterior_predictive_check
 from comparemode.inference.mcmc import BayesianTwoType
+from comparemode.models.counts import VoteCounts, count_votes
 from comparemode.models.simulate import Simulation, simulate_votes
 from comparemode.reference import read_strengths
 from comparemode.report import write_report
@@ -56,6 +60,8 @@ __all__ = [
     "read_arena",
     "read_llmfao",
     "validate_votes",
+    "count_votes",
+    "VoteCounts",
     "read_strengths",
     "simulate_votes",
     "Simulation",

@@ -75,15 +75,8 @@ def _merge_mu(values) -> dict | None:
     )
 
 
-def _add_input_args(p: argparse.ArgumentParser) -> None:
-    """VOTES, its layout and where mu comes from (shared by run and report)."""
-    p.add_argument(
-        "votes",
-        nargs="?",
-        metavar="VOTES",
-        help="votes file (CSV, Parquet, JSON lines, JSON; arena and LLMFAO layouts are detected). "
-        "Omit to run on simulated data",
-    )
+def _add_layout_args(p: argparse.ArgumentParser):
+    """The layout of VOTES (shared by run, report and count); returns the group."""
     data = p.add_argument_group("input layout")
     data.add_argument("--format", default="auto", choices=["auto", "canonical", "arena", "llmfao"], help="layout of VOTES")
     for canon in ("user", "model_a", "model_b", "winner", "prompt_id"):
@@ -94,6 +87,19 @@ def _add_input_args(p: argparse.ArgumentParser) -> None:
             help=f"read the {canon!r} column from COL",
         )
     data.add_argument("--mu-col", metavar="COL", help="read a per-vote mu (P(model_a better)) from column COL")
+    return data
+
+
+def _add_input_args(p: argparse.ArgumentParser) -> None:
+    """VOTES, its layout and where mu comes from (shared by run and report)."""
+    p.add_argument(
+        "votes",
+        nargs="?",
+        metavar="VOTES",
+        help="votes file (CSV, Parquet, JSON lines, JSON; arena and LLMFAO layouts are detected). "
+        "Omit to run on simulated data",
+    )
+    data = _add_layout_args(p)
     data.add_argument(
         "--ties",
         default="model",
@@ -141,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _add_input_args(run)
+    run.add_argument(
+        "--counts",
+        metavar="FILE",
+        help="fit from vote counts (written by comparemode count) instead of VOTES; writes users.csv and summary.json "
+        "(the counts hold no vote rows, so no kept_votes.csv), and skips the drift check (counts keep no order)",
+    )
     model = run.add_argument_group("model and fit")
     model.add_argument(
         "--careless",
@@ -207,6 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", default="comparemode-output", metavar="DIR", help="directory for the results")
     out.add_argument("--force", action="store_true", help="overwrite existing results in --out")
     out.add_argument("--quiet", action="store_true", help="no progress messages")
+
+    cnt = sub.add_parser(
+        "count",
+        help="count votes per user, context and outcome into a counts file (adds to it: streaming updates)",
+        description=(
+            "Count the votes of each VOTES file (per user, per pair of models shown and their order, per outcome) and add "
+            "them to the counts in --into, creating it if needed: yesterday's counts plus today's votes, without reading "
+            "history again. comparemode run --counts FILE fits from them."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cnt.add_argument("votes", nargs="+", metavar="VOTES", help="votes files, counted in this order")
+    _add_layout_args(cnt)
+    cnt.add_argument("--into", required=True, metavar="FILE", help="the counts file (.parquet); added to when it exists")
+    cnt.add_argument("--replace", action="store_true", help="start the counts afresh instead of adding to --into")
+    cnt.add_argument("--quiet", action="store_true", help="no progress messages")
 
     rep = sub.add_parser(
         "report",
@@ -280,6 +308,31 @@ def report(args) -> int:
         quiet=args.quiet,
     )
     print(f"report: {res.path} ({res.n_figures} figures, {res.seconds:.0f} s). {res.verdict}")
+    return 0
+
+
+def count(args) -> int:
+    """``comparemode count``: add the counts of VOTES to --into (one unit: staged, locked)."""
+    from comparemode._output import ResultSet
+    from comparemode._progress import Progress
+    from comparemode.models.counts import VoteCounts, count_votes
+
+    say = Progress(not args.quiet)
+    if not str(args.into).lower().endswith(".parquet"):
+        raise ConfigError(f"--into {args.into!r}: vote counts are stored as Parquet; give a path ending in .parquet")
+    with ResultSet(args.into, kind="file", force=True, option="--into") as target:
+        total = None
+        if target.target.exists() and not args.replace:
+            total = VoteCounts.load(target.target)
+            say(f"{args.into}: {total.n_votes:,} votes from {total.n_users:,} users so far")
+        before = 0 if total is None else total.n_votes
+        for path in args.votes:
+            say(f"counting {path}")
+            counted = count_votes(_load_votes_arg(argparse.Namespace(**{**vars(args), "votes": path})))
+            total = counted if total is None else total + counted
+        target.write(None, total.save)
+        target.commit()
+    print(f"counts: {total.n_votes:,} votes from {total.n_users:,} users ({total.n_votes - before:,} added) in {args.into}")
     return 0
 
 
@@ -381,7 +434,7 @@ def _fit_em(args, votes, reference, sim):
         "max_iter": args.max_iter,
         "tol": args.tol,
         "random_seed": args.seed,
-        "verbose": not args.quiet and (len(votes) >= PROGRESS_MIN_VOTES or sim is not None),
+        "verbose": not args.quiet and (len(votes) >= PROGRESS_MIN_VOTES or sim is not None),  # votes or counts: len is votes
     }
     if not joint:
         settings["mu_spread"] = args.mu_spread
@@ -511,6 +564,10 @@ def run(args) -> int:
     from comparemode._output import ResultSet
 
     args.mu = _merge_mu(args.mu)
+    if args.counts is not None and args.votes is not None:
+        raise ConfigError("give VOTES or --counts FILE, not both")
+    if args.counts is not None and args.mu_col is not None:
+        raise ConfigError("--mu-col reads a column of the votes; counts made from votes with a 'mu' column carry it already")
     if args.estimate_mu and (args.mu is not None or args.strengths is not None):
         raise ConfigError("--estimate-mu estimates mu: drop --mu / --strengths")
     if args.estimate_mu and args.method == "joint":
@@ -563,7 +620,7 @@ def _data_integrity(args, votes, result, sim) -> dict:
     meta = getattr(votes, "attrs", {}).get("comparemode", {}) if isinstance(votes, pd.DataFrame) else {}
     rows = int(meta.get("rows_in", total))
     line = {
-        "input": "simulated" if sim is not None else os.fspath(args.votes),
+        "input": "simulated" if sim is not None else os.fspath(args.counts or args.votes),
         "input_rows": rows,
         "kept_rows": kept,
         "dropped_rows": dropped,
@@ -573,7 +630,7 @@ def _data_integrity(args, votes, result, sim) -> dict:
     if sim is not None:
         line.update(input_sha256=None, simulation_seed=args.seed)
     else:
-        line.update(_input_checksum(args.votes))
+        line.update(_input_checksum(args.counts or args.votes))
     return line
 
 
@@ -586,15 +643,22 @@ def _run(args, results):
     say = Progress(not args.quiet)
     out_dir = Path(args.out)
     sim = None
-    if args.votes is None:
+    if args.votes is None and args.counts is None:
         sim = _simulated(args, say)
-        votes = sim.votes
+        votes = data = sim.votes
         reference = {} if args.method == "joint" else sim.reference
         if args.estimate_mu:
             reference = {}
     else:
-        say(f"reading {args.votes}")
-        votes = _load_votes_arg(args)
+        if args.counts is not None:
+            from comparemode.models.counts import VoteCounts
+
+            say(f"reading the vote counts {args.counts}")
+            data = VoteCounts.load(args.counts)
+            votes = data.to_votes()
+        else:
+            say(f"reading {args.votes}")
+            votes = data = _load_votes_arg(args)
         if args.mu is not None:
             reference = {"mu": args.mu}
         elif args.strengths is not None:
@@ -611,11 +675,11 @@ def _run(args, results):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.method in ("em", "joint"):
-            users, estimates, part, done, model = _fit_em(args, votes, reference, sim)
+            users, estimates, part, done, model = _fit_em(args, data, reference, sim)
         elif args.method == "continuous":
-            users, estimates, part, done, model = _fit_continuous(args, votes, reference)
+            users, estimates, part, done, model = _fit_continuous(args, data, reference)
         else:
-            users, estimates, part, done, model = _fit_mcmc(args, votes, reference, estimate)
+            users, estimates, part, done, model = _fit_mcmc(args, data, reference, estimate)
         decider = users if args.method == "mcmc" else model  # an estimator: a void promise brings the better fit
         if args.crossfit:
             result = filter_crossfit(votes, model, alpha=args.fdr)
@@ -629,7 +693,7 @@ def _run(args, results):
     warned = _warnings_once(caught)
     summary = {
         "comparemode_version": __version__,
-        "input": args.votes if args.votes is not None else "simulated",
+        "input": args.counts or args.votes or "simulated",
         "data_integrity": _data_integrity(args, votes, result, sim),
         **part,
         "filter": result.summary,
@@ -639,7 +703,8 @@ def _run(args, results):
         summary["simulation"] = _report_simulation(sim, estimates, users, args, print)
     say(f"writing results to {out_dir}")
     results.write("users.csv", lambda p: result.users.to_csv(p))
-    results.write("kept_votes.csv", lambda p: result.kept.to_csv(p))
+    if args.counts is None:  # counts hold no vote rows to keep
+        results.write("kept_votes.csv", lambda p: result.kept.to_csv(p))
     if hasattr(model, "save"):
         results.write("posterior.nc", model.save)
     if hasattr(model, "leaderboard_"):
@@ -729,7 +794,7 @@ def main(argv=None) -> int:
     file left behind."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"run": run, "report": report}
+    commands = {"run": run, "report": report, "count": count}
     try:
         with _signal_boundary(), _PrivateTempdir():
             return commands[args.command](args)

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from comparemode.constants import CODE_A, CODE_B, CODE_TIE, ELO_SCALE, MODEL_A, MODEL_B, MU, USER, WIN_A, WIN_B, WINNER
+from comparemode.constants import CODE_TIE, ELO_SCALE, MODEL_A, MODEL_B, MU, USER, WINNER
 from comparemode.errors import MuError, NotIdentifiableError, StrengthsError
+from comparemode.models.counts import outcome_codes
 from comparemode.models.stats import EncodedVotes
 
 __all__ = [
@@ -328,10 +329,7 @@ def encode_votes(votes: pd.DataFrame, ref: Reference) -> tuple[EncodedVotes, pd.
     """Integer-encode canonical votes for the fast path; returns the codes and the user index."""
     codes, uniques = pd.factorize(votes[USER], sort=False)
     user_index = pd.Index(uniques, name=USER)
-    winner = votes[WINNER]
-    outcome = np.full(len(votes), CODE_TIE, dtype=np.int8)
-    outcome[(winner == WIN_A).to_numpy()] = CODE_A
-    outcome[(winner == WIN_B).to_numpy()] = CODE_B
+    outcome = outcome_codes(votes[WINNER])
     if ref.kind == "scalar":
         first = (votes[MODEL_A].astype(str) == ref.model).to_numpy()
         code = outcome + np.int8(3) * first.astype(np.int8)

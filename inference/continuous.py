@@ -144,8 +144,10 @@ class ContinuousQuality:
         from comparemode.data import validate_votes
         from comparemode.reference import encode_votes, resolve_reference
 
+        from comparemode.models.counts import as_votes
+
         self._check()
-        votes = validate_votes(votes)
+        votes = validate_votes(as_votes(votes)[0])
         ref = resolve_reference(votes, mu=mu, strengths=strengths, scale=scale, allow_estimate=True)
         enc, user_index = encode_votes(votes, ref)
         self.fit_encoded(enc, mu="estimate" if ref.kind == "scalar" and ref.mu is None else ref.mu, user_index=user_index)

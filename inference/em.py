@@ -516,6 +516,7 @@ class TwoTypeEM:
         from comparemode.data import validate_votes
         from comparemode.reference import encode_votes, resolve_reference
 
+        votes = self._counts_or_votes(votes, order)
         if is_lazy_input(votes):  # a Dask DataFrame or Parquet files read lazily
             from comparemode.dask_backend import fit_two_type
 
@@ -528,6 +529,17 @@ class TwoTypeEM:
         progress(f"encoding {len(votes):,} votes (reference: {ref.source})")
         enc, user_index = encode_votes(votes, ref)
         return self._fit(enc, ref, user_index, progress, time_order)
+
+    def _counts_or_votes(self, votes, order):
+        """The votes to fit: expanded from :class:`~comparemode.models.counts.VoteCounts` when
+        given counts (which keep no order of the votes: the drift check is then not run)."""
+        from comparemode.models.counts import as_votes
+
+        votes, from_counts = as_votes(votes)
+        if from_counts and order is not None:
+            raise ConfigError("order= orders the votes in time, and vote counts keep no order: fit the votes to check for drift")
+        self._order_known = not from_counts
+        return votes
 
     def fit_encoded(self, enc: EncodedVotes, *, mu: float | None = None, user_index=None) -> "TwoTypeEM":
         """Fit from integer-encoded votes (the fast path; see :class:`EncodedVotes`).
@@ -922,7 +934,9 @@ class TwoTypeEM:
             d_s = np.bincount(s_enc.user, weights=s_inf, minlength=s_enc.n_users)
             rows["favoured-model dispersion"] = dispersion_check(float(_dispersion(k, d_s)), self._replicated_dispersion(s_enc, p, s_pairs, rng))
             rows["favoured-model dispersion"].update(n_users=s_enc.n_users, draws=int(self.check_draws))
-            if time_order is None:
+            if not getattr(self, "_order_known", True):
+                rows["drift"] = {"reason": "fitted from vote counts, which keep no order of the votes: fit the votes themselves to check for drift"}
+            elif time_order is None:
                 rows["drift"] = drift_check(enc.user, informative, agree, enc.n_users)
             else:
                 rows["drift"] = drift_check(enc.user[time_order], informative[time_order], agree[time_order], enc.n_users)

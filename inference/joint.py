@@ -32,10 +32,11 @@ import numpy as np
 import pandas as pd
 
 from comparemode._progress import Progress
-from comparemode.constants import CHECK_DRAWS, CODE_A, CODE_B, MODEL_A, MODEL_B, USER, WINNER, WIN_A, WIN_B
+from comparemode.constants import CHECK_DRAWS, CODE_A, CODE_TIE, MODEL_A, MODEL_B, USER, WINNER, WIN_A, WIN_B
 from comparemode.errors import ConfigError, NotIdentifiableError
 from comparemode.inference.em import TwoTypeEM, _Problem, _time_order
 from comparemode.models.likelihood import JOINT_TIE_MODES, davidson_logp
+from comparemode.models.counts import as_votes, outcome_codes
 from comparemode.models.stats import EncodedVotes, Patterns
 
 __all__ = ["JointEM", "fit_bradley_terry", "encode_joint"]
@@ -110,12 +111,14 @@ def _check_ml_strengths(a, b, a_won, models, prior_games) -> None:
         )
 
 
-def fit_bradley_terry(votes: pd.DataFrame, *, weights=None, prior_games: float = DEFAULT_PRIOR_GAMES, max_iter: int = 2000, tol: float = 1e-10) -> pd.Series:
+def fit_bradley_terry(votes, *, weights=None, prior_games: float = DEFAULT_PRIOR_GAMES, max_iter: int = 2000, tol: float = 1e-10) -> pd.Series:
     """Plain (optionally weighted) Bradley-Terry strengths from the decisive votes of a votes
     table, by MM; ties are left out. Returns strengths centred to mean zero, by model."""
     from comparemode.data import validate_votes
 
-    votes = validate_votes(votes)
+    if weights is not None and not isinstance(votes, pd.DataFrame):
+        raise ConfigError("weights= are per vote: give the votes, not vote counts")
+    votes = validate_votes(as_votes(votes)[0])
     if isinstance(prior_games, bool) or not isinstance(prior_games, (int, float, np.integer, np.floating)) or not (prior_games >= 0 and np.isfinite(prior_games)):
         raise ConfigError(f"prior_games must be a non-negative finite number, got {prior_games!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
@@ -160,11 +163,8 @@ def encode_joint(votes: pd.DataFrame):
     if len(models) < 2:
         raise NotIdentifiableError("the votes compare fewer than two models")
     user, user_values = pd.factorize(votes[USER])
-    winner = votes[WINNER]
-    outcome = np.full(n, 2, dtype=np.int8)
-    outcome[(winner == WIN_A).to_numpy()] = CODE_A
-    outcome[(winner == WIN_B).to_numpy()] = CODE_B
-    dec = outcome != 2
+    outcome = outcome_codes(votes[WINNER])
+    dec = outcome != CODE_TIE
     if not dec.any():
         raise NotIdentifiableError("every vote is a tie: with no decisive votes nothing separates the user types")
     design = {
@@ -384,6 +384,7 @@ class JointEM(TwoTypeEM):
         if unknown:
             raise ConfigError(f"JointEM.fit got unknown argument(s) {sorted(unknown)}; it takes the votes only")
 
+        votes = self._counts_or_votes(votes, order)
         if is_lazy_input(votes):  # a Dask DataFrame or Parquet files read lazily
             from comparemode.dask_backend import fit_joint
 

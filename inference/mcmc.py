@@ -234,7 +234,10 @@ class BayesianTwoType:
 
         from comparemode.dask_backend import is_lazy_input
 
+        from comparemode.models.counts import as_votes
+
         cfg = self.model_config
+        votes = as_votes(votes)[0]
         if is_lazy_input(votes):  # a Dask DataFrame or Parquet files: one Dask pass into per-user counts
             from comparemode.dask_backend import prepare_bayesian
 

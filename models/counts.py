@@ -1,0 +1,320 @@
+"""Vote counts: the sufficient statistic every model of the package shares.
+
+Whatever the reference (a scalar mu for two models, strengths, a per-vote ``mu`` column, or
+strengths estimated jointly), a user's votes enter every model only through how many of them
+fall in each **context** (the ordered pair of models shown, first and second, and the vote's
+``mu`` where the votes carry a ``mu`` column) with each **outcome** (the first-shown answer
+won, the second-shown won, a tie). :class:`VoteCounts` holds those counts, per user, as
+integers: two tables of counts merge by exact addition, so counts made from chunks of the
+votes (days, files, partitions) add up to the counts of all of them, in any order, and a
+platform can keep yesterday's counts and add today's votes (``counts + count_votes(today)``)
+without reading history again.
+
+What the counts do not keep: the order of the votes (the drift check needs it; a fit from
+counts reports that check as not run), the columns that are not part of the model, and the
+difference between ``tie`` and ``tie (bothbad)`` (both are ties to every model).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from comparemode.constants import CODE_A, CODE_B, CODE_TIE, MODEL_A, MODEL_B, MU, USER, WIN_A, WIN_B, WINNER
+from comparemode.errors import ConfigError, VotesError
+
+__all__ = ["VoteCounts", "count_votes", "outcome_codes", "OUTCOME_NAMES"]
+
+#: Outcome code -> the canonical winner value it stands for (ties are written as ``tie``).
+OUTCOME_NAMES = {CODE_A: WIN_A, CODE_B: WIN_B, CODE_TIE: "tie"}
+_FORMAT = "comparemode.VoteCounts"
+_FORMAT_VERSION = 1
+
+
+def outcome_codes(winner: pd.Series) -> np.ndarray:
+    """The outcome of each vote from a validated ``winner`` column: ``CODE_A`` (model_a, shown
+    first, won), ``CODE_B`` (model_b won) or ``CODE_TIE`` (either kind of tie)."""
+    out = np.full(len(winner), CODE_TIE, dtype=np.int8)
+    out[(winner == WIN_A).to_numpy(dtype=bool, na_value=False)] = CODE_A
+    out[(winner == WIN_B).to_numpy(dtype=bool, na_value=False)] = CODE_B
+    return out
+
+
+def _mu_bits(mu: np.ndarray) -> np.ndarray:
+    """``mu`` as exact integer keys (its bits; every NaN the same key)."""
+    mu = np.where(np.isnan(mu), np.nan, mu).astype(np.float64)
+    return mu.view(np.int64)
+
+
+def _context_codes(a: np.ndarray, b: np.ndarray, mu: np.ndarray):
+    """Context code per row and the contexts, in order of first appearance."""
+    codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([a, b, _mu_bits(mu)]), sort=False)
+    arr = np.array(list(uniques), dtype=np.int64).reshape(-1, 3)
+    contexts = pd.DataFrame({MODEL_A: arr[:, 0], MODEL_B: arr[:, 1], MU: arr[:, 2].view(np.float64)})
+    return codes.astype(np.int64), contexts
+
+
+def _entries(user: np.ndarray, context: np.ndarray, outcome: np.ndarray, count: np.ndarray, n_contexts: int):
+    """Sum equal (user, context, outcome) entries; the result sorted by that key."""
+    key = (user.astype(np.int64) * max(n_contexts, 1) + context.astype(np.int64)) * 3 + outcome.astype(np.int64)
+    if key.size == 0:
+        return key, key, key.astype(np.int8), key
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    count = count.astype(np.int64)[order]
+    start = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    total = np.add.reduceat(count, start)  # integer sums: exact
+    key = key[start]
+    outcome_out = (key % 3).astype(np.int8)
+    rest = key // 3
+    return rest // max(n_contexts, 1), rest % max(n_contexts, 1), outcome_out, total
+
+
+class VoteCounts:
+    """Per user, per context, per outcome: how many votes.
+
+    Attributes
+    ----------
+    users : pandas.Index
+        The user ids, as in the votes, in order of first appearance (merging appends the
+        users the other table adds, in its order).
+    models : pandas.Index
+        The model names (strings), in order of first appearance.
+    contexts : pandas.DataFrame
+        One row per context: ``model_a`` and ``model_b`` (codes into ``models``: shown first
+        and second) and ``mu`` (the votes' ``mu`` value; NaN when the votes carry no ``mu``
+        column).
+    user, context, outcome, count : numpy arrays
+        The non-zero entries, sorted by (user, context, outcome): user code, context code,
+        outcome code (0 model_a won, 1 model_b won, 2 tie) and the number of votes.
+
+    Build with :func:`count_votes`; combine with ``a.merge(b)`` or ``a + b`` (``sum`` works
+    too); compare with ``==`` (the same counts for the same ids, whatever the order); store
+    with :meth:`save` and :meth:`load`. Every fitter's ``fit`` takes a ``VoteCounts`` in place
+    of the votes.
+    """
+
+    def __init__(self, users, models, contexts: pd.DataFrame, user, context, outcome, count):
+        self.users = pd.Index(users, name=USER)
+        self.models = pd.Index(models, name="model")
+        self.contexts = contexts.reset_index(drop=True)[[MODEL_A, MODEL_B, MU]]
+        self.user = np.asarray(user, dtype=np.int64)
+        self.context = np.asarray(context, dtype=np.int64)
+        self.outcome = np.asarray(outcome, dtype=np.int8)
+        self.count = np.asarray(count, dtype=np.int64)
+
+    # ------------------------------------------------------------------ sizes
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_votes(self) -> int:
+        return int(self.count.sum())
+
+    def __len__(self) -> int:
+        """The number of votes counted."""
+        return self.n_votes
+
+    @property
+    def has_mu(self) -> bool:
+        """Whether the counted votes carried a ``mu`` column."""
+        return bool(len(self.contexts)) and bool(self.contexts[MU].notna().any())
+
+    def __repr__(self) -> str:
+        return (
+            f"VoteCounts({self.n_votes:,} votes, {self.n_users:,} users, {len(self.models)} models, "
+            f"{len(self.contexts)} contexts{', mu column' if self.has_mu else ''})"
+        )
+
+    # ------------------------------------------------------------------ merging
+
+    def merge(self, other: "VoteCounts") -> "VoteCounts":
+        """The counts of both tables' votes together: exact integer addition."""
+        if not isinstance(other, VoteCounts):
+            raise ConfigError(f"VoteCounts merge with a VoteCounts, got {type(other).__name__}")
+        if len(self.contexts) and len(other.contexts) and self.has_mu != other.has_mu:
+            raise ConfigError(
+                "one table of counts has a mu per vote and the other has not: count both from votes with the same "
+                "columns (a 'mu' column in both or in neither)"
+            )
+        new_users = other.users[~other.users.isin(self.users)]
+        users = self.users.append(new_users)
+        new_models = other.models[~other.models.isin(self.models)]
+        models = self.models.append(new_models)
+        remap_model = models.get_indexer(other.models)
+        theirs = other.contexts.assign(
+            model_a=remap_model[other.contexts[MODEL_A].to_numpy()], model_b=remap_model[other.contexts[MODEL_B].to_numpy()]
+        )
+        both = pd.concat([self.contexts, theirs], ignore_index=True)
+        # first appearance: ours, then the new ones of theirs
+        codes, contexts = _context_codes(both[MODEL_A].to_numpy(np.int64), both[MODEL_B].to_numpy(np.int64), both[MU].to_numpy(np.float64))
+        ours_ctx, their_ctx = codes[: len(self.contexts)], codes[len(self.contexts):]
+        user = np.concatenate([self.user, users.get_indexer(other.users)[other.user]])
+        context = np.concatenate([ours_ctx[self.context], their_ctx[other.context]])
+        outcome = np.concatenate([self.outcome, other.outcome])
+        count = np.concatenate([self.count, other.count])
+        u, c, o, n = _entries(user, context, outcome, count, len(contexts))
+        return VoteCounts(users, models, contexts, u, c, o, n)
+
+    def __add__(self, other):
+        return self.merge(other)
+
+    def __radd__(self, other):
+        if isinstance(other, (int, float)) and other == 0:  # sum(tables)
+            return self
+        return NotImplemented
+
+    # ------------------------------------------------------------------ views
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per entry: ``user``, ``model_a``, ``model_b``, ``mu`` (with a mu column),
+        ``winner`` (the outcome as a canonical winner value) and ``count``."""
+        ctx = self.contexts
+        names = self.models.to_numpy(dtype=object)
+        out = {
+            USER: self.users.take(self.user).to_numpy() if len(self.user) else self.users[:0].to_numpy(),
+            MODEL_A: names[ctx[MODEL_A].to_numpy()[self.context]],
+            MODEL_B: names[ctx[MODEL_B].to_numpy()[self.context]],
+        }
+        if self.has_mu:
+            out[MU] = ctx[MU].to_numpy()[self.context]
+        out[WINNER] = np.array([OUTCOME_NAMES[i] for i in range(3)], dtype=object)[self.outcome]
+        out["count"] = self.count
+        return pd.DataFrame(out).astype({MODEL_A: "str", MODEL_B: "str", WINNER: "str"})
+
+    def to_votes(self) -> pd.DataFrame:
+        """The votes these counts stand for, one row per vote (canonical columns), grouped by
+        user in order of first appearance: what a fitter reads where it still needs rows.
+        ``attrs["comparemode"]["from_counts"]`` is True: their order is not the votes' order."""
+        frame = self.to_frame()
+        rows = frame.loc[frame.index.repeat(frame["count"].to_numpy())].drop(columns="count").reset_index(drop=True)
+        rows.attrs["comparemode"] = {"rows_in": len(rows), "source": "VoteCounts", "from_counts": True, "ties_dropped": 0,
+                                     "rows_out": len(rows), "format": "canonical", "columns": {}, "ties": "model"}
+        return rows
+
+    def user_totals(self) -> pd.DataFrame:
+        """Per user: ``n_votes``, ``n_ties`` and ``n_first`` (decisive picks of the answer shown
+        first), indexed by user id in order of first appearance."""
+        n = np.bincount(self.user, weights=self.count, minlength=self.n_users).astype(np.int64)
+        t = np.bincount(self.user, weights=self.count * (self.outcome == CODE_TIE), minlength=self.n_users).astype(np.int64)
+        f = np.bincount(self.user, weights=self.count * (self.outcome == CODE_A), minlength=self.n_users).astype(np.int64)
+        return pd.DataFrame({"n_votes": n, "n_ties": t, "n_first": f}, index=self.users)
+
+    # ------------------------------------------------------------------ equality
+
+    def _canonical(self) -> pd.DataFrame:
+        frame = self.to_frame()
+        keys = [USER, MODEL_A, MODEL_B] + ([MU] if self.has_mu else []) + [WINNER]
+        frame = frame.assign(**{USER: frame[USER].map(lambda v: (type(v).__name__, repr(v)))})
+        return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, VoteCounts):
+            return NotImplemented
+        if self.n_votes != other.n_votes or self.n_users != other.n_users or set(self.users) != set(other.users):
+            return False
+        return self._canonical().equals(other._canonical())
+
+    __hash__ = None  # mutable arrays: not hashable
+
+    def identical(self, other: "VoteCounts") -> bool:
+        """Equal in every array and in order (what bit-identical fits need)."""
+        return (
+            isinstance(other, VoteCounts)
+            and self.users.equals(other.users)
+            and list(self.users.map(type)) == list(other.users.map(type))
+            and self.models.equals(other.models)
+            and self.contexts.equals(other.contexts)
+            and all(np.array_equal(getattr(self, a), getattr(other, a)) for a in ("user", "context", "outcome", "count"))
+        )
+
+    # ------------------------------------------------------------------ storage
+
+    def save(self, path) -> Path:
+        """Write the counts to one Parquet file (written to a temporary file and moved into
+        place); :meth:`load` gives back a table :meth:`identical` to this one."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from comparemode._atomic import atomic_write
+
+        frame = self.to_frame()
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        meta = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "models": [str(m) for m in self.models],
+            "contexts": [[int(a), int(b), None if math.isnan(m) else float(m)] for a, b, m in self.contexts.itertuples(index=False)],
+            "has_mu": self.has_mu,
+        }
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"comparemode": json.dumps(meta).encode()})
+        return atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp))
+
+    @classmethod
+    def load(cls, path) -> "VoteCounts":
+        """Read counts written by :meth:`save`."""
+        import pyarrow.parquet as pq
+
+        from comparemode.data import check_input_file
+
+        check_input_file(path, "counts file")
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:
+            raise VotesError(f"cannot read {str(path)!r} as vote counts (Parquet): {exc}") from None
+        raw = (table.schema.metadata or {}).get(b"comparemode")
+        meta = json.loads(raw) if raw else {}
+        if meta.get("format") != _FORMAT:
+            raise VotesError(f"{str(path)!r} is a Parquet file but not vote counts written by VoteCounts.save")
+        if meta.get("version", 0) > _FORMAT_VERSION:
+            raise VotesError(f"{str(path)!r} holds vote counts of a newer format (version {meta['version']}): upgrade comparemode")
+        frame = table.to_pandas()
+        models = pd.Index(meta["models"], dtype="str")
+        contexts = pd.DataFrame(meta["contexts"], columns=[MODEL_A, MODEL_B, MU]).astype(
+            {MODEL_A: np.int64, MODEL_B: np.int64, MU: np.float64}
+        )
+        codes, users = pd.factorize(frame[USER], sort=False)
+        a = models.get_indexer(frame[MODEL_A])
+        b = models.get_indexer(frame[MODEL_B])
+        mu = frame[MU].to_numpy(np.float64) if meta.get("has_mu") else np.full(len(frame), np.nan)
+        known = pd.MultiIndex.from_arrays([contexts[MODEL_A].to_numpy(), contexts[MODEL_B].to_numpy(), _mu_bits(contexts[MU].to_numpy())])
+        context = known.get_indexer(pd.MultiIndex.from_arrays([a.astype(np.int64), b.astype(np.int64), _mu_bits(mu)]))
+        if (context < 0).any() or (a < 0).any() or (b < 0).any():
+            raise VotesError(f"{str(path)!r}: its rows do not match the contexts its metadata lists: the file was altered")
+        outcome = outcome_codes(frame[WINNER])
+        return cls(users, models, contexts, codes, context, outcome, frame["count"].to_numpy(np.int64))
+
+
+def count_votes(votes) -> VoteCounts:
+    """Count a votes table (validated as :func:`comparemode.validate_votes` does): per user,
+    per context (model shown first, model shown second, and the vote's ``mu`` where the table
+    has a ``mu`` column), per outcome, the number of votes."""
+    from comparemode.data import validate_votes
+
+    if isinstance(votes, VoteCounts):
+        return votes
+    votes = validate_votes(votes)
+    n = len(votes)
+    user, users = pd.factorize(votes[USER], sort=False)
+    # row by row (model_a, model_b, next row...): the order of first appearance that merging
+    # the counts of consecutive chunks reproduces
+    both = np.column_stack([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]).ravel()
+    model_codes, models = pd.factorize(both, sort=False)
+    a, b = model_codes[0::2].astype(np.int64), model_codes[1::2].astype(np.int64)
+    mu = votes[MU].to_numpy(np.float64) if MU in votes.columns else np.full(n, np.nan)
+    context, contexts = _context_codes(a, b, mu)
+    u, c, o, k = _entries(user, context, outcome_codes(votes[WINNER]), np.ones(n, np.int64), len(contexts))
+    return VoteCounts(pd.Index(users, name=USER), pd.Index(models.astype(str), name="model"), contexts, u, c, o, k)
+
+
+def as_votes(votes_or_counts):
+    """``(votes, from_counts)``: the votes a fitter reads, expanded from counts if given."""
+    if isinstance(votes_or_counts, VoteCounts):
+        return votes_or_counts.to_votes(), True
+    return votes_or_counts, False

@@ -1,0 +1,245 @@
+"""Vote counts (issue 13): merge equals whole, storage, streaming updates, fits from counts.
+
+The votes here come from a small generator written for these tests (users, models, positions
+and winners drawn independently, a ``mu`` column on some tables), not from the package's
+simulator, so the counting is tested on shapes the model would never produce (one-vote users,
+a model that is only ever shown first, all-tie users).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import comparemode as cm
+from comparemode.constants import CODE_A, CODE_TIE
+from comparemode.errors import ConfigError, VotesError
+from comparemode.models.counts import VoteCounts, count_votes
+from comparemode.models.stats import aggregate
+from comparemode.reference import encode_votes, resolve_reference
+
+
+def random_votes(seed: int, n: int, n_users: int, n_models: int, with_mu: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    models = [f"m{i}" for i in range(n_models)]
+    a = rng.integers(0, n_models, n)
+    b = (a + rng.integers(1, n_models, n)) % n_models
+    users = np.array(["007", "7", "TRUE", "NA", "u", "v", "w", "x", "y", "z"][:n_users], dtype=object)
+    df = pd.DataFrame(
+        {
+            "user": users[rng.integers(0, n_users, n)],
+            "model_a": np.array(models, dtype=object)[a],
+            "model_b": np.array(models, dtype=object)[b],
+            "winner": rng.choice(["model_a", "model_b", "tie", "tie (bothbad)"], n, p=[0.4, 0.35, 0.2, 0.05]),
+        }
+    )
+    if with_mu:
+        df["mu"] = rng.choice([0.2, 0.35, 0.5, 0.7, 0.9], n)
+    return df
+
+
+@st.composite
+def split_votes(draw):
+    seed = draw(st.integers(0, 10_000))
+    n = draw(st.integers(1, 120))
+    votes = random_votes(seed, n, draw(st.integers(1, 10)), draw(st.integers(2, 4)), draw(st.booleans()))
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=6)))
+    bounds = [0, *cuts, n]
+    chunks = [votes.iloc[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    order = draw(st.permutations(range(len(chunks))))
+    return votes, chunks, order
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(split_votes())
+def test_merge_of_chunks_equals_the_whole_in_any_order(case):
+    votes, chunks, order = case
+    whole = count_votes(votes)
+    parts = [count_votes(c) for c in chunks]
+    in_order = sum(parts)
+    assert in_order.identical(whole)  # merged in the votes' order: the same arrays, the same order
+    shuffled = parts[order[0]]
+    for i in order[1:]:
+        shuffled = shuffled + parts[i]
+    assert shuffled == whole  # any order: the same counts for the same ids
+    assert shuffled.n_votes == len(votes) and shuffled.n_users == votes["user"].nunique()
+    tree = parts[0]
+    if len(parts) >= 3:  # a tree reduction, as Dask does it
+        tree = (parts[0] + parts[1]) + sum(parts[2:][::-1])
+        assert tree == whole
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(split_votes())
+def test_per_user_statistics_from_counts_equal_those_from_the_votes(case):
+    votes, _, _ = case
+    counts = count_votes(votes)
+    totals = counts.user_totals()
+    direct = votes.groupby("user", sort=False).agg(
+        n_votes=("winner", "size"),
+        n_ties=("winner", lambda w: int(w.isin(["tie", "tie (bothbad)"]).sum())),
+        n_first=("winner", lambda w: int((w == "model_a").sum())),
+    )
+    pd.testing.assert_frame_equal(totals, direct.astype(np.int64), check_names=False)
+    # the EM's own per-user statistics, from the votes and from the votes the counts stand for
+    if "mu" in votes.columns:
+        ref = resolve_reference(votes)
+        a = aggregate(encode_votes(votes, ref)[0])
+        b = aggregate(encode_votes(counts.to_votes(), resolve_reference(counts.to_votes()))[0])
+        for name in ("n", "t", "f"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        np.testing.assert_allclose(a.s, b.s, rtol=1e-13, atol=1e-13)
+
+
+def test_counts_keep_ids_and_their_types():
+    ints = pd.DataFrame({"user": [7, 7, 12], "model_a": ["x", "y", "x"], "model_b": ["y", "x", "y"], "winner": ["tie", "model_a", "model_b"]})
+    c = count_votes(ints)
+    assert list(c.users) == [7, 12] and all(isinstance(u, (int, np.integer)) for u in c.users)
+    text = ints.assign(user=["007", "007", "7"])
+    assert list(count_votes(text).users) == ["007", "7"]
+    assert count_votes(text) != count_votes(ints)
+
+
+def test_save_and_load_give_back_the_same_table(tmp_path):
+    for with_mu in (False, True):
+        c = count_votes(random_votes(3, 500, 10, 4, with_mu))
+        path = c.save(tmp_path / f"counts-{with_mu}.parquet")
+        back = VoteCounts.load(path)
+        assert back.identical(c) and back == c
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "other.parquet")
+    with pytest.raises(VotesError, match="not vote counts"):
+        VoteCounts.load(tmp_path / "other.parquet")
+
+
+def test_merge_refuses_what_does_not_add_up():
+    plain = count_votes(random_votes(1, 50, 5, 2, False))
+    with_mu = count_votes(random_votes(1, 50, 5, 2, True))
+    with pytest.raises(ConfigError, match="mu per vote"):
+        plain + with_mu
+    with pytest.raises(ConfigError, match="VoteCounts"):
+        plain.merge(pd.DataFrame())
+
+
+def test_to_votes_stands_for_the_same_votes():
+    votes = random_votes(5, 300, 8, 3, True)
+    c = count_votes(votes)
+    back = c.to_votes()
+    assert len(back) == len(votes) and back.attrs["comparemode"]["from_counts"]
+    assert count_votes(back) == c
+    assert (back["winner"].isin(["model_a", "model_b", "tie"])).all()  # both kinds of tie are 'tie'
+    assert int((c.outcome == CODE_TIE).sum()) > 0 and int((c.outcome == CODE_A).sum()) > 0
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def _daily(votes: pd.DataFrame, days: int) -> list[pd.DataFrame]:
+    return [votes.iloc[idx] for idx in np.array_split(np.arange(len(votes)), days)]
+
+
+def test_thirty_daily_updates_equal_all_votes_at_once_and_the_refit_equals_the_full_fit(tmp_path):
+    """A platform keeps the counts on disk and adds each day's votes; after 30 days the counts
+    are those of all the votes, and the fit from them is the full fit, bit for bit (two models,
+    scalar mu), but for the drift check, which needs the votes' order."""
+    sim = cm.simulate_votes(n_users=500, votes_per_user={"distribution": "poisson", "mean": 9}, random_seed=21)
+    store = tmp_path / "counts.parquet"
+    for i, day in enumerate(_daily(sim.votes, 30)):
+        today = count_votes(day)
+        (today if i == 0 else VoteCounts.load(store) + today).save(store)
+    counts = VoteCounts.load(store)
+    assert counts.identical(count_votes(sim.votes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = cm.TwoTypeEM(random_seed=4).fit(sim.votes, **sim.reference)
+        refit = cm.TwoTypeEM(random_seed=4).fit(counts, **sim.reference)
+    pd.testing.assert_series_equal(refit.params_, full.params_, check_exact=True)
+    pd.testing.assert_frame_equal(refit.users_, full.users_, check_exact=True)
+    assert refit.loglik_ == full.loglik_
+    # the same statistics; the intervals differ only through the level (one check fewer to
+    # correct for when the drift check cannot run)
+    cols = ["observed", "expected", "statistic", "p_value"]
+    pd.testing.assert_frame_equal(refit.checks_.drop(index="drift")[cols], full.checks_.drop(index="drift")[cols], check_exact=True)
+    assert refit.checks_.loc["mu", "level"] > full.checks_.loc["mu", "level"]
+    assert refit.checks_.loc["drift", "status"] == "not run"
+    assert "vote counts" in refit.checks_.loc["drift", "message"]
+
+
+def test_every_fitter_takes_counts():
+    sim = cm.simulate_votes(n_users=200, votes_per_user=8, random_seed=5)
+    many = cm.simulate_votes(n_users=200, votes_per_user=10, strengths={"a": 1.0, "b": 0.1, "c": -0.6}, random_seed=6)
+    c2, cm_ = count_votes(sim.votes), count_votes(many.votes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        joint_v, joint_c = cm.JointEM(random_seed=0).fit(many.votes), cm.JointEM(random_seed=0).fit(cm_)
+        # the same counts in another row order: equal up to the order of float sums
+        np.testing.assert_allclose(joint_c.strengths_.loc[joint_v.strengths_.index], joint_v.strengths_, atol=1e-8)
+        np.testing.assert_allclose(joint_c.users_.loc[joint_v.users_.index, "p_attentive"], joint_v.users_["p_attentive"], atol=1e-8)
+        cq_v = cm.ContinuousQuality(n_starts=1).fit(sim.votes, **sim.reference)
+        cq_c = cm.ContinuousQuality(n_starts=1).fit(c2, **sim.reference)
+        pd.testing.assert_series_equal(cq_c.params_, cq_v.params_, check_exact=True)
+        hom_v = cm.HomogeneousEM().fit(sim.votes, **sim.reference)
+        hom_c = cm.HomogeneousEM().fit(c2, **sim.reference)
+        pd.testing.assert_series_equal(hom_c.params_, hom_v.params_, check_exact=True)
+        bt_v, bt_c = cm.fit_bradley_terry(many.votes), cm.fit_bradley_terry(cm_)
+        np.testing.assert_allclose(bt_c.loc[bt_v.index], bt_v, atol=1e-9)
+        model = cm.BayesianTwoType().build_model(c2, **sim.reference)
+        assert model is not None
+    with pytest.raises(ConfigError, match="keep no order"):
+        cm.TwoTypeEM().fit(c2, order="time", **sim.reference)
+    with pytest.raises(ConfigError, match="per vote"):
+        cm.fit_bradley_terry(cm_, weights=np.ones(len(many.votes)))
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_count_then_run_from_counts_matches_the_run_on_the_votes(tmp_path):
+    """``comparemode count`` day by day into one file, then ``run --counts``: the same
+    users.csv, byte for byte, as ``run`` on all the votes."""
+    from comparemode.cli import main
+
+    sim = cm.simulate_votes(n_users=250, votes_per_user=8, random_seed=9)
+    days = []
+    for i, day in enumerate(_daily(sim.votes, 4)):
+        days.append(tmp_path / f"day{i}.csv")
+        day.to_csv(days[-1], index=False)
+    sim.votes.to_csv(tmp_path / "all.csv", index=False)
+    store = tmp_path / "counts.parquet"
+    assert main(["count", str(days[0]), "--into", str(store), "--quiet"]) == 0
+    assert main(["count", *map(str, days[1:]), "--into", str(store), "--quiet"]) == 0
+    assert VoteCounts.load(store).identical(count_votes(cm.load_votes(tmp_path / "all.csv")))
+    assert main(["run", "--counts", str(store), "--mu", "model_x=0.7", "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert main(["run", str(tmp_path / "all.csv"), "--mu", "model_x=0.7", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert (tmp_path / "a" / "users.csv").read_bytes() == (tmp_path / "b" / "users.csv").read_bytes()
+    back = cm.read_results(tmp_path / "a")
+    assert "kept_votes" not in back and back["summary"]["data_integrity"]["input_rows"] == len(sim.votes)
+    assert back["summary"]["checks"][2]["check"] == "drift" and back["summary"]["checks"][2]["status"] == "not run"
+    assert main(["count", str(days[0]), "--into", str(store), "--replace", "--quiet"]) == 0
+    assert VoteCounts.load(store).n_votes == len(pd.read_csv(days[0]))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "v.csv", "--counts", "c.parquet"], "not both"),
+        (["count", "v.csv", "--into", "c.csv"], "ending in .parquet"),
+        (["run", "--counts", "missing.parquet"], "not found"),
+        (["run", "--counts", "v.csv", "--mu", "model_x=0.7"], "not vote counts"),
+    ],
+)
+def test_counts_command_line_errors(tmp_path, capsys, monkeypatch, argv, message):
+    from comparemode.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    cm.simulate_votes(n_users=20, votes_per_user=4, random_seed=1).votes.to_parquet("v.parquet")
+    pd.read_parquet("v.parquet").to_csv("v.csv", index=False)
+    if argv[-1] == "model_x=0.7":
+        argv = ["run", "--counts", "v.parquet", "--mu", "model_x=0.7"]
+    assert main([*argv, "--out", "o"] if argv[0] == "run" else argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
