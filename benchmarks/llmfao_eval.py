@@ -183,7 +183,7 @@ def keep_above_quantile(users: pd.DataFrame, q: float) -> pd.Series:
 #: (row label, fit, score column, keep rule)
 #: The first row is this package's user score (the one the acceptance check is about):
 #: the decisive votes' evidence per decisive vote, attentive against careless
-#: (``users_["llr_decisive_per_vote"]``, DESIGN.md section 7), from the default JointEM.
+#: (``users_["llr_decisive_per_vote"]``, docs/design.md section 7), from the default JointEM.
 PACKAGE_SCORE = "comparemode: JointEM llr_decisive_per_vote"
 METHODS = [
     (PACKAGE_SCORE, "joint", "llr_decisive_per_vote", keep_p_attentive),

@@ -1,6 +1,6 @@
 """Speed of the Bayesian two-type model (``BayesianTwoType``) against a per-user PyMC model.
 
-Both sides are the same statistical model (DESIGN.md sections 3 and 6): two models with a
+Both sides are the same statistical model (docs/design.md sections 3 and 6): two models with a
 known scalar mu = 0.7 (data, not a parameter), careless first-position rates from a Beta
 population (``careless_first_mean`` / ``careless_first_kappa``), tie propensities per type
 (``tie_attentive_mean`` / ``_kappa``, ``tie_careless_mean`` / ``_kappa``), ``pi`` the share of

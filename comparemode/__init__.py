@@ -52,7 +52,7 @@ from comparemode.reference import read_strengths
 from comparemode.report import write_report
 from comparemode._output import read_results
 
-__version__ = "0.1.0"
+from comparemode._version import __version__  # noqa: E402  (one source: pyproject.toml)
 
 __all__ = [
     "errors",

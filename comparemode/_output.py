@@ -346,7 +346,7 @@ class ResultSet:
         for name in sorted(set(self._written)):
             p = self.staging / name
             files[name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-        from comparemode import __version__
+        from comparemode._version import __version__
 
         manifest = {
             "comparemode_version": __version__,

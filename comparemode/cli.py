@@ -635,14 +635,16 @@ def _data_integrity(args, votes, result, sim) -> dict:
 
 
 def _run(args, results):
-    from comparemode import __version__
+    from comparemode._version import __version__
     from comparemode._progress import Progress
     from comparemode.inference.crossfit import filter_crossfit
     from comparemode.inference.filter import filter_fdr, filter_votes
 
+    from comparemode.dask_backend import is_dask_collection
+
     say = Progress(not args.quiet)
     out_dir = Path(args.out)
-    sim = None
+    sim = lazy_rows = None
     if args.votes is None and args.counts is None:
         sim = _simulated(args, say)
         votes = data = sim.votes
@@ -659,6 +661,14 @@ def _run(args, results):
         else:
             say(f"reading {args.votes}")
             votes = data = _load_votes_arg(args)
+            if is_dask_collection(votes):  # Parquet files read lazily: one counting pass on Dask
+                from comparemode.models.counts import count_votes
+
+                if args.crossfit or args.order is not None:
+                    raise ConfigError("--crossfit and --order need the votes themselves; a directory or glob of Parquet files is counted instead")
+                say("counting the votes partition by partition (Dask)")
+                lazy_rows, data = votes, count_votes(votes)
+                votes = data.to_votes()
         if args.mu is not None:
             reference = {"mu": args.mu}
         elif args.strengths is not None:
@@ -703,7 +713,11 @@ def _run(args, results):
         summary["simulation"] = _report_simulation(sim, estimates, users, args, print)
     say(f"writing results to {out_dir}")
     results.write("users.csv", lambda p: result.users.to_csv(p))
-    if args.counts is None:  # counts hold no vote rows to keep
+    if lazy_rows is not None:  # the kept rows of the files, split lazily and written in one pass
+        from comparemode.dask_backend import apply_decisions
+
+        results.write("kept_votes.csv", lambda p: apply_decisions(lazy_rows, result.users).kept.to_csv(p, single_file=True))
+    elif args.counts is None:  # counts hold no vote rows to keep
         results.write("kept_votes.csv", lambda p: result.kept.to_csv(p))
     if hasattr(model, "save"):
         results.write("posterior.nc", model.save)

@@ -68,7 +68,7 @@ ELPD_MIN_DIFF = 4.0
 #: Posterior predictive p-values outside [PPP_EXTREME, 1 - PPP_EXTREME] are flagged.
 PPP_EXTREME = 0.01
 
-#: Misfit checks of every EM fit (DESIGN.md section 9): family-wise false-alarm level of the
+#: Misfit checks of every EM fit (docs/design.md section 9): family-wise false-alarm level of the
 #: checks together (each of the m checks that run is held to MISFIT_LEVEL / m, Bonferroni),
 #: and parametric bootstrap replicates of the fitted model behind each check's null.
 MISFIT_LEVEL = 0.01

@@ -1,4 +1,4 @@
-"""Votes beyond one machine: the pass over the votes on Dask (DESIGN.md section 4).
+"""Votes beyond one machine: the pass over the votes on Dask (docs/design.md section 4).
 
 The only pass over the raw votes is the per-user aggregation into sufficient statistics;
 everything after it (the EM on count patterns, the filter's decisions) is small. This module
@@ -61,8 +61,6 @@ from comparemode.constants import (
     PROMPT_ID,
     TIE_VALUES,
     USER,
-    WIN_A,
-    WIN_B,
     WINNER,
 )
 from comparemode.errors import (
@@ -75,6 +73,7 @@ from comparemode.errors import (
     NotIdentifiableError,
     VotesError,
 )
+from comparemode.models.counts import outcome_codes
 
 __all__ = [
     "INSTALL_HINT",
@@ -289,6 +288,28 @@ def _validated(ddf, winner_values, sources, ties="model"):
     return out
 
 
+def _count_partition(part: pd.DataFrame):
+    from comparemode.models.counts import VoteCounts, count_votes
+
+    return count_votes(part) if len(part) else VoteCounts.empty()
+
+
+def count_votes_dask(votes, *, split_every: int = 8):
+    """:func:`comparemode.models.counts.count_votes` on Dask: each partition counted on its own
+    (``count_votes``), the counts merged in partition order in a tree of ``split_every``-wide
+    merges (exact integer sums), computed once. The result is :meth:`identical
+    <comparemode.models.counts.VoteCounts.identical>` to counting all the votes at once: no
+    model knowledge here, only the count and the merge."""
+    dask, _ = _require_dask("counting votes lazily")
+    ddf, _ = _canonical(votes)
+    level = [dask.delayed(_count_partition)(part) for part in ddf.to_delayed()]
+    merge = dask.delayed(lambda *tables: sum(tables[1:], tables[0]))
+    while len(level) > 1:
+        level = [merge(*level[i : i + split_every]) for i in range(0, len(level), split_every)]
+    (counts,) = dask.compute(level[0])
+    return counts
+
+
 def _canonical(votes, mu_column=None, with_user: bool = True):
     """A validated canonical Dask DataFrame from any lazy input, with only the columns a pass
     reads: user, model_a, model_b, winner, the mu column (checked as in the pandas path even
@@ -324,13 +345,6 @@ class _Spec:
     models: pd.Index | None = None  # joint: the model codes
 
 
-def _outcome(winner: pd.Series) -> np.ndarray:
-    out = np.full(len(winner), CODE_TIE, dtype=np.int8)
-    out[(winner == WIN_A).to_numpy(dtype=bool, na_value=False)] = CODE_A
-    out[(winner == WIN_B).to_numpy(dtype=bool, na_value=False)] = CODE_B
-    return out
-
-
 def _row_mu(part, ref, number):
     from comparemode.reference import _row_mu as row_mu
 
@@ -348,7 +362,7 @@ def _rows_partition(part, spec: _Spec, partition_info=None):
     """Per vote: user, position key and the indicators the group-by sums."""
     number = _partition_number(partition_info)
     n = len(part)
-    outcome = _outcome(part[WINNER])
+    outcome = outcome_codes(part[WINNER])
     cols = {
         USER: _user_column(part),
         "pos": (np.int64(number) << _POS_BITS) + np.arange(n, dtype=np.int64),
@@ -382,7 +396,7 @@ def _summary_partition(part, spec: _Spec, partition_info=None):
         "models_b": json.dumps([str(m) for m in pd.unique(part[MODEL_B])]),
     }
     if spec.kind == "row":
-        dec = _outcome(part[WINNER]) != CODE_TIE
+        dec = outcome_codes(part[WINNER]) != CODE_TIE
         mu = _row_mu(part, spec.ref, number)[dec]
         if mu.size:
             row.update(first_mu=mu[0], min_mu=mu.min(), max_mu=mu.max(), dev_mu=mu[np.argmax(np.abs(mu - 0.5))])
@@ -524,7 +538,7 @@ def aggregate_votes(votes, *, mu=None, strengths=None, scale: str = "bt", carele
 def _terms_partition(part, spec: _Spec, user_index: pd.Index, partition_info=None):
     """Per vote: the user's code in the final user order, the outcome and mu."""
     mu = _row_mu(part, spec.ref, _partition_number(partition_info))
-    return pd.DataFrame({"u": user_index.get_indexer(part[USER]).astype(np.int64), "o": _outcome(part[WINNER]), "mu": mu})
+    return pd.DataFrame({"u": user_index.get_indexer(part[USER]).astype(np.int64), "o": outcome_codes(part[WINNER]), "mu": mu})
 
 
 @lru_cache(maxsize=1)
@@ -657,7 +671,7 @@ def em_from_stats(settings: dict, stats, ref, user_index):
 
 def _joint_rows(part, user_index: pd.Index, models: pd.Index):
     """Decisive votes as codes: user, a, b, a_won."""
-    outcome = _outcome(part[WINNER])
+    outcome = outcome_codes(part[WINNER])
     dec = outcome != CODE_TIE
     user = user_index.get_indexer(part[USER][dec])
     a = models.get_indexer(part[MODEL_A][dec].astype(str))
@@ -667,7 +681,7 @@ def _joint_rows(part, user_index: pd.Index, models: pd.Index):
 
 def _pairs_partition(part, spec: _Spec):
     """Decisive votes counted per (model_a, model_b, a_won) code."""
-    outcome = _outcome(part[WINNER])
+    outcome = outcome_codes(part[WINNER])
     dec = outcome != CODE_TIE
     a = spec.models.get_indexer(part[MODEL_A][dec].astype(str))
     b = spec.models.get_indexer(part[MODEL_B][dec].astype(str))

@@ -1,6 +1,6 @@
 """Where mu comes from: the probability that model_a's answer is truly better on a vote.
 
-Three sources (DESIGN.md section 3), resolved by :func:`resolve_reference`:
+Three sources (docs/design.md section 3), resolved by :func:`resolve_reference`:
 
 1. a scalar for two models, ``mu={"model_x": 0.7}``: P(model_x's answer beats the other
    model's), oriented per vote by which of the two was shown first;
@@ -353,7 +353,7 @@ def _scan(arrays, found) -> bool:
 
 
 def check_identifiable(enc: EncodedVotes, ref: Reference, careless: str) -> None:
-    """Refuse when nothing separates attentive from careless voting (DESIGN.md section 1)."""
+    """Refuse when nothing separates attentive from careless voting (docs/design.md section 1)."""
     code = enc.code
     if not _scan([code], lambda c: bool(np.any(c % 3 != CODE_TIE))):
         raise NotIdentifiableError(

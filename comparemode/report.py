@@ -263,7 +263,7 @@ def _build_report(
     source,
     quiet,
 ) -> ReportResult:
-    from comparemode import __version__
+    from comparemode._version import __version__
     from comparemode.data import validate_votes
     from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
     from comparemode.inference.diagnostics import diagnostics_passed, plot_energy, plot_ranks

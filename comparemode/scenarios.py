@@ -4,7 +4,7 @@ This module is written apart from :mod:`comparemode.models.simulate` on purpose:
 nothing from ``comparemode.models`` or the likelihood code, draws its randomness in its own
 way, and computes its own Bayes-optimal "oracle" for each process. It is what the
 misspecification benchmark (``benchmarks/misspecification.py``) and the tests use to check the
-package's promises on data its own model did not generate (DESIGN.md section 9).
+package's promises on data its own model did not generate (docs/design.md section 9).
 
 Two models, ``"alpha"`` and ``"beta"``; ``alpha``'s answer is better with probability
 ``mu_true`` (every scenario, except that ``topic`` varies it per user). Each vote shows the

@@ -177,7 +177,7 @@ class BayesianAlternative:
 
     ``fit`` returns the DataTree (also ``idata_``); :meth:`pattern_log_likelihood` gives the
     per-user log-likelihood terms for LOO; for the continuous model ``users_`` holds each
-    user's posterior mean attentive share ``quality`` (a quality score, DESIGN.md section 7)
+    user's posterior mean attentive share ``quality`` (a quality score, docs/design.md section 7)
     and ``p_attentive``, the posterior probability that the share is at least 1/2 (what the
     filters read).
     """

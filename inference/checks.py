@@ -1,4 +1,4 @@
-"""Checks of one fit against another: the EM against the full posterior (DESIGN.md section 6).
+"""Checks of one fit against another: the EM against the full posterior (docs/design.md section 6).
 
 :func:`compare_em_mcmc` fits both on the same votes and reports whether each EM estimate lies
 inside its posterior interval, how far the per-user probabilities are apart, and the sampler

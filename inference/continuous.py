@@ -1,5 +1,5 @@
 """The continuous-quality user model fitted by maximum likelihood: the fast path's alternative to
-two types (DESIGN.md sections 3 and 9).
+two types (docs/design.md sections 3 and 9).
 
 Each user casts a share ``theta_u ~ Beta(c, d)`` of decisive votes attentively and the rest by
 position: with ``careless="beta"`` (the default, and the two-type model's careless sub-model) a

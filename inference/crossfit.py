@@ -1,4 +1,4 @@
-"""Cross-fitted filtering: kept sets free of the agreement selection (DESIGN.md section 9).
+"""Cross-fitted filtering: kept sets free of the agreement selection (docs/design.md section 9).
 
 A user is kept for having agreed with the reference, so among the kept votes the reference
 looks more right than it is (a winner's curse): the votes that made the user look attentive

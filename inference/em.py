@@ -1,4 +1,4 @@
-"""EM for the two-type user model: the fast path (DESIGN.md section 5).
+"""EM for the two-type user model: the fast path (docs/design.md section 5).
 
 E-step: ``gamma_u = P(attentive | votes) = sigmoid(logit pi + l1_u - l0_u)``.
 M-step: ``pi`` = mean of gamma (exact); the Beta parameters of the careless first-position

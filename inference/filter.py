@@ -1,4 +1,4 @@
-"""Filtering acts on users (DESIGN.md section 7).
+"""Filtering acts on users (docs/design.md section 7).
 
 A user's votes are kept or dropped together: per-vote filtering would keep more votes for
 the stronger model and bias the kept data. Every input vote ends up on exactly one side,

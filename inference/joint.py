@@ -1,5 +1,5 @@
 """Joint EM for many-model comparison data: model strengths and user types together
-(DESIGN.md section 3, case 4).
+(docs/design.md section 3, case 4).
 
 Nobody hands over mu: an attentive user's decisive vote picks model_a with probability
 ``sigmoid(beta_a - beta_b)`` (Bradley-Terry), where the strengths ``beta`` are estimated from
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from comparemode._progress import Progress
-from comparemode.constants import CHECK_DRAWS, CODE_A, CODE_TIE, MODEL_A, MODEL_B, USER, WINNER, WIN_A, WIN_B
+from comparemode.constants import CHECK_DRAWS, CODE_A, CODE_TIE, MODEL_A, MODEL_B, USER, WINNER
 from comparemode.errors import ConfigError, NotIdentifiableError
 from comparemode.inference.em import TwoTypeEM, _Problem, _time_order
 from comparemode.models.likelihood import JOINT_TIE_MODES, davidson_logp
@@ -128,8 +128,8 @@ def fit_bradley_terry(votes, *, weights=None, prior_games: float = DEFAULT_PRIOR
     codes, models = pd.factorize(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
     n = len(votes)
     a_all, b_all = codes[:n], codes[n:]
-    winner = votes[WINNER].to_numpy()
-    dec = (winner == WIN_A) | (winner == WIN_B)
+    outcome = outcome_codes(votes[WINNER])
+    dec = outcome != CODE_TIE
     if not dec.any():
         raise NotIdentifiableError(
             f"all {n:,} votes are ties: Bradley-Terry strengths come from decisive votes, and there are none"
@@ -140,7 +140,7 @@ def fit_bradley_terry(votes, *, weights=None, prior_games: float = DEFAULT_PRIOR
         raise ConfigError(f"weights must be numbers, one per vote; got values such as {list(weights)[:5]!r}") from None
     if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any():
         raise ConfigError(f"weights must be one finite, non-negative number per vote ({n:,} votes); got shape {w.shape}")
-    a, b, a_won, w = a_all[dec], b_all[dec], (winner == WIN_A)[dec], w[dec]
+    a, b, a_won, w = a_all[dec], b_all[dec], (outcome == CODE_A)[dec], w[dec]
     _check_ml_strengths(a, b, a_won, models, prior_games)
     beta = np.zeros(len(models))
     obj = _bt_objective(beta, a, b, a_won, w, prior_games)

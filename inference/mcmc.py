@@ -1,4 +1,4 @@
-"""Full Bayesian inference for the two-type user model (DESIGN.md section 6).
+"""Full Bayesian inference for the two-type user model (docs/design.md section 6).
 
 :class:`BayesianTwoType` follows the pymc-marketing model-builder pattern: the PyMC model is
 an attribute (``model``), not a subclass; model and sampler configs are plain JSON-able dicts
@@ -373,7 +373,7 @@ class BayesianTwoType:
         """Store the per-user mapping and the configs in the DataTree."""
         import xarray as xr
 
-        from comparemode import __version__
+        from comparemode._version import __version__
 
         users = self._user_index
         coord = users.to_numpy()

@@ -1,4 +1,4 @@
-"""Misfit checks that run with every EM fit (DESIGN.md section 9): cheap, no MCMC.
+"""Misfit checks that run with every EM fit (docs/design.md section 9): cheap, no MCMC.
 
 Every promise the package makes (P(attentive), the expected careless share of a filtered set)
 holds only while the data follow the model. These checks look for the departures real chat

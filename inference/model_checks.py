@@ -1,4 +1,4 @@
-"""Model checking (issue 5; DESIGN.md sections 3 and 6): posterior predictive checks of the
+"""Model checking (issue 5; docs/design.md sections 3 and 6): posterior predictive checks of the
 two-type model and user-level PSIS-LOO comparison of the homogeneous, two-type and
 continuous-quality models, with a plain-language verdict.
 

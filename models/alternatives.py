@@ -1,4 +1,4 @@
-"""Alternative user models for model checking (DESIGN.md section 3): the homogeneous model and
+"""Alternative user models for model checking (docs/design.md section 3): the homogeneous model and
 the continuous-quality model, with the same data contract as the two-type model.
 
 Both describe the same data as the two-type model, every user's sequence of votes (ties and

@@ -107,6 +107,13 @@ class VoteCounts:
         self.outcome = np.asarray(outcome, dtype=np.int8)
         self.count = np.asarray(count, dtype=np.int64)
 
+    @classmethod
+    def empty(cls) -> "VoteCounts":
+        """No votes: the neutral element of :meth:`merge`."""
+        contexts = pd.DataFrame({MODEL_A: np.zeros(0, np.int64), MODEL_B: np.zeros(0, np.int64), MU: np.zeros(0)})
+        none = np.zeros(0, np.int64)
+        return cls(pd.Index([]), pd.Index([], dtype="str"), contexts, none, none, none.astype(np.int8), none)
+
     # ------------------------------------------------------------------ sizes
 
     @property
@@ -294,11 +301,18 @@ class VoteCounts:
 def count_votes(votes) -> VoteCounts:
     """Count a votes table (validated as :func:`comparemode.validate_votes` does): per user,
     per context (model shown first, model shown second, and the vote's ``mu`` where the table
-    has a ``mu`` column), per outcome, the number of votes."""
+    has a ``mu`` column), per outcome, the number of votes. A Dask DataFrame, a directory or a
+    glob of Parquet files is counted partition by partition and merged
+    (:func:`comparemode.dask_backend.count_votes_dask`)."""
+    from comparemode.dask_backend import is_lazy_input
     from comparemode.data import validate_votes
 
     if isinstance(votes, VoteCounts):
         return votes
+    if is_lazy_input(votes):  # a Dask DataFrame or Parquet files: counted partition by partition
+        from comparemode.dask_backend import count_votes_dask
+
+        return count_votes_dask(votes)
     votes = validate_votes(votes)
     n = len(votes)
     user, users = pd.factorize(votes[USER], sort=False)

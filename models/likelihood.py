@@ -1,4 +1,4 @@
-"""Likelihood pieces of the two-type user model (DESIGN.md sections 3 and 4).
+"""Likelihood pieces of the two-type user model (docs/design.md sections 3 and 4).
 
 One source of truth for the log-likelihood of a user's votes under each type; the EM and
 (later) the PyMC model both build on these functions.

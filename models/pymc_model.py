@@ -1,4 +1,4 @@
-"""The two-type user model as a PyMC model (DESIGN.md section 6).
+"""The two-type user model as a PyMC model (docs/design.md section 6).
 
 The same generative story as the EM, built from the same likelihood functions
 (:mod:`comparemode.models.likelihood`, evaluated with PyTensor): user types are summed out

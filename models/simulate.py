@@ -1,4 +1,4 @@
-"""Simulator: draws comparison-mode votes from the generative model (DESIGN.md section 3).
+"""Simulator: draws comparison-mode votes from the generative model (docs/design.md section 3).
 
 Per user: a type (attentive with probability ``pi``), a tie propensity from the type's
 Beta distribution, a first-position rate for careless users (Beta, shared or 1/2), and a

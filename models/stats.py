@@ -1,4 +1,4 @@
-"""Sufficient statistics: the one pass over the raw votes (DESIGN.md section 4).
+"""Sufficient statistics: the one pass over the raw votes (docs/design.md section 4).
 
 Given the reference probabilities, a user's votes enter the model only through a few counts:
 votes ``n``, ties ``t``, decisive picks of the first-shown answer ``f`` and the attentive
