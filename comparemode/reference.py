@@ -339,6 +339,78 @@ def encode_votes(votes: pd.DataFrame, ref: Reference) -> tuple[EncodedVotes, pd.
     return enc, user_index
 
 
+def _context_mu(counts, ref: Reference) -> np.ndarray:
+    """P(model_a's answer is better) per context of ``counts`` for a per-row reference."""
+    ctx = counts.contexts
+    if ref.source == "column":  # the counted mu (count_and_resolve counts the reference's column as mu)
+        if not counts.has_mu:
+            raise MuError(f"these vote counts carry no per-vote mu: count votes that have the mu column {ref.column!r}")
+        return ctx[MU].to_numpy(np.float64)
+    names = counts.models.to_numpy(dtype=object)
+    ma, mb = names[ctx[MODEL_A].to_numpy()], names[ctx[MODEL_B].to_numpy()]
+    beta = ref.strengths
+    factor = math.log(10.0) / ELO_SCALE if ref.scale == "elo" else 1.0
+    mu = expit((beta.reindex(ma).to_numpy() - beta.reindex(mb).to_numpy()) * factor)
+    bad = ~((mu > 0.0) & (mu < 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        n_rows = int(np.isin(counts.context, np.flatnonzero(bad)).sum())
+        raise StrengthsError(_saturated_message(ma[i], mb[i], beta[ma[i]], beta[mb[i]], ref.scale, n_rows, "(counted votes)"))
+    return mu
+
+
+def count_and_resolve(votes, *, keep_rows: bool = False, progress=None, **reference):
+    """The front door every fitter goes through (docs/design.md section 11): ``(counts,
+    reference, validated votes or None)`` for a votes table, :class:`VoteCounts` or lazy votes.
+    A table is validated, its reference resolved and its votes counted (``keep_rows`` keeps each
+    vote's codes in row order); lazy votes are counted on Dask in one pass; counts are taken as
+    they are, their reference resolved on one row per context. ``reference``: ``mu``,
+    ``strengths``, ``scale``, ``allow_estimate`` as in :func:`resolve_reference`; none of them
+    (the joint model) gives ``None`` for the reference."""
+    from comparemode.dask_backend import is_lazy_input
+    from comparemode.data import validate_votes
+    from comparemode.models.counts import VoteCounts, count_votes
+
+    if is_lazy_input(votes):
+        if progress is not None:
+            progress("counting the votes partition by partition (Dask)")
+        votes = count_votes(votes)
+    if isinstance(votes, VoteCounts):
+        return votes, (resolve_reference(votes.context_frame(), **reference) if reference else None), None
+    votes = validate_votes(votes)
+    ref = resolve_reference(votes, **reference) if reference else None
+    counting = votes
+    if ref is not None and ref.source == "column" and ref.column != MU:  # counts carry a per-vote mu as 'mu'
+        counting = votes.drop(columns=[MU], errors="ignore").assign(**{MU: _row_mu(votes, ref)})
+    return count_votes(counting, keep_rows=keep_rows, validated=True), ref, votes
+
+
+def encode_any(votes, **reference) -> tuple[Reference, EncodedVotes, pd.Index]:
+    """:func:`count_and_resolve`, then :func:`encode_counts`: the encoded votes a fitter reads."""
+    counts, ref, _ = count_and_resolve(votes, **reference)
+    enc, user_index = encode_counts(counts, ref)
+    return ref, enc, user_index
+
+
+def encode_counts(counts, ref: Reference, rows: bool = False) -> tuple[EncodedVotes, pd.Index]:
+    """The encoded votes the counts stand for, grouped by user, context and outcome (every
+    fit reads these, so a fit from the votes, from counts and from Dask is one computation);
+    ``rows=True``: the same codes in the counted table's row order (:attr:`VoteCounts.rows`),
+    for what needs the votes' order."""
+    if rows:
+        user, context, outcome = counts.rows
+    else:
+        reps = counts.count
+        user, context, outcome = np.repeat(counts.user, reps), np.repeat(counts.context, reps), np.repeat(counts.outcome, reps)
+    user = user.astype(np.intp, copy=False)
+    if ref.kind == "scalar":
+        names = counts.models.to_numpy(dtype=object)
+        first = (names[counts.contexts[MODEL_A].to_numpy()] == ref.model).astype(np.int8)
+        code = (outcome + np.int8(3) * first[context]).astype(np.int8)
+        return EncodedVotes(user=user, code=code, n_users=counts.n_users), counts.users
+    return EncodedVotes(user=user, code=outcome.astype(np.int8), n_users=counts.n_users, mu=_context_mu(counts, ref)[context]), counts.users
+
+
 _CHUNK = 1 << 20
 
 

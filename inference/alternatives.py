@@ -42,14 +42,9 @@ _ALT_TIES = ("model", "drop")
 
 
 def _encode(votes, mu, strengths, scale):
-    from comparemode.data import validate_votes
-    from comparemode.models.counts import as_votes
-    from comparemode.reference import encode_votes, resolve_reference
+    from comparemode.reference import encode_any
 
-    votes = validate_votes(as_votes(votes)[0])
-    ref = resolve_reference(votes, mu=mu, strengths=strengths, scale=scale)
-    enc, user_index = encode_votes(votes, ref)
-    return ref, enc, user_index
+    return encode_any(votes, mu=mu, strengths=strengths, scale=scale)
 
 
 def fit_tie_beta(vt) -> tuple[float, float]:

@@ -140,16 +140,11 @@ class ContinuousQuality:
             raise ConfigError(f"n_starts must be an integer from 1 to {len(_STARTS)}, got {n!r}")
 
     def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt") -> "ContinuousQuality":
-        """Fit to a votes table; returns self."""
-        from comparemode.data import validate_votes
-        from comparemode.reference import encode_votes, resolve_reference
-
-        from comparemode.models.counts import as_votes
+        """Fit to a votes table, vote counts or lazy votes (through the same counts); returns self."""
+        from comparemode.reference import encode_any
 
         self._check()
-        votes = validate_votes(as_votes(votes)[0])
-        ref = resolve_reference(votes, mu=mu, strengths=strengths, scale=scale, allow_estimate=True)
-        enc, user_index = encode_votes(votes, ref)
+        ref, enc, user_index = encode_any(votes, mu=mu, strengths=strengths, scale=scale, allow_estimate=True)
         self.fit_encoded(enc, mu="estimate" if ref.kind == "scalar" and ref.mu is None else ref.mu, user_index=user_index)
         self._ref = ref
         self.reference_ = ref.describe() | ({"mu": float(self.params_["mu"])} if ref.kind == "scalar" else {})

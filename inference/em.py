@@ -503,43 +503,44 @@ class TwoTypeEM:
             raise ConfigError(f"random_seed must be a non-negative integer or None, got {seed!r}")
 
     # -- fitting ---------------------------------------------------------------------
-    def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt", order: str | None = None) -> "TwoTypeEM":
-        """Fit to a votes table; see the class docstring for the data contract. Returns self.
+    def fit(self, votes, *, mu=None, strengths=None, scale: str = "bt", order: str | None = None) -> "TwoTypeEM":
+        """Fit to a votes table, to :class:`~comparemode.models.counts.VoteCounts`, or to lazy
+        votes (a Dask DataFrame, a directory or glob of Parquet files); see the class docstring
+        for the data contract. Returns self.
 
         ``mu="estimate"`` (or ``{"model_x": "estimate"}``): two models, mu estimated with the
         rest (it is identified when users cast several votes). ``order``: a column that orders
         each user's votes in time, for the drift check (default: the table's row order).
 
-        A Dask DataFrame or Parquet files (a directory or a glob) are aggregated on Dask in one
-        pass (:func:`comparemode.dask_backend.fit_two_type`; ``n_passes_`` counts the passes)."""
-        from comparemode.dask_backend import is_lazy_input
-        from comparemode.data import validate_votes
-        from comparemode.reference import encode_votes, resolve_reference
+        Every input goes through the same counts (docs/design.md section 11): the votes are
+        counted, lazy votes counted on Dask in one pass (``n_passes_``), and the fit reads the
+        counts, so the three give the same numbers. Counts keep no order: from counts (and from
+        Dask) the drift check is reported as not run."""
+        from comparemode.reference import encode_counts
 
-        votes = self._counts_or_votes(votes, order)
-        if is_lazy_input(votes):  # a Dask DataFrame or Parquet files read lazily
-            from comparemode.dask_backend import fit_two_type
-
-            return fit_two_type(self, votes, mu=mu, strengths=strengths, scale=scale)
         self._check_settings()
         progress = Progress(self.verbose)
-        votes = validate_votes(votes)
-        ref = resolve_reference(votes, mu=mu, strengths=strengths, scale=scale, allow_estimate=True)
-        time_order = _time_order(votes, order)
-        progress(f"encoding {len(votes):,} votes (reference: {ref.source})")
-        enc, user_index = encode_votes(votes, ref)
+        counts, ref, time_order = self._counted(votes, progress, order, mu=mu, strengths=strengths, scale=scale, allow_estimate=True)
+        progress(f"encoding {counts.n_votes:,} votes (reference: {ref.source})")
+        enc, user_index = encode_counts(counts, ref)
+        self._row_enc = encode_counts(counts, ref, rows=True)[0] if counts.rows is not None else None
         return self._fit(enc, ref, user_index, progress, time_order)
 
-    def _counts_or_votes(self, votes, order):
-        """The votes to fit: expanded from :class:`~comparemode.models.counts.VoteCounts` when
-        given counts (which keep no order of the votes: the drift check is then not run)."""
-        from comparemode.models.counts import as_votes
+    def _counted(self, votes, progress, order, **reference):
+        """``(counts, reference, time order)`` through the front door
+        (:func:`comparemode.reference.count_and_resolve`), the votes' row order kept for the
+        drift check; counts (and lazy votes, counted on Dask) keep no order."""
+        from comparemode.dask_backend import is_lazy_input
+        from comparemode.models.counts import VoteCounts
+        from comparemode.reference import count_and_resolve
 
-        votes, from_counts = as_votes(votes)
-        if from_counts and order is not None:
-            raise ConfigError("order= orders the votes in time, and vote counts keep no order: fit the votes to check for drift")
-        self._order_known = not from_counts
-        return votes
+        ordered = not (is_lazy_input(votes) or isinstance(votes, VoteCounts))
+        if not ordered and order is not None:
+            raise ConfigError("order= orders the votes in time, and vote counts keep no order: fit the votes in memory to check for drift")
+        counts, ref, table = count_and_resolve(votes, keep_rows=ordered, progress=progress, **reference)
+        if is_lazy_input(votes):
+            self.n_passes_ = 1
+        return counts, ref, (_time_order(table, order) if ordered else None)
 
     def fit_encoded(self, enc: EncodedVotes, *, mu: float | None = None, user_index=None) -> "TwoTypeEM":
         """Fit from integer-encoded votes (the fast path; see :class:`EncodedVotes`).
@@ -556,6 +557,7 @@ class TwoTypeEM:
             ref = Reference(kind="row", source="encoded")
         if user_index is None:
             user_index = pd.RangeIndex(enc.n_users, name="user")
+        self._row_enc = enc  # the votes in the order given
         return self._fit(enc, ref, user_index, Progress(self.verbose))
 
     def _check_identifiable(self, enc: EncodedVotes, ref) -> None:
@@ -934,12 +936,13 @@ class TwoTypeEM:
             d_s = np.bincount(s_enc.user, weights=s_inf, minlength=s_enc.n_users)
             rows["favoured-model dispersion"] = dispersion_check(float(_dispersion(k, d_s)), self._replicated_dispersion(s_enc, p, s_pairs, rng))
             rows["favoured-model dispersion"].update(n_users=s_enc.n_users, draws=int(self.check_draws))
-            if not getattr(self, "_order_known", True):
+            row = getattr(self, "_row_enc", None)
+            if row is None:
                 rows["drift"] = {"reason": "fitted from vote counts, which keep no order of the votes: fit the votes themselves to check for drift"}
-            elif time_order is None:
-                rows["drift"] = drift_check(enc.user, informative, agree, enc.n_users)
-            else:
-                rows["drift"] = drift_check(enc.user[time_order], informative[time_order], agree[time_order], enc.n_users)
+            else:  # the votes in their own order (the fit itself reads them grouped, from the counts)
+                r_inf, r_agree = vote_agreement(row.outcome, self._drift_mu(row, p))
+                order = np.arange(row.n_votes) if time_order is None else time_order
+                rows["drift"] = drift_check(row.user[order], r_inf[order], r_agree[order], row.n_users)
         ran = sum(np.isfinite(r.get("p_value", np.nan)) for r in rows.values()) + int(mu_applies)
         if mu_applies:
             rows = {"mu": self._mu_check(MISFIT_LEVEL / max(ran, 1), rng), **rows}
@@ -947,6 +950,10 @@ class TwoTypeEM:
             why = "mu is estimated, not given" if self._estimating_mu else "mu is not a single given number (many models or a per-vote mu)"
             rows = {"mu": {"reason": why}, **rows}
         return checks_table(rows, MISFIT_LEVEL)
+
+    def _drift_mu(self, row: EncodedVotes, p) -> np.ndarray:
+        """Per vote, in the votes' own order, the probability the reference gives model_a."""
+        return self._check_design(row, p)[0]
 
     # -- votes one by one (cross-fitting) ---------------------------------------------------
     def _encode_again(self, votes: pd.DataFrame) -> EncodedVotes:

@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from comparemode._progress import Progress
-from comparemode.constants import CHECK_DRAWS, CODE_A, CODE_TIE, MODEL_A, MODEL_B, USER, WINNER
+from comparemode.constants import CHECK_DRAWS, CODE_A, CODE_TIE, MODEL_A, MODEL_B, WINNER
 from comparemode.errors import ConfigError, NotIdentifiableError
-from comparemode.inference.em import TwoTypeEM, _Problem, _time_order
+from comparemode.inference.em import TwoTypeEM, _Problem
 from comparemode.models.likelihood import JOINT_TIE_MODES, davidson_logp
 from comparemode.models.counts import as_votes, outcome_codes
 from comparemode.models.stats import EncodedVotes, Patterns
@@ -153,33 +153,43 @@ def fit_bradley_terry(votes, *, weights=None, prior_games: float = DEFAULT_PRIOR
     return pd.Series(beta - beta.mean(), index=pd.Index(models.astype(str), name="model"), name="strength")
 
 
-def encode_joint(votes: pd.DataFrame):
-    """Encode validated votes for the joint model (no reference): the decisive-vote design
-    (``user``, ``a``, ``b`` model codes, ``a_won``; ``models`` names; ``all_a``/``all_b``,
-    ``all_user`` and ``all_outcome`` (0 model_a, 1 model_b, 2 tie) on every vote), the encoded votes for the per-user counts (their per-vote mu is a placeholder:
-    the attentive term comes from the strengths) and the user index."""
-    n = len(votes)
-    codes, models = pd.factorize(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
-    if len(models) < 2:
+def encode_joint(votes, rows: bool = False):
+    """Encode votes for the joint model (no reference), from their counts: the decisive-vote
+    design (``user``, ``a``, ``b`` model codes, ``a_won``; ``models`` names; ``all_a``/``all_b``,
+    ``all_user`` and ``all_outcome`` (0 model_a, 1 model_b, 2 tie) on every vote), the encoded
+    votes for the per-user counts (their per-vote mu is a placeholder: the attentive term comes
+    from the strengths) and the user index. ``votes``: a votes table or
+    :class:`~comparemode.models.counts.VoteCounts`; the votes come grouped by user, context and
+    outcome (what every fit reads), or with ``rows=True`` in the table's own row order."""
+    from comparemode.models.counts import VoteCounts, count_votes
+
+    counts = votes if isinstance(votes, VoteCounts) else count_votes(votes, keep_rows=rows)
+    if rows:
+        user, ctx, outcome = counts.rows
+    else:
+        reps = counts.count
+        user, ctx, outcome = np.repeat(counts.user, reps), np.repeat(counts.context, reps), np.repeat(counts.outcome, reps)
+    if len(counts.models) < 2:
         raise NotIdentifiableError("the votes compare fewer than two models")
-    user, user_values = pd.factorize(votes[USER])
-    outcome = outcome_codes(votes[WINNER])
+    a_all = counts.contexts[MODEL_A].to_numpy()[ctx]
+    b_all = counts.contexts[MODEL_B].to_numpy()[ctx]
     dec = outcome != CODE_TIE
     if not dec.any():
         raise NotIdentifiableError("every vote is a tie: with no decisive votes nothing separates the user types")
+    user = user.astype(np.intp)
     design = {
-        "user": user[dec].astype(np.intp),
-        "a": codes[:n][dec],
-        "b": codes[n:][dec],
+        "user": user[dec],
+        "a": a_all[dec],
+        "b": b_all[dec],
         "a_won": outcome[dec] == CODE_A,
-        "models": pd.Index(models.astype(str), name="model"),
-        "all_a": codes[:n],
-        "all_b": codes[n:],
-        "all_user": user.astype(np.intp),
+        "models": pd.Index(counts.models.astype(str), name="model"),
+        "all_a": a_all,
+        "all_b": b_all,
+        "all_user": user,
         "all_outcome": outcome,
     }
-    enc = EncodedVotes(user=user.astype(np.intp), code=outcome, n_users=len(user_values), mu=np.full(n, 0.5))
-    return design, enc, pd.Index(user_values, name=USER)
+    enc = EncodedVotes(user=user, code=outcome.astype(np.int8), n_users=counts.n_users, mu=np.full(len(user), 0.5), pairs=(a_all, b_all))
+    return design, enc, counts.users
 
 
 def _davidson_pair_arrays(pa, pb, wa, wb, wt, beta, log_nu):
@@ -375,8 +385,6 @@ class JointEM(TwoTypeEM):
         estimated: ``mu`` and ``strengths`` are refused (use :class:`TwoTypeEM` for a known
         reference, or ``prior_games`` for a weak prior). ``order`` as in ``TwoTypeEM.fit``
         (the drift check's time order)."""
-        from comparemode.dask_backend import is_lazy_input
-        from comparemode.data import validate_votes
         from comparemode.reference import Reference
 
         if mu is not None or strengths is not None:
@@ -384,20 +392,18 @@ class JointEM(TwoTypeEM):
         if unknown:
             raise ConfigError(f"JointEM.fit got unknown argument(s) {sorted(unknown)}; it takes the votes only")
 
-        votes = self._counts_or_votes(votes, order)
-        if is_lazy_input(votes):  # a Dask DataFrame or Parquet files read lazily
-            from comparemode.dask_backend import fit_joint
-
-            return fit_joint(self, votes)
         self._check_settings()
         if self.mu_spread:
             raise ConfigError("mu_spread=True needs two models and a single mu; JointEM estimates model strengths")
         progress = Progress(self.verbose)
-        votes = validate_votes(votes)
-        time_order = _time_order(votes, order)
-        self._design, enc, user_index = encode_joint(votes)
+        counts, _, time_order = self._counted(votes, progress, order)
+        self._design, enc, user_index = encode_joint(counts)
+        if counts.rows is not None:  # the votes in their own order, for the drift check
+            _, self._row_enc, _ = encode_joint(counts, rows=True)
+        else:
+            self._row_enc = None
         ref = Reference(kind="joint", source="estimated strengths")
-        progress(f"joint EM on {len(votes):,} votes, {len(self._design['models'])} models, {len(user_index):,} users")
+        progress(f"joint EM on {counts.n_votes:,} votes, {len(self._design['models'])} models, {len(user_index):,} users")
         return self._fit(enc, ref, user_index, progress, time_order)
 
     def _check_identifiable(self, enc, ref) -> None:
@@ -430,20 +436,20 @@ class JointEM(TwoTypeEM):
         model pairs the replicates need."""
         from scipy.special import expit
 
-        d = self._design
+        a, b = enc.pairs if enc.pairs is not None else (self._design["all_a"], self._design["all_b"])
         beta = np.asarray(p["strengths"], dtype=float)
-        return expit(beta[d["all_a"]] - beta[d["all_b"]]), (d["all_a"], d["all_b"])
+        return expit(beta[a] - beta[b]), (a, b)
 
     def _vote_attentive(self, enc, mu_row, p):
         if self.ties_ != "davidson":
             return super()._vote_attentive(enc, mu_row, p)
-        d = self._design
+        a, b = enc.pairs if enc.pairs is not None else (self._design["all_a"], self._design["all_b"])
         beta = np.asarray(p["strengths"], dtype=float)
         out = enc.outcome
-        return davidson_logp(beta[d["all_a"]] - beta[d["all_b"]], p["log_nu"], (out == 0) * 1.0, (out == 1) * 1.0, (out == 2) * 1.0)
+        return davidson_logp(beta[a] - beta[b], p["log_nu"], (out == 0) * 1.0, (out == 1) * 1.0, (out == 2) * 1.0)
 
     def _encode_again(self, votes):
-        design, enc, _ = encode_joint(votes)
+        design, enc, _ = encode_joint(votes, rows=True)
         if not design["models"].equals(self._design["models"]):
             raise ConfigError("these votes name other models, or name them in another order, than the votes the model was fitted on; pass the fitted votes")
         return enc

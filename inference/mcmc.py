@@ -227,41 +227,31 @@ class BayesianTwoType:
         self.idata_ = None
 
     # -- data ------------------------------------------------------------------------
-    def _prepare(self, votes: pd.DataFrame, mu, strengths, scale):
-        from comparemode.data import validate_votes
+    def _prepare(self, votes, mu, strengths, scale):
         from comparemode.errors import MuError
-        from comparemode.reference import check_identifiable, check_mu_identifiable, encode_votes, estimated_reference, resolve_reference
-
-        from comparemode.dask_backend import is_lazy_input
-
-        from comparemode.models.counts import as_votes
+        from comparemode.reference import check_identifiable, check_mu_identifiable, count_and_resolve, encode_counts, estimated_reference
 
         cfg = self.model_config
-        votes = as_votes(votes)[0]
-        if is_lazy_input(votes):  # a Dask DataFrame or Parquet files: one Dask pass into per-user counts
-            from comparemode.dask_backend import prepare_bayesian
-
-            return prepare_bayesian(cfg, votes, mu, strengths, scale)
-        votes = validate_votes(votes)
         if cfg["mu"] == "joint":
             return self._prepare_joint(votes, mu, strengths)
         if cfg["mu"] == "estimate":
             if mu is not None or strengths is not None:
                 raise ConfigError("model_config mu='estimate' estimates mu: do not pass mu or strengths to fit")
+            counts = count_and_resolve(votes)[0]
             try:
-                ref = estimated_reference(votes, cfg["mu_model"])
+                ref = estimated_reference(counts.context_frame(), cfg["mu_model"])
             except MuError as exc:
                 raise ConfigError(f"model_config mu='estimate': {exc}") from None
         else:
-            ref = resolve_reference(votes, mu=mu, strengths=strengths, scale=scale)
-        enc, user_index = encode_votes(votes, ref)
+            counts, ref, _ = count_and_resolve(votes, mu=mu, strengths=strengths, scale=scale)
+        enc, user_index = encode_counts(counts, ref)
         if ref.mu is not None or ref.kind == "row":
             check_identifiable(enc, ref, cfg["careless"])
         stats = aggregate(enc, mu=ref.mu if ref.mu is not None else 0.5)
         if cfg["mu"] == "estimate":
             check_mu_identifiable(enc, ref, cfg["careless"], stats.d)
         ties, pat = patterns_for(stats, cfg["ties"])
-        return votes, ref, enc, user_index, stats, pat, ties
+        return counts, ref, enc, user_index, stats, pat, ties
 
     def _prepare_joint(self, votes, mu, strengths):
         from comparemode.inference.joint import encode_joint
@@ -269,6 +259,9 @@ class BayesianTwoType:
 
         if mu is not None or strengths is not None:
             raise ConfigError("model_config mu='joint' estimates the strengths: do not pass mu or strengths to fit")
+        from comparemode.reference import count_and_resolve
+
+        votes = count_and_resolve(votes)[0]
         self._joint_design, enc, user_index = encode_joint(votes)
         stats = aggregate(enc)
         ties, pat = patterns_for(stats, self.model_config["ties"])
@@ -349,10 +342,6 @@ class BayesianTwoType:
             return None
         if mode == "joint":
             em = JointEM(**settings).fit(votes)
-        elif self._enc is None:  # aggregated on Dask: the EM runs on the same per-user counts
-            from comparemode.dask_backend import em_from_stats
-
-            em = em_from_stats(settings, self._stats, self._ref, self._user_index)
         else:  # the votes are already encoded for the model: fit the EM on the same arrays
             em = TwoTypeEM(**settings).fit_encoded(self._enc, mu=self._ref.mu, user_index=self._user_index)
         p = em.params_

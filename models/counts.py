@@ -52,9 +52,14 @@ def _mu_bits(mu: np.ndarray) -> np.ndarray:
 
 def _context_codes(a: np.ndarray, b: np.ndarray, mu: np.ndarray):
     """Context code per row and the contexts, in order of first appearance."""
-    codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([a, b, _mu_bits(mu)]), sort=False)
-    arr = np.array(list(uniques), dtype=np.int64).reshape(-1, 3)
-    contexts = pd.DataFrame({MODEL_A: arr[:, 0], MODEL_B: arr[:, 1], MU: arr[:, 2].view(np.float64)})
+    bits = _mu_bits(mu)
+    mu_code, mu_values = pd.factorize(bits, sort=False)
+    width = int(max(a.max(initial=0), b.max(initial=0))) + 1
+    key = (a.astype(np.int64) * width + b.astype(np.int64)) * max(len(mu_values), 1) + mu_code
+    codes, uniques = pd.factorize(key, sort=False)  # integer keys: one hash pass
+    uniques = np.asarray(uniques, dtype=np.int64)
+    ab, m = np.divmod(uniques, max(len(mu_values), 1))
+    contexts = pd.DataFrame({MODEL_A: ab // width, MODEL_B: ab % width, MU: np.asarray(mu_values, dtype=np.int64)[m].view(np.float64)})
     return codes.astype(np.int64), contexts
 
 
@@ -106,6 +111,10 @@ class VoteCounts:
         self.context = np.asarray(context, dtype=np.int64)
         self.outcome = np.asarray(outcome, dtype=np.int8)
         self.count = np.asarray(count, dtype=np.int64)
+        #: per vote, in the counted table's row order: (user, context, outcome) codes; kept by
+        #: ``count_votes(..., keep_rows=True)`` for what needs the votes' order (the drift
+        #: check), never by a merge
+        self.rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def empty(cls) -> "VoteCounts":
@@ -205,6 +214,17 @@ class VoteCounts:
                                      "rows_out": len(rows), "format": "canonical", "columns": {}, "ties": "model"}
         return rows
 
+    def context_frame(self) -> pd.DataFrame:
+        """One canonical row per context (``model_a``, ``model_b``, ``mu`` with a mu column; a
+        placeholder ``user`` and ``winner``): what deciding where mu comes from needs to see."""
+        names = self.models.to_numpy(dtype=object)
+        out = {USER: np.full(len(self.contexts), "", dtype=object),
+               MODEL_A: names[self.contexts[MODEL_A].to_numpy()], MODEL_B: names[self.contexts[MODEL_B].to_numpy()],
+               WINNER: np.full(len(self.contexts), "tie", dtype=object)}
+        if self.has_mu:
+            out[MU] = self.contexts[MU].to_numpy()
+        return pd.DataFrame(out).astype({MODEL_A: "str", MODEL_B: "str"})
+
     def user_totals(self) -> pd.DataFrame:
         """Per user: ``n_votes``, ``n_ties`` and ``n_first`` (decisive picks of the answer shown
         first), indexed by user id in order of first appearance."""
@@ -298,12 +318,14 @@ class VoteCounts:
         return cls(users, models, contexts, codes, context, outcome, frame["count"].to_numpy(np.int64))
 
 
-def count_votes(votes) -> VoteCounts:
+def count_votes(votes, *, keep_rows: bool = False, validated: bool = False) -> VoteCounts:
     """Count a votes table (validated as :func:`comparemode.validate_votes` does): per user,
     per context (model shown first, model shown second, and the vote's ``mu`` where the table
     has a ``mu`` column), per outcome, the number of votes. A Dask DataFrame, a directory or a
     glob of Parquet files is counted partition by partition and merged
-    (:func:`comparemode.dask_backend.count_votes_dask`)."""
+    (:func:`comparemode.dask_backend.count_votes_dask`). ``keep_rows`` keeps each vote's codes
+    in row order (:attr:`VoteCounts.rows`); ``validated`` skips the validation of a table that
+    has just been validated."""
     from comparemode.dask_backend import is_lazy_input
     from comparemode.data import validate_votes
 
@@ -313,7 +335,8 @@ def count_votes(votes) -> VoteCounts:
         from comparemode.dask_backend import count_votes_dask
 
         return count_votes_dask(votes)
-    votes = validate_votes(votes)
+    if not validated:
+        votes = validate_votes(votes)
     n = len(votes)
     user, users = pd.factorize(votes[USER], sort=False)
     # row by row (model_a, model_b, next row...): the order of first appearance that merging
@@ -323,8 +346,12 @@ def count_votes(votes) -> VoteCounts:
     a, b = model_codes[0::2].astype(np.int64), model_codes[1::2].astype(np.int64)
     mu = votes[MU].to_numpy(np.float64) if MU in votes.columns else np.full(n, np.nan)
     context, contexts = _context_codes(a, b, mu)
-    u, c, o, k = _entries(user, context, outcome_codes(votes[WINNER]), np.ones(n, np.int64), len(contexts))
-    return VoteCounts(pd.Index(users, name=USER), pd.Index(models.astype(str), name="model"), contexts, u, c, o, k)
+    outcome = outcome_codes(votes[WINNER])
+    u, c, o, k = _entries(user, context, outcome, np.ones(n, np.int64), len(contexts))
+    out = VoteCounts(pd.Index(users, name=USER), pd.Index(models.astype(str), name="model"), contexts, u, c, o, k)
+    if keep_rows:
+        out.rows = (user.astype(np.int64), context, outcome)
+    return out
 
 
 def as_votes(votes_or_counts):

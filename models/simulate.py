@@ -73,10 +73,10 @@ class Simulation:
             raise ConfigError("these votes were simulated without user types (quality=...): there is no true P(attentive)")
         from comparemode.models.likelihood import posterior_attentive, type_logliks
         from comparemode.models.stats import aggregate, without_ties
-        from comparemode.reference import encode_votes, resolve_reference
+        from comparemode.reference import count_and_resolve, encode_counts
 
-        ref = resolve_reference(self.votes, **self.reference)
-        enc, user_index = encode_votes(self.votes, ref)
+        counts, ref, _ = count_and_resolve(self.votes, keep_rows=True, **self.reference)  # the fitters' front door
+        enc, user_index = encode_counts(counts, ref)
         stats = aggregate(enc, mu=ref.mu if ref.kind == "scalar" else None)
         s = stats.s
         if ties == "drop" or not self.params["ties"]:
@@ -92,7 +92,7 @@ class Simulation:
             d = beta.reindex(self.votes[MODEL_A].astype(str)).to_numpy() - beta.reindex(self.votes[MODEL_B].astype(str)).to_numpy()
             w = self.votes[WINNER].to_numpy()
             logp = davidson_logp(d, math.log(self.params["davidson_nu"]), (w == WIN_A) * 1.0, (w == WIN_B) * 1.0, (w == TIE) * 1.0)
-            s = np.bincount(enc.user, weights=logp, minlength=enc.n_users)
+            s = np.bincount(counts.rows[0], weights=logp, minlength=enc.n_users)  # logp is in the votes' row order
         careless = self.params["careless"]
         first = self.params["careless_first"]
         params = {

@@ -41,12 +41,16 @@ class EncodedVotes:
     n_users : number of distinct users.
     mu : float array or None. Per-vote P(model_a's answer is better) (the per-row case);
         None in the scalar-mu case, where the probability is given to :func:`aggregate`.
+    pairs : (a, b) int arrays or None. The joint model's model codes per vote (shown first,
+        shown second), so that per-vote terms follow these votes' own order.
     """
 
     user: np.ndarray
     code: np.ndarray
     n_users: int
     mu: np.ndarray | None = None
+    #: the joint model: the model codes shown first and second on each vote
+    pairs: tuple | None = None
 
     @property
     def n_votes(self) -> int:

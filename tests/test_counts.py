@@ -176,9 +176,12 @@ def test_every_fitter_takes_counts():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         joint_v, joint_c = cm.JointEM(random_seed=0).fit(many.votes), cm.JointEM(random_seed=0).fit(cm_)
-        # the same counts in another row order: equal up to the order of float sums
-        np.testing.assert_allclose(joint_c.strengths_.loc[joint_v.strengths_.index], joint_v.strengths_, atol=1e-8)
-        np.testing.assert_allclose(joint_c.users_.loc[joint_v.users_.index, "p_attentive"], joint_v.users_["p_attentive"], atol=1e-8)
+        # the votes and their counts go through the same front door: bit for bit
+        pd.testing.assert_series_equal(joint_c.strengths_, joint_v.strengths_, check_exact=True)
+        pd.testing.assert_frame_equal(joint_c.users_, joint_v.users_, check_exact=True)
+        mu_col = sim.votes.assign(mu=np.where(sim.votes["model_a"] == "model_x", 0.7, 0.3))
+        row_v, row_c = cm.TwoTypeEM(random_seed=0).fit(mu_col), cm.TwoTypeEM(random_seed=0).fit(count_votes(mu_col))
+        pd.testing.assert_frame_equal(row_c.users_, row_v.users_, check_exact=True)
         cq_v = cm.ContinuousQuality(n_starts=1).fit(sim.votes, **sim.reference)
         cq_c = cm.ContinuousQuality(n_starts=1).fit(c2, **sim.reference)
         pd.testing.assert_series_equal(cq_c.params_, cq_v.params_, check_exact=True)
