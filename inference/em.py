@@ -399,6 +399,11 @@ class TwoTypeEM:
     mu_spread : bool
         Two models: each attentive user has an own mu_u ~ Beta(mu kappa, (1 - mu) kappa)
         (users' topics separate the models by different amounts); kappa is estimated.
+    warm_start : bool
+        Start the next ``fit`` from this fit's parameters (one run; ``n_starts`` is then not
+        used), as a streaming refit on yesterday's counts plus today's does
+        (``starts_["warm"]`` says which fits did). The first fit, or a fit whose parameters
+        do not carry over (other settings), starts cold.
 
     Data contract
     -------------
@@ -454,6 +459,7 @@ class TwoTypeEM:
         checks: bool = True,
         check_draws: int = CHECK_DRAWS,
         mu_spread: bool = False,
+        warm_start: bool = False,
     ):
         self.careless = careless
         self.ties = ties
@@ -465,6 +471,7 @@ class TwoTypeEM:
         self.checks = checks
         self.check_draws = check_draws
         self.mu_spread = mu_spread
+        self.warm_start = warm_start
 
     # -- configuration ---------------------------------------------------------------
     def get_params(self) -> dict:
@@ -480,6 +487,7 @@ class TwoTypeEM:
             "checks": self.checks,
             "check_draws": self.check_draws,
             "mu_spread": self.mu_spread,
+            "warm_start": self.warm_start,
         }
 
     def _check_settings(self) -> None:
@@ -654,15 +662,19 @@ class TwoTypeEM:
         self._estimating_mu = _estimates_mu(ref)
         problem = self._make_problem(pat, ties, enc)
         rng = np.random.default_rng(self.random_seed)
-        # "Short EM": every start runs a few iterations, the best one runs to convergence.
-        short = self.max_iter if self.n_starts == 1 else min(self.max_iter, _SHORT_RUN)
-        runs = [self._run(problem, self._start(i, stats, rng, problem), progress, i, short) for i in range(self.n_starts)]
+        warm = self._warm_params(stats, rng, problem) if self.warm_start else None
+        if warm is not None:  # the previous fit's parameters: one run from there (streaming refits)
+            runs = [self._run(problem, warm, progress, 0, self.max_iter)]
+        else:
+            # "Short EM": every start runs a few iterations, the best one runs to convergence.
+            short = self.max_iter if self.n_starts == 1 else min(self.max_iter, _SHORT_RUN)
+            runs = [self._run(problem, self._start(i, stats, rng, problem), progress, i, short) for i in range(self.n_starts)]
         best_start = int(np.argmax([r["loglik"] for r in runs]))
         best = runs[best_start]
         if not best["converged"] and best["n_iter"] < self.max_iter:
             best = self._run(problem, best["params"], progress, best_start, self.max_iter - best["n_iter"], best)
         rows = [
-            {"start": i, "loglik_short_run": r["loglik"], "n_iter_short_run": r["n_iter"], "chosen": i == best_start}
+            {"start": i, "loglik_short_run": r["loglik"], "n_iter_short_run": r["n_iter"], "chosen": i == best_start, "warm": warm is not None}
             for i, r in enumerate(runs)
         ]
         self.ties_ = ties
@@ -697,6 +709,17 @@ class TwoTypeEM:
             f"pi = {best['params']['pi']:.4f}"
         )
         return self
+
+    def _warm_params(self, stats: UserStats, rng: np.random.Generator, problem: _Problem) -> dict | None:
+        """``warm_start=True``: the previous fit's parameters as the start, when this estimator
+        has fitted before with the same parameter set; None (a cold start) otherwise."""
+        previous = getattr(self, "_problem_params", None)
+        if previous is None:
+            return None
+        cold = self._start(0, stats, np.random.default_rng(0), problem)
+        if set(previous) != set(cold) or any(np.shape(previous[k]) != np.shape(cold[k]) for k in cold if k != "strengths"):
+            return None
+        return {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v) for k, v in previous.items()}
 
     def _start(self, start: int, stats: UserStats, rng: np.random.Generator, problem: _Problem) -> dict:
         n_tot = float(stats.n.sum())

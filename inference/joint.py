@@ -357,9 +357,9 @@ class JointEM(TwoTypeEM):
     """
 
     def __init__(self, careless="beta", ties="model", n_starts=3, max_iter=2000, tol=1e-10, random_seed=0, verbose=False, prior_games=DEFAULT_PRIOR_GAMES,
-                 checks: bool = True, check_draws: int = CHECK_DRAWS):
+                 checks: bool = True, check_draws: int = CHECK_DRAWS, warm_start: bool = False):
         super().__init__(careless=careless, ties=ties, n_starts=n_starts, max_iter=max_iter, tol=tol, random_seed=random_seed, verbose=verbose,
-                         checks=checks, check_draws=check_draws)
+                         checks=checks, check_draws=check_draws, warm_start=warm_start)
         self.prior_games = prior_games
 
     def get_params(self) -> dict:
@@ -429,6 +429,17 @@ class JointEM(TwoTypeEM):
             # P(tie) = nu / (2 + nu) between equal models: start at the overall tie rate
             r = min(max(float(np.mean(self._design["all_outcome"] == 2)), 0.01), 0.95)
             p["log_nu"] = math.log(2.0 * r / (1.0 - r))
+        return p
+
+    def _warm_params(self, stats, rng, problem):
+        """The previous strengths carried over by model name (a model new since then starts at
+        the mean), the other parameters as in ``TwoTypeEM``."""
+        previous = getattr(self, "strengths_", None)
+        p = super()._warm_params(stats, rng, problem)
+        if p is None or previous is None:
+            return None
+        models = self._design["models"]
+        p["strengths"] = previous.reindex(models).fillna(0.0).to_numpy(dtype=float)
         return p
 
     def _check_design(self, enc, p):
