@@ -12,7 +12,24 @@ import os
 import tempfile
 from pathlib import Path
 
-from comparemode._output import file_mode
+
+def _umask() -> int:
+    """The process umask (read without changing it where /proc says it)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new regular file gets under the umask (0666 & ~umask)."""
+    return 0o666 & ~_umask()
 
 
 def atomic_write(path, write) -> Path:

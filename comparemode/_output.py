@@ -47,6 +47,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from comparemode._atomic import file_mode  # noqa: F401  (re-exported: the mode a new file gets)
 from comparemode.errors import ConfigError, OutputBusyError, OutputExistsError, OutputWriteError, ResultSetError
 
 MANIFEST = "manifest.json"
@@ -56,25 +57,6 @@ MANIFEST = "manifest.json"
 COMMITTED: list[Path] = []
 _STAGING = ".staging-"
 _OLD = ".old-"
-
-
-def _umask() -> int:
-    """The process umask (read without changing it where /proc says it)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def file_mode() -> int:
-    """The mode a new regular file gets under the umask (0666 & ~umask)."""
-    return 0o666 & ~_umask()
 
 
 def _fsync_dir(path: Path) -> None:

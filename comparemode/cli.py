@@ -714,9 +714,9 @@ def _run(args, results):
     say(f"writing results to {out_dir}")
     results.write("users.csv", lambda p: result.users.to_csv(p))
     if lazy_rows is not None:  # the kept rows of the files, split lazily and written in one pass
-        from comparemode.dask_backend import apply_decisions
+        from comparemode.dask_backend import split_lazily
 
-        results.write("kept_votes.csv", lambda p: apply_decisions(lazy_rows, result.users).kept.to_csv(p, single_file=True))
+        results.write("kept_votes.csv", lambda p: split_lazily(lazy_rows, result.users)[0].to_csv(p, single_file=True))
     elif args.counts is None:  # counts hold no vote rows to keep
         results.write("kept_votes.csv", lambda p: result.kept.to_csv(p))
     if hasattr(model, "save"):

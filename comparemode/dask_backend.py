@@ -15,14 +15,13 @@ Entry points (reached through the ordinary API; Dask is imported only when they 
   row checks of :func:`comparemode.load_votes` run lazily, partition by partition;
 - :func:`count_votes_dask`: ``count_votes(ddf)``, and through it ``fit(ddf)`` of every model:
   one pass over the votes (``n_passes_ == 1``);
-- :func:`apply_decisions`: ``em.filter(ddf)``: kept and dropped votes as lazy Dask DataFrames;
+- :func:`split_lazily`: ``em.filter(ddf)``: kept and dropped votes as lazy Dask DataFrames;
   :func:`write_kept` writes them as partitioned Parquet in one pass (the second pass).
 """
 
 from __future__ import annotations
 
 import glob as _glob
-import math
 import os
 import time
 from collections.abc import Hashable, Mapping
@@ -53,7 +52,7 @@ from comparemode.errors import (
 
 __all__ = [
     "INSTALL_HINT",
-    "apply_decisions",
+    "split_lazily",
     "count_votes_dask",
     "is_dask_collection",
     "is_lazy_input",
@@ -372,7 +371,7 @@ def _decision_arrays(table: pd.DataFrame):
 
 
 def _codes(part, decisions, partition_info):
-    from comparemode.inference.filter import user_codes
+    from comparemode.models.counts import user_codes
 
     return user_codes(decisions[0], part[USER], where=f"partition {_partition_number(partition_info)}: ")
 
@@ -388,14 +387,11 @@ def _weights_partition(part, decisions, partition_info=None):
     return pd.Series(decisions[2][codes], index=part.index, name="weight")
 
 
-def apply_decisions(votes, table: pd.DataFrame):
-    """:func:`comparemode.inference.filter.apply_decisions` on a Dask DataFrame of votes: the
-    kept and dropped votes and the weights are lazy Dask objects (write them with
-    :func:`write_kept`); the decision table is the usual one. The summary counts users from
-    the table and votes from its ``n_votes`` column (the votes the model was fitted on);
-    :func:`write_kept` recounts them while writing."""
-    from comparemode.inference.filter import FilterResult, account
-
+def split_lazily(votes, table: pd.DataFrame):
+    """The kept votes, the dropped votes and the per-vote weights of a Dask DataFrame of votes,
+    as lazy Dask objects, from a decision table indexed by user (``keep``, ``p_attentive``);
+    :func:`comparemode.inference.filter.apply_decisions` builds the filter result around them
+    and :func:`write_kept` writes them in one pass."""
     _require_dask("filtering a Dask DataFrame of votes")
     if USER not in votes.columns:
         raise MissingColumnError(f"the votes need a {USER!r} column; they have {list(votes.columns)}")
@@ -404,23 +400,7 @@ def apply_decisions(votes, table: pd.DataFrame):
     kept = votes.map_partitions(_split_partition, decisions, True, meta=meta)
     dropped = votes.map_partitions(_split_partition, decisions, False, meta=meta)
     weights = votes.map_partitions(_weights_partition, decisions, meta=pd.Series([], dtype=np.float64, name="weight"))
-    keep_user = table["keep"].to_numpy(dtype=bool)
-    summary = dict(table.attrs.get("rule", {}))
-    summary.update({"users_in": len(table), "users_kept": int(keep_user.sum()), "users_dropped": int((~keep_user).sum())})
-    if "n_votes" in table.columns:
-        n_votes = table["n_votes"].to_numpy(dtype=np.int64)
-        kept_votes = int(n_votes[keep_user].sum())
-        summary.update(
-            {
-                "votes_in": int(n_votes.sum()),
-                "votes_kept": kept_votes,
-                "votes_dropped": int(n_votes.sum()) - kept_votes,
-                "share_votes_kept": kept_votes / int(n_votes.sum()) if n_votes.sum() else math.nan,
-                "votes_counted_from": "users table (n_votes)",
-            }
-        )
-    account(summary, table, keep_user, np.ones(len(table), dtype=bool))  # every user of the table voted
-    return FilterResult(kept=kept, dropped=dropped, users=table, weights=weights, summary=summary)
+    return kept, dropped, weights
 
 
 def write_kept(result, path, *, dropped_path=None, overwrite: bool = False, verbose: bool = False) -> dict:

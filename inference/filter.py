@@ -24,6 +24,7 @@ import pandas as pd
 
 from comparemode.constants import DEFAULT_THRESHOLD, USER
 from comparemode.errors import ConfigError, InvalidValueError, MissingColumnError, NotFittedError
+from comparemode.models.counts import user_codes
 
 __all__ = ["FilterResult", "filter_votes", "filter_fdr", "filter_credible", "decide_users", "decide_fdr", "apply_decisions"]
 
@@ -156,29 +157,13 @@ def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
     return table
 
 
-def user_codes(index: pd.Index, users: pd.Series, where: str = "") -> np.ndarray:
-    """Position in the user table ``index`` of every vote's user; an error naming the users the
-    table lacks (``where`` prefixes the message, e.g. a partition)."""
-    codes = index.get_indexer(users)
-    unknown = codes < 0
-    if unknown.any():
-        missing = pd.unique(users.to_numpy()[unknown])
-        raise InvalidValueError(
-            f"{where}{int(unknown.sum())} vote(s) come from {len(missing)} user(s) that the user table does not have, "
-            f"for example {list(missing[:5])}; filter the votes the model was fitted on"
-        )
-    return codes
-
-
 def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
     """Split votes by their user's ``keep`` decision (a table indexed by user). A Dask
-    DataFrame of votes is split lazily (:func:`comparemode.dask_backend.apply_decisions`)."""
+    DataFrame of votes is split lazily (:func:`comparemode.dask_backend.split_lazily`)."""
     from comparemode.dask_backend import is_dask_collection
 
     if is_dask_collection(votes):
-        from comparemode.dask_backend import apply_decisions as apply_lazily
-
-        return apply_lazily(votes, table)
+        return _apply_lazily(votes, table)
     if not isinstance(votes, pd.DataFrame):
         raise ConfigError(f"votes must be a pandas DataFrame, got {type(votes).__name__}")
     if USER not in votes.columns:
@@ -203,6 +188,34 @@ def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
         }
     )
     account(summary, table, keep_user, voted)
+    return FilterResult(kept=kept, dropped=dropped, users=table, weights=weights, summary=summary)
+
+
+def _apply_lazily(votes, table: pd.DataFrame) -> FilterResult:
+    """:func:`apply_decisions` on a Dask DataFrame: kept and dropped votes and the weights are
+    lazy (:func:`comparemode.dask_backend.split_lazily`; write them with
+    :func:`~comparemode.dask_backend.write_kept`); the summary counts users from the table and
+    votes from its ``n_votes`` column (the votes the model was fitted on); ``write_kept``
+    recounts them while writing."""
+    from comparemode.dask_backend import split_lazily
+
+    kept, dropped, weights = split_lazily(votes, table)
+    keep_user = table["keep"].to_numpy(dtype=bool)
+    summary = dict(table.attrs.get("rule", {}))
+    summary.update({"users_in": len(table), "users_kept": int(keep_user.sum()), "users_dropped": int((~keep_user).sum())})
+    if "n_votes" in table.columns:
+        n_votes = table["n_votes"].to_numpy(dtype=np.int64)
+        kept_votes = int(n_votes[keep_user].sum())
+        summary.update(
+            {
+                "votes_in": int(n_votes.sum()),
+                "votes_kept": kept_votes,
+                "votes_dropped": int(n_votes.sum()) - kept_votes,
+                "share_votes_kept": kept_votes / int(n_votes.sum()) if n_votes.sum() else math.nan,
+                "votes_counted_from": "users table (n_votes)",
+            }
+        )
+    account(summary, table, keep_user, np.ones(len(table), dtype=bool))  # every user of the table voted
     return FilterResult(kept=kept, dropped=dropped, users=table, weights=weights, summary=summary)
 
 

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from comparemode.constants import CODE_A, CODE_B, CODE_TIE, MODEL_A, MODEL_B, MU, USER, WIN_A, WIN_B, WINNER
-from comparemode.errors import ConfigError, VotesError
+from comparemode.errors import ConfigError, InvalidValueError, VotesError
 
-__all__ = ["VoteCounts", "count_votes", "outcome_codes", "OUTCOME_NAMES"]
+__all__ = ["VoteCounts", "count_votes", "outcome_codes", "user_codes", "OUTCOME_NAMES"]
 
 #: Outcome code -> the canonical winner value it stands for (ties are written as ``tie``).
 OUTCOME_NAMES = {CODE_A: WIN_A, CODE_B: WIN_B, CODE_TIE: "tie"}
@@ -42,6 +42,20 @@ def outcome_codes(winner: pd.Series) -> np.ndarray:
     out[(winner == WIN_A).to_numpy(dtype=bool, na_value=False)] = CODE_A
     out[(winner == WIN_B).to_numpy(dtype=bool, na_value=False)] = CODE_B
     return out
+
+
+def user_codes(index: pd.Index, users: pd.Series, where: str = "") -> np.ndarray:
+    """Position in the user table ``index`` of every vote's user; an error naming the users the
+    table lacks (``where`` prefixes the message, e.g. a partition)."""
+    codes = index.get_indexer(users)
+    unknown = codes < 0
+    if unknown.any():
+        missing = pd.unique(users.to_numpy()[unknown])
+        raise InvalidValueError(
+            f"{where}{int(unknown.sum())} vote(s) come from {len(missing)} user(s) that the user table does not have, "
+            f"for example {list(missing[:5])}; filter the votes the model was fitted on"
+        )
+    return codes
 
 
 def _mu_bits(mu: np.ndarray) -> np.ndarray:
@@ -154,6 +168,10 @@ class VoteCounts:
         """The counts of both tables' votes together: exact integer addition."""
         if not isinstance(other, VoteCounts):
             raise ConfigError(f"VoteCounts merge with a VoteCounts, got {type(other).__name__}")
+        if not len(other.users) and not len(other.contexts):  # the neutral element: keep our dtypes
+            return self
+        if not len(self.users) and not len(self.contexts):
+            return other
         if len(self.contexts) and len(other.contexts) and self.has_mu != other.has_mu:
             raise ConfigError(
                 "one table of counts has a mu per vote and the other has not: count both from votes with the same "
@@ -272,7 +290,14 @@ class VoteCounts:
         from comparemode._atomic import atomic_write
 
         frame = self.to_frame()
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        try:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            kinds = sorted({type(u).__name__ for u in self.users})
+            raise ConfigError(
+                f"these counts cannot be stored as Parquet: the user ids mix types ({', '.join(kinds)}): {exc}. Count "
+                "votes whose ids have one type, e.g. votes.assign(user=votes['user'].astype(str))"
+            ) from None
         meta = {
             "format": _FORMAT,
             "version": _FORMAT_VERSION,

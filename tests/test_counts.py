@@ -279,3 +279,19 @@ def test_warm_start_refits_from_the_previous_fit():
         cold_joint = cm.JointEM(checks=False).fit(many)
     assert bool(joint.starts_["warm"].all())
     np.testing.assert_allclose(joint.strengths_.loc[cold_joint.strengths_.index], cold_joint.strengths_, atol=2e-3)
+
+
+def test_empty_counts_are_the_neutral_element():
+    """An empty partition counts as VoteCounts.empty(); merging it changes nothing, not even
+    the dtype of integer user ids."""
+    ints = random_votes(2, 80, 6, 3, False).assign(user=lambda d: d["user"].map({u: i * 11 for i, u in enumerate(sorted(set(d["user"])))}))
+    c = count_votes(ints)
+    for merged in (VoteCounts.empty() + c, c + VoteCounts.empty(), sum([VoteCounts.empty(), c, VoteCounts.empty()])):
+        assert merged.identical(c) and merged.users.dtype == np.int64
+
+
+def test_save_refuses_ids_parquet_cannot_hold(tmp_path):
+    mixed = pd.DataFrame({"user": [7, "seven"], "model_a": ["x", "y"], "model_b": ["y", "x"], "winner": ["tie", "model_a"]})
+    with pytest.raises(ConfigError, match="mix types"):
+        count_votes(mixed).save(tmp_path / "c.parquet")
+    assert not list(tmp_path.iterdir())  # nothing half-written
