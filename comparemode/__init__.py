@@ -46,7 +46,8 @@ from comparemode.inference.diagnostics import sampler_diagnostics
 from comparemode.inference.joint import JointEM, fit_bradley_terry
 from comparemode.inference.model_checks import compare_models, posterior_predictive_check
 from comparemode.inference.mcmc import BayesianTwoType
-from comparemode.models.counts import VoteCounts, count_votes
+from comparemode.models.counts import VoteCounts
+from comparemode.reference import count_votes
 from comparemode.models.simulate import Simulation, simulate_votes
 from comparemode.reference import read_strengths
 from comparemode.report import write_report

@@ -315,7 +315,8 @@ def count(args) -> int:
     """``comparemode count``: add the counts of VOTES to --into (one unit: staged, locked)."""
     from comparemode._output import ResultSet
     from comparemode._progress import Progress
-    from comparemode.models.counts import VoteCounts, count_votes
+    from comparemode.models.counts import VoteCounts
+    from comparemode.reference import count_votes
 
     say = Progress(not args.quiet)
     if not str(args.into).lower().endswith(".parquet"):
@@ -662,7 +663,7 @@ def _run(args, results):
             say(f"reading {args.votes}")
             votes = data = _load_votes_arg(args)
             if is_dask_collection(votes):  # Parquet files read lazily: one counting pass on Dask
-                from comparemode.models.counts import count_votes
+                from comparemode.reference import count_votes
 
                 if args.crossfit or args.order is not None:
                     raise ConfigError("--crossfit and --order need the votes themselves; a directory or glob of Parquet files is counted instead")

@@ -32,6 +32,10 @@ __all__ = [
     "estimated_reference",
     "read_strengths",
     "encode_votes",
+    "encode_counts",
+    "encode_any",
+    "count_votes",
+    "count_and_resolve",
     "check_identifiable",
     "check_mu_identifiable",
 ]
@@ -359,6 +363,18 @@ def _context_mu(counts, ref: Reference) -> np.ndarray:
     return mu
 
 
+def count_votes(votes, **kw):
+    """Count votes into :class:`~comparemode.models.counts.VoteCounts` (``comparemode.count_votes``):
+    a votes table in memory (:func:`comparemode.models.counts.count_votes`, whose keywords it
+    takes), or a Dask DataFrame, a directory or a glob of Parquet files, counted partition by
+    partition and merged in partition order (:func:`comparemode.dask_backend.count_votes_dask`);
+    counts are returned as they are."""
+    from comparemode.dask_backend import count_votes_dask, is_lazy_input
+    from comparemode.models.counts import count_votes as count_table
+
+    return count_votes_dask(votes) if is_lazy_input(votes) else count_table(votes, **kw)
+
+
 def count_and_resolve(votes, *, keep_rows: bool = False, progress=None, **reference):
     """The front door every fitter goes through (docs/design.md section 11): ``(counts,
     reference, validated votes or None)`` for a votes table, :class:`VoteCounts` or lazy votes.
@@ -369,7 +385,8 @@ def count_and_resolve(votes, *, keep_rows: bool = False, progress=None, **refere
     (the joint model) gives ``None`` for the reference."""
     from comparemode.dask_backend import is_lazy_input
     from comparemode.data import validate_votes
-    from comparemode.models.counts import VoteCounts, count_votes
+    from comparemode.models.counts import VoteCounts
+    from comparemode.models.counts import count_votes as count_table
 
     if is_lazy_input(votes):
         if progress is not None:
@@ -382,7 +399,7 @@ def count_and_resolve(votes, *, keep_rows: bool = False, progress=None, **refere
     counting = votes
     if ref is not None and ref.source == "column" and ref.column != MU:  # counts carry a per-vote mu as 'mu'
         counting = votes.drop(columns=[MU], errors="ignore").assign(**{MU: _row_mu(votes, ref)})
-    return count_votes(counting, keep_rows=keep_rows, validated=True), ref, votes
+    return count_table(counting, keep_rows=keep_rows, validated=True), ref, votes
 
 
 def encode_any(votes, **reference) -> tuple[Reference, EncodedVotes, pd.Index]:

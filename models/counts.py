@@ -346,20 +346,15 @@ class VoteCounts:
 def count_votes(votes, *, keep_rows: bool = False, validated: bool = False) -> VoteCounts:
     """Count a votes table (validated as :func:`comparemode.validate_votes` does): per user,
     per context (model shown first, model shown second, and the vote's ``mu`` where the table
-    has a ``mu`` column), per outcome, the number of votes. A Dask DataFrame, a directory or a
-    glob of Parquet files is counted partition by partition and merged
-    (:func:`comparemode.dask_backend.count_votes_dask`). ``keep_rows`` keeps each vote's codes
+    has a ``mu`` column), per outcome, the number of votes. In memory; ``comparemode.count_votes``
+    (:func:`comparemode.reference.count_votes`) also counts a Dask DataFrame, a directory or a
+    glob of Parquet files, partition by partition. ``keep_rows`` keeps each vote's codes
     in row order (:attr:`VoteCounts.rows`); ``validated`` skips the validation of a table that
     has just been validated."""
-    from comparemode.dask_backend import is_lazy_input
     from comparemode.data import validate_votes
 
     if isinstance(votes, VoteCounts):
         return votes
-    if is_lazy_input(votes):  # a Dask DataFrame or Parquet files: counted partition by partition
-        from comparemode.dask_backend import count_votes_dask
-
-        return count_votes_dask(votes)
     if not validated:
         votes = validate_votes(votes)
     n = len(votes)
