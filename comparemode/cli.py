@@ -645,7 +645,7 @@ def _run(args, results):
 
     say = Progress(not args.quiet)
     out_dir = Path(args.out)
-    sim = lazy_rows = None
+    sim = None
     if args.votes is None and args.counts is None:
         sim = _simulated(args, say)
         votes = data = sim.votes
@@ -668,16 +668,18 @@ def _run(args, results):
                 if args.crossfit or args.order is not None:
                     raise ConfigError("--crossfit and --order need the votes themselves; a directory or glob of Parquet files is counted instead")
                 say("counting the votes partition by partition (Dask)")
-                lazy_rows, data = votes, count_votes(votes)
-                votes = data.to_votes()
+                data = count_votes(votes)  # the fit reads the counts; the filter splits the files lazily
         if args.mu is not None:
             reference = {"mu": args.mu}
         elif args.strengths is not None:
             reference = {"strengths": args.strengths, "scale": args.scale}
         else:
             reference = {}
-    say(f"{len(votes):,} votes from {votes['user'].nunique():,} users")
-    n_models = len(pd.unique(votes[["model_a", "model_b"]].to_numpy().ravel()))
+    if isinstance(data, pd.DataFrame):
+        n_votes, n_users, n_models = len(data), data["user"].nunique(), len(pd.unique(data[["model_a", "model_b"]].to_numpy().ravel()))
+    else:  # vote counts
+        n_votes, n_users, n_models = data.n_votes, data.n_users, len(data.models)
+    say(f"{n_votes:,} votes from {n_users:,} users")
     estimate = args.estimate_mu or (not reference and args.method != "joint" and "mu" not in votes.columns and n_models == 2)
     if estimate and not args.estimate_mu:
         say("no --mu, --strengths or mu column: mu is estimated from the votes (two models; see README 'Where mu comes from')")
@@ -714,10 +716,8 @@ def _run(args, results):
         summary["simulation"] = _report_simulation(sim, estimates, users, args, print)
     say(f"writing results to {out_dir}")
     results.write("users.csv", lambda p: result.users.to_csv(p))
-    if lazy_rows is not None:  # the kept rows of the files, split lazily and written in one pass
-        from comparemode.dask_backend import split_lazily
-
-        results.write("kept_votes.csv", lambda p: split_lazily(lazy_rows, result.users)[0].to_csv(p, single_file=True))
+    if is_dask_collection(result.kept):  # the kept rows of the files, split lazily and written in one pass
+        results.write("kept_votes.csv", lambda p: result.kept.to_csv(p, single_file=True))
     elif args.counts is None:  # counts hold no vote rows to keep
         results.write("kept_votes.csv", lambda p: result.kept.to_csv(p))
     if hasattr(model, "save"):

@@ -307,16 +307,21 @@ def _row_mu(votes: pd.DataFrame, ref: Reference) -> np.ndarray:
                 f"row(s) do not, first rows {rows} with values {list(col[bad][:5])}"
             )
         return values
+    ma, mb = votes[MODEL_A].astype(str).to_numpy(dtype=object), votes[MODEL_B].astype(str).to_numpy(dtype=object)
+    return _pair_mu(ref, ma, mb, lambda bad, i: (int(bad.sum()), votes.index[i]))
+
+
+def _pair_mu(ref: Reference, ma: np.ndarray, mb: np.ndarray, locate) -> np.ndarray:
+    """sigmoid(strength of ``ma`` - strength of ``mb``) on the reference's scale, per element;
+    refused where it rounds to 0 or 1 (``locate(bad, i)`` gives the message's count and label)."""
     beta = ref.strengths
-    a = beta.reindex(votes[MODEL_A].astype(str)).to_numpy()
-    b = beta.reindex(votes[MODEL_B].astype(str)).to_numpy()
     factor = math.log(10.0) / ELO_SCALE if ref.scale == "elo" else 1.0
-    mu = expit((a - b) * factor)
+    mu = expit((beta.reindex(ma).to_numpy() - beta.reindex(mb).to_numpy()) * factor)
     bad = ~((mu > 0.0) & (mu < 1.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        ma, mb = str(votes[MODEL_A].iloc[i]), str(votes[MODEL_B].iloc[i])
-        raise StrengthsError(_saturated_message(ma, mb, beta[ma], beta[mb], ref.scale, int(bad.sum()), votes.index[i]))
+        n_rows, label = locate(bad, i)
+        raise StrengthsError(_saturated_message(ma[i], mb[i], beta[ma[i]], beta[mb[i]], ref.scale, n_rows, label))
     return mu
 
 
@@ -352,15 +357,7 @@ def _context_mu(counts, ref: Reference) -> np.ndarray:
         return ctx[MU].to_numpy(np.float64)
     names = counts.models.to_numpy(dtype=object)
     ma, mb = names[ctx[MODEL_A].to_numpy()], names[ctx[MODEL_B].to_numpy()]
-    beta = ref.strengths
-    factor = math.log(10.0) / ELO_SCALE if ref.scale == "elo" else 1.0
-    mu = expit((beta.reindex(ma).to_numpy() - beta.reindex(mb).to_numpy()) * factor)
-    bad = ~((mu > 0.0) & (mu < 1.0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        n_rows = int(np.isin(counts.context, np.flatnonzero(bad)).sum())
-        raise StrengthsError(_saturated_message(ma[i], mb[i], beta[ma[i]], beta[mb[i]], ref.scale, n_rows, "(counted votes)"))
-    return mu
+    return _pair_mu(ref, ma, mb, lambda bad, i: (int(counts.count[np.isin(counts.context, np.flatnonzero(bad))].sum()), "(counted votes)"))
 
 
 def count_votes(votes, **kw):

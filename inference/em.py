@@ -531,7 +531,7 @@ class TwoTypeEM:
         counts, ref, time_order = self._counted(votes, progress, order, mu=mu, strengths=strengths, scale=scale, allow_estimate=True)
         progress(f"encoding {counts.n_votes:,} votes (reference: {ref.source})")
         enc, user_index = encode_counts(counts, ref)
-        self._row_enc = encode_counts(counts, ref, rows=True)[0] if counts.rows is not None else None
+        self._in_order = (counts, ref) if counts.rows is not None else None  # encoded only if the drift check runs
         return self._fit(enc, ref, user_index, progress, time_order)
 
     def _counted(self, votes, progress, order, **reference):
@@ -548,6 +548,8 @@ class TwoTypeEM:
         counts, ref, table = count_and_resolve(votes, keep_rows=ordered, progress=progress, **reference)
         if is_lazy_input(votes):
             self.n_passes_ = 1
+        else:
+            self.__dict__.pop("n_passes_", None)  # a previous Dask fit's count does not describe this one
         return counts, ref, (_time_order(table, order) if ordered else None)
 
     def fit_encoded(self, enc: EncodedVotes, *, mu: float | None = None, user_index=None) -> "TwoTypeEM":
@@ -565,7 +567,7 @@ class TwoTypeEM:
             ref = Reference(kind="row", source="encoded")
         if user_index is None:
             user_index = pd.RangeIndex(enc.n_users, name="user")
-        self._row_enc = enc  # the votes in the order given
+        self._in_order = enc  # the votes in the order given
         return self._fit(enc, ref, user_index, Progress(self.verbose))
 
     def _check_identifiable(self, enc: EncodedVotes, ref) -> None:
@@ -652,8 +654,7 @@ class TwoTypeEM:
         self.alternative_users_ = None if self.alternative_ is None else self.alternative_.users_
 
     def _fit_stats(self, stats: UserStats, ref, user_index, progress: Progress, *, n_votes: int, t0: float, enc=None):
-        """Everything after the pass over the votes (also the entry of the Dask backend,
-        :mod:`comparemode.dask_backend`, which aggregates the votes itself)."""
+        """Everything after the pass over the votes: patterns, the EM runs and the results."""
         ties, pat = patterns_for(stats, self.ties)
         progress(
             f"aggregated {n_votes:,} votes from {stats.n_users:,} users into {pat.size:,} count patterns "
@@ -699,7 +700,7 @@ class TwoTypeEM:
         for stale in ("_users_cache", "_favoured"):
             self.__dict__.pop(stale, None)
         self.checks_ = checks_table(
-            {name: {"reason": "checks=False" if not self.checks else "the checks need the votes one by one (this fit saw per-user counts only)"} for name in _CHECK_NAMES}, MISFIT_LEVEL
+            {name: {"reason": "checks=False"} for name in _CHECK_NAMES}, MISFIT_LEVEL  # replaced by _fit when the checks run
         )
         if self._estimating_mu:
             self.mu_interval_ = self._mu_interval(problem, best, INTERVAL_PROB)
@@ -959,7 +960,7 @@ class TwoTypeEM:
             d_s = np.bincount(s_enc.user, weights=s_inf, minlength=s_enc.n_users)
             rows["favoured-model dispersion"] = dispersion_check(float(_dispersion(k, d_s)), self._replicated_dispersion(s_enc, p, s_pairs, rng))
             rows["favoured-model dispersion"].update(n_users=s_enc.n_users, draws=int(self.check_draws))
-            row = getattr(self, "_row_enc", None)
+            row = self._votes_in_order()
             if row is None:
                 rows["drift"] = {"reason": "fitted from vote counts, which keep no order of the votes: fit the votes themselves to check for drift"}
             else:  # the votes in their own order (the fit itself reads them grouped, from the counts)
@@ -973,6 +974,17 @@ class TwoTypeEM:
             why = "mu is estimated, not given" if self._estimating_mu else "mu is not a single given number (many models or a per-vote mu)"
             rows = {"mu": {"reason": why}, **rows}
         return checks_table(rows, MISFIT_LEVEL)
+
+    def _votes_in_order(self) -> EncodedVotes | None:
+        """The fitted votes encoded in their own order (what the drift check reads), or None
+        after a fit from counts."""
+        src = getattr(self, "_in_order", None)
+        if src is None or isinstance(src, EncodedVotes):
+            return src
+        from comparemode.reference import encode_counts
+
+        counts, ref = src
+        return encode_counts(counts, ref, rows=True)[0]
 
     def _drift_mu(self, row: EncodedVotes, p) -> np.ndarray:
         """Per vote, in the votes' own order, the probability the reference gives model_a."""

@@ -398,13 +398,16 @@ class JointEM(TwoTypeEM):
         progress = Progress(self.verbose)
         counts, _, time_order = self._counted(votes, progress, order)
         self._design, enc, user_index = encode_joint(counts)
-        if counts.rows is not None:  # the votes in their own order, for the drift check
-            _, self._row_enc, _ = encode_joint(counts, rows=True)
-        else:
-            self._row_enc = None
+        self._in_order = counts if counts.rows is not None else None  # encoded only if the drift check runs
         ref = Reference(kind="joint", source="estimated strengths")
         progress(f"joint EM on {counts.n_votes:,} votes, {len(self._design['models'])} models, {len(user_index):,} users")
         return self._fit(enc, ref, user_index, progress, time_order)
+
+    def _votes_in_order(self):
+        src = getattr(self, "_in_order", None)
+        if src is None or isinstance(src, EncodedVotes):
+            return src
+        return encode_joint(src, rows=True)[1]
 
     def _check_identifiable(self, enc, ref) -> None:
         d = self._design
