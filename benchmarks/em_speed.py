@@ -60,7 +60,7 @@ import pandas as pd
 
 import comparemode
 from comparemode import TwoTypeEM, simulate_votes
-from comparemode.reference import encode_votes, resolve_reference
+from comparemode.reference import encode_rows, resolve_reference
 
 DEFAULT_VOTES = 10_000_000
 DEFAULT_USERS = 1_000_000
@@ -155,9 +155,9 @@ def simulate(n_votes: int, n_users: int, seed: int, strengths=None):
 def encode(votes: pd.DataFrame, reference: dict):
     t0 = time.perf_counter()
     ref = resolve_reference(votes, **reference)
-    enc, user_index = encode_votes(votes, ref)
+    enc, user_index = encode_rows(votes, ref)
     seconds = time.perf_counter() - t0
-    print(f"  context, not a row: resolve_reference + encode_votes once took {seconds:.3f}s "
+    print(f"  context, not a row: resolve_reference + encode_rows once took {seconds:.3f}s "
           f"(reference kind {ref.kind!r}, {enc.n_users:,} users)")
     return ref, enc, user_index
 

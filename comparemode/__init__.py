@@ -34,26 +34,33 @@ Main entry points:
 """
 
 from comparemode import errors, scenarios
+from comparemode._output import read_results
+from comparemode._version import __version__  # noqa: E402  (one source: pyproject.toml)
 from comparemode.constants import DEFAULT_THRESHOLD, INTERVAL_PROB
+from comparemode.counting import count_votes
 from comparemode.data import load_votes, read_arena, read_llmfao, validate_votes
-from comparemode.inference.em import TwoTypeEM
+from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
 from comparemode.inference.checks import EMvsMCMC, compare_em_mcmc
 from comparemode.inference.continuous import ContinuousQuality
 from comparemode.inference.crossfit import filter_crossfit
-from comparemode.inference.filter import FilterResult, filter_credible, filter_fdr, filter_votes
-from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
 from comparemode.inference.diagnostics import sampler_diagnostics
+from comparemode.inference.em import TwoTypeEM
+from comparemode.inference.filter import (
+    FilterResult,
+    filter_credible,
+    filter_fdr,
+    filter_votes,
+)
 from comparemode.inference.joint import JointEM, fit_bradley_terry
-from comparemode.inference.model_checks import compare_models, posterior_predictive_check
 from comparemode.inference.mcmc import BayesianTwoType
+from comparemode.inference.model_checks import (
+    compare_models,
+    posterior_predictive_check,
+)
 from comparemode.models.counts import VoteCounts
-from comparemode.reference import count_votes
 from comparemode.models.simulate import Simulation, simulate_votes
 from comparemode.reference import read_strengths
 from comparemode.report import write_report
-from comparemode._output import read_results
-
-from comparemode._version import __version__  # noqa: E402  (one source: pyproject.toml)
 
 __all__ = [
     "errors",

@@ -41,14 +41,21 @@ import os
 import secrets
 import shutil
 import signal
-import stat
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from comparemode._atomic import file_mode  # noqa: F401  (re-exported: the mode a new file gets)
-from comparemode.errors import ConfigError, OutputBusyError, OutputExistsError, OutputWriteError, ResultSetError
+from comparemode._version import __version__
+from comparemode.data import read_csv_text
+from comparemode.errors import (
+    ConfigError,
+    OutputBusyError,
+    OutputExistsError,
+    OutputWriteError,
+    ResultSetError,
+)
 
 MANIFEST = "manifest.json"
 
@@ -328,8 +335,6 @@ class ResultSet:
         for name in sorted(set(self._written)):
             p = self.staging / name
             files[name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-        from comparemode._version import __version__
-
         manifest = {
             "comparemode_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -441,8 +446,6 @@ def read_results(path) -> dict:
     extra = sorted(p.name for p in d.iterdir() if p.name != MANIFEST and p.name not in manifest["files"])
     if extra:
         raise ResultSetError(f"{str(d)!r} holds files the manifest does not list: {extra}")
-    from comparemode.data import read_csv_text
-
     out: dict = {"manifest": manifest}
     files = manifest["files"]
     ids = ["user", "model_a", "model_b", "winner", "prompt_id", "model"]
@@ -454,10 +457,3 @@ def read_results(path) -> dict:
     if "summary.json" in files:
         out["summary"] = json.loads((d / "summary.json").read_text(encoding="utf-8"))
     return out
-
-
-def is_regular_file(path) -> bool:
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False

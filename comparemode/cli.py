@@ -23,14 +23,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from comparemode._output import COMMITTED, ResultSet, sha256_file, signals_held
+from comparemode._progress import Progress
+from comparemode._version import __version__
 from comparemode.constants import (
     DEFAULT_MAX_ITER,
     DEFAULT_N_STARTS,
     DEFAULT_THRESHOLD,
     DEFAULT_TOL,
+    INTERVAL_PROB,
     PROGRESS_MIN_VOTES,
 )
+from comparemode.counting import count_votes
+from comparemode.data import is_dask_collection, load_votes
 from comparemode.errors import ComparemodeError, ConfigError
+from comparemode.inference.continuous import ContinuousQuality
+from comparemode.inference.crossfit import filter_crossfit
+from comparemode.inference.em import TwoTypeEM
+from comparemode.inference.filter import filter_fdr, filter_votes
+from comparemode.inference.joint import JointEM
+from comparemode.inference.mcmc import BayesianTwoType
+from comparemode.models.counts import VoteCounts
+from comparemode.models.simulate import simulate_votes
+from comparemode.report import write_report
 
 OUTPUT_FILES = ("users.csv", "kept_votes.csv", "summary.json", "posterior.nc", "leaderboard.csv")
 
@@ -266,8 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_votes_arg(args):
     """The VOTES file, read with the layout options of the command line."""
-    from comparemode.data import load_votes
-
     return load_votes(
         args.votes,
         format=args.format,
@@ -281,8 +294,6 @@ def _load_votes_arg(args):
 
 
 def report(args) -> int:
-    from comparemode.report import write_report
-
     if args.ties == "davidson":
         raise ConfigError("--ties davidson is not available in comparemode report (its models take the reference as known): use --ties model or --ties drop")
     args.mu = _merge_mu(args.mu)
@@ -313,11 +324,6 @@ def report(args) -> int:
 
 def count(args) -> int:
     """``comparemode count``: add the counts of VOTES to --into (one unit: staged, locked)."""
-    from comparemode._output import ResultSet
-    from comparemode._progress import Progress
-    from comparemode.models.counts import VoteCounts
-    from comparemode.reference import count_votes
-
     say = Progress(not args.quiet)
     if not str(args.into).lower().endswith(".parquet"):
         raise ConfigError(f"--into {args.into!r}: vote counts are stored as Parquet; give a path ending in .parquet")
@@ -360,8 +366,6 @@ def _clean(value):
 
 
 def _simulated(args, say):
-    from comparemode.models.simulate import simulate_votes
-
     if args.mu is not None or args.strengths is not None or args.mu_col is not None:
         raise ConfigError("--mu, --strengths and --mu-col need a VOTES file; without one the simulation's own mu is used")
     say(f"simulating {args.sim_users:,} users x {args.sim_votes} votes (pi={args.sim_pi}, mu={args.sim_mu}, seed={args.seed})")
@@ -373,8 +377,6 @@ def _simulated(args, say):
 
 def _report_simulation(sim, estimates: dict, users, args, say_out) -> dict:
     """Print the true parameters against the recovered ones and the classification accuracy."""
-    from comparemode.inference.em import TwoTypeEM
-
     truth = sim.users["attentive"].reindex(users.index).to_numpy()
     oracle = sim.true_p_attentive(ties=args.ties).reindex(users.index).to_numpy()
     acc = float(np.mean((users["p_attentive"].to_numpy() >= args.threshold) == truth))
@@ -420,9 +422,6 @@ def _report_simulation(sim, estimates: dict, users, args, say_out) -> dict:
 
 
 def _fit_em(args, votes, reference, sim):
-    from comparemode.inference.em import TwoTypeEM
-    from comparemode.inference.joint import JointEM
-
     joint = args.method == "joint"
     if args.ties == "davidson" and not joint:
         raise ConfigError("--ties davidson needs --method joint (Davidson ties depend on estimated model strengths)")
@@ -470,9 +469,6 @@ def _fit_em(args, votes, reference, sim):
 
 
 def _fit_mcmc(args, votes, reference, estimate: bool):
-    from comparemode.constants import INTERVAL_PROB
-    from comparemode.inference.mcmc import BayesianTwoType
-
     model = BayesianTwoType(
         model_config={"careless": args.careless, "ties": args.ties, "mu": "estimate" if estimate else "known"},
         sampler_config={
@@ -510,8 +506,6 @@ def _fit_mcmc(args, votes, reference, estimate: bool):
     return model.users_, estimates, part, done, model
 
 def _fit_continuous(args, votes, reference):
-    from comparemode.inference.continuous import ContinuousQuality
-
     if args.ties not in ("model", "drop"):
         raise ConfigError(f"--method continuous takes --ties model or drop, got {args.ties!r}")
     model = ContinuousQuality(careless=args.careless, ties=args.ties, verbose=not args.quiet).fit(votes, **reference)
@@ -562,8 +556,6 @@ def _report_filter(result, rule: str, out_dir: Path, estimates: dict, done: str)
 
 
 def run(args) -> int:
-    from comparemode._output import ResultSet
-
     args.mu = _merge_mu(args.mu)
     if args.counts is not None and args.votes is not None:
         raise ConfigError("give VOTES or --counts FILE, not both")
@@ -593,7 +585,6 @@ def _input_checksum(path) -> dict:
     import glob as _glob
     import hashlib
 
-    from comparemode._output import sha256_file
 
     if isinstance(path, (list, tuple)):
         files = sorted(str(p) for p in path)
@@ -636,13 +627,6 @@ def _data_integrity(args, votes, result, sim) -> dict:
 
 
 def _run(args, results):
-    from comparemode._version import __version__
-    from comparemode._progress import Progress
-    from comparemode.inference.crossfit import filter_crossfit
-    from comparemode.inference.filter import filter_fdr, filter_votes
-
-    from comparemode.dask_backend import is_dask_collection
-
     say = Progress(not args.quiet)
     out_dir = Path(args.out)
     sim = None
@@ -654,8 +638,6 @@ def _run(args, results):
             reference = {}
     else:
         if args.counts is not None:
-            from comparemode.models.counts import VoteCounts
-
             say(f"reading the vote counts {args.counts}")
             data = VoteCounts.load(args.counts)
             votes = data.to_votes()
@@ -663,8 +645,6 @@ def _run(args, results):
             say(f"reading {args.votes}")
             votes = data = _load_votes_arg(args)
             if is_dask_collection(votes):  # Parquet files read lazily: one counting pass on Dask
-                from comparemode.reference import count_votes
-
                 if args.crossfit or args.order is not None:
                     raise ConfigError("--crossfit and --order need the votes themselves; a directory or glob of Parquet files is counted instead")
                 say("counting the votes partition by partition (Dask)")
@@ -754,8 +734,6 @@ class _PrivateTempdir:
         return self
 
     def __exit__(self, *exc):
-        from comparemode._output import signals_held
-
         with signals_held():  # a signal now must not leave half of the directory behind
             tempfile.tempdir = self._saved
             self._dir.cleanup()
@@ -794,8 +772,6 @@ def _signal_boundary():
 
 
 def _left_as_it_was(args) -> str:
-    from comparemode._output import COMMITTED
-
     out = getattr(args, "out", None)
     if out and COMMITTED and COMMITTED[-1] == Path(os.path.abspath(out)):
         return f"the results had been written to {out} in full before it"

@@ -49,6 +49,7 @@ read_arena, read_llmfao
 from __future__ import annotations
 
 import csv
+import glob as _glob
 import gzip
 import json
 import os
@@ -82,6 +83,7 @@ from .errors import (
     InputNotFoundError,
     InvalidValueError,
     MissingColumnError,
+    MissingDependencyError,
     MuError,
     VotesError,
 )
@@ -178,7 +180,7 @@ def load_votes(
         (a JSON array of records, as FastChat's ``clean_battle_*.json``, or JSON lines).
         A Dask DataFrame, a directory of Parquet files, a glob (``"votes/*.parquet"``) or a
         list of Parquet paths is read lazily and returns a Dask DataFrame whose rows are checked
-        partition by partition (:func:`comparemode.dask_backend.load_votes_dask`; needs
+        partition by partition (needs
         ``pip install comparemode[dask]``).
     format : {"auto", "canonical", "arena", "llmfao"}, default "auto"
         Layout of the input.
@@ -247,15 +249,6 @@ def load_votes(
     >>> votes = load_votes(df, user="worker", winner_values={"A": "model_a", "B": "model_b"})
     ... # doctest: +SKIP
     """
-    from .dask_backend import is_lazy_input
-
-    if is_lazy_input(source):  # a Dask DataFrame, a directory or glob of Parquet files
-        from .dask_backend import load_votes_dask
-
-        return load_votes_dask(
-            source, format=format, user=user, model_a=model_a, model_b=model_b, winner=winner,
-            prompt_id=prompt_id, mu=mu, winner_values=winner_values, ties=ties,
-        )
     if format not in FORMATS:
         raise ConfigError(f"format={format!r} is not one of {FORMATS}")
     _check_ties(ties)
@@ -276,6 +269,8 @@ def load_votes(
             raise ConfigError(f"{canon}={src!r} must be a column label, got {type(src).__name__}")
     if winner_values is not None:
         _check_winner_values(winner_values)
+    if is_lazy_input(source):  # a Dask DataFrame, a directory or glob of Parquet files
+        return _load_lazily(source, format, explicit, winner_values, ties)
 
     if isinstance(source, pd.DataFrame):
         df = source
@@ -1233,3 +1228,174 @@ def _validate(
         for col, s in changed.items():
             out[col] = s
     return out
+
+
+# --------------------------------------------------------------------------- votes read lazily (Dask)
+
+#: How to install the optional Dask dependencies.
+INSTALL_HINT = "pip install comparemode[dask]"
+_GLOB_CHARS = "*?["
+
+
+def is_dask_collection(obj: Any) -> bool:
+    """True for a Dask DataFrame or Series (checked without importing Dask)."""
+    module = type(obj).__module__ or ""
+    return module.split(".")[0] in ("dask", "dask_expr") and hasattr(obj, "npartitions")
+
+
+def _is_lazy_path(source: Any) -> bool:
+    if isinstance(source, (list, tuple)):
+        return bool(source) and all(isinstance(s, (str, os.PathLike)) for s in source)
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    text = os.fspath(source)
+    if Path(text).is_file():
+        return False
+    return Path(text).is_dir() or any(c in text for c in _GLOB_CHARS)
+
+
+def is_lazy_input(source: Any) -> bool:
+    """A Dask collection, a directory of Parquet files, a glob pattern or a list of paths."""
+    return is_dask_collection(source) or _is_lazy_path(source)
+
+
+def require_dask(what: str):
+    try:
+        import dask
+        import dask.dataframe as dd
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{what} needs Dask, which is not installed: {INSTALL_HINT} (or pip install 'dask[dataframe]' distributed)"
+        ) from exc
+    return dask, dd
+
+
+# --------------------------------------------------------------------------- loading
+
+#: Validated collections by name: the unvalidated frame and the validation settings, so a fit
+#: can validate only the columns it reads (the validation is opaque to Dask's column
+#: projection; without this a pass would read every pass-through column too).
+_VALIDATED: dict[str, tuple] = {}
+
+
+def _read(source, dd):
+    if is_dask_collection(source):
+        if not hasattr(source, "columns"):
+            raise ConfigError("votes must be a Dask DataFrame, not a Dask Series")
+        return source, "Dask DataFrame"
+    paths = [os.fspath(s) for s in source] if isinstance(source, (list, tuple)) else [os.fspath(source)]
+    for p in paths:
+        if "://" in p:
+            continue  # remote storage: Dask checks it
+        if Path(p).is_dir():
+            if not any(Path(p).rglob("*.parquet")) and not any(Path(p).rglob("*.pq")):
+                raise InputNotFoundError(f"directory {p!r} holds no Parquet files (*.parquet, *.pq)")
+        elif not _glob.glob(p):
+            raise InputNotFoundError(f"no votes files match {p!r}")
+        elif any(not f.lower().endswith((".parquet", ".pq")) for f in _glob.glob(p) if Path(f).is_file()):
+            raise ConfigError(
+                f"{p!r} matches files that are not Parquet; many files are read lazily only as Parquet "
+                "(*.parquet, *.pq): convert them, or load one file at a time"
+            )
+    try:
+        import dask
+
+        # the columns get the dtypes pandas.read_parquet gives them (no conversion to Arrow
+        # strings), so results match the pandas path on the same files
+        with dask.config.set({"dataframe.convert-string": False}):
+            return dd.read_parquet(paths if len(paths) > 1 else paths[0]), ", ".join(paths)
+    except (OSError, ValueError) as exc:
+        raise VotesError(f"cannot read {', '.join(paths)!r} as Parquet: {exc}") from exc
+
+
+def _target_dtypes(meta: pd.DataFrame) -> dict:
+    """Dtypes of the canonical columns after validation, the same in every partition."""
+    out = {}
+    for col in (MODEL_A, MODEL_B, WINNER):
+        dtype = meta[col].dtype
+        out[col] = dtype if isinstance(dtype, pd.StringDtype) else pd.Series([], dtype=object).astype("str").dtype
+    if MU in meta.columns:
+        out[MU] = np.dtype(np.float64)
+    return out
+
+
+def partition_number(partition_info) -> int:
+    return int(partition_info["number"]) if partition_info else 0
+
+
+def _in_partition(exc: Exception, number: int) -> Exception:
+    """The same error class, its message saying which partition the rows are in."""
+    return type(exc)(f"partition {number}: {exc} (row labels are those within the partition)")
+
+
+def _validate_partition(part, winner_values, sources, dtypes, partition_info=None):
+    no_user = USER not in part.columns  # a pass that reads the model columns only
+    try:
+        out = _validate(part.assign(**{USER: 0}) if no_user else part, winner_values=winner_values, sources=sources, from_file=False)
+    except (VotesError, MuError) as exc:
+        raise _in_partition(exc, partition_number(partition_info)) from None
+    if no_user:
+        out = out.drop(columns=USER)
+    changed = {c: out[c].astype(t) for c, t in dtypes.items() if out[c].dtype != t}
+    if changed:
+        out = out.assign(**changed) if out is not part else part.assign(**changed)
+    return out
+
+
+def _drop_ties(part):
+    return part[~part[WINNER].isin(TIE_VALUES).to_numpy(dtype=bool, na_value=False)]
+
+
+def _load_lazily(source, format: str, explicit: dict, winner_values, ties: str):
+    """:func:`load_votes` (whose arguments are checked) for a Dask DataFrame or Parquet files
+    read lazily. The layout is detected and the columns mapped on the metadata, so a missing
+    column raises :class:`MissingColumnError` at once; the row checks (user ids, models,
+    winner values, ``model_a != model_b``, ``mu``) run partition by partition when the votes
+    are computed and raise the pandas path's errors, prefixed with the partition number.
+    Returns a lazy Dask DataFrame in the canonical layout. ``ties="drop"`` removes tie votes
+    lazily (their number is not recorded: that would need a pass)."""
+    _, dd = require_dask("reading votes lazily (a Dask DataFrame, a directory or a glob of Parquet files)")
+    ddf, _ = _read(source, dd)
+    fmt, mapping = _resolve_columns(ddf.columns, format, explicit)
+    renames = {src: canon for canon, src in mapping.items() if src != canon}
+    if renames:
+        ddf = ddf.rename(columns=renames)
+    order = list(_reorder(ddf._meta).columns)
+    if order != list(ddf.columns):
+        ddf = ddf[order]
+    values_map = dict(_FORMAT_WINNER_VALUES.get(fmt, {}))
+    if winner_values is not None:
+        values_map.update(winner_values)
+    return _validated(ddf, values_map, {c: s for c, s in mapping.items() if s != c}, ties)
+
+
+def _validated(ddf, winner_values, sources, ties="model"):
+    dtypes = _target_dtypes(ddf._meta)
+    meta = ddf._meta.astype(dtypes)
+    out = ddf.map_partitions(_validate_partition, winner_values, sources, dtypes, meta=meta)
+    if ties == "drop":
+        out = out.map_partitions(_drop_ties, meta=meta)
+    if len(_VALIDATED) > 256:
+        _VALIDATED.pop(next(iter(_VALIDATED)))
+    _VALIDATED[out._name] = (ddf, winner_values, sources, ties)
+    return out
+
+
+def lazy_canonical(votes, mu_column=None, with_user: bool = True):
+    """A validated canonical Dask DataFrame from any lazy input, with only the columns a pass
+    reads: user, model_a, model_b, winner, the mu column (checked as in the pandas path even
+    when the reference comes from elsewhere) and ``mu_column``; and the names of all columns."""
+    if not (is_dask_collection(votes) and getattr(votes, "_name", None) in _VALIDATED):
+        if is_dask_collection(votes):
+            _resolve_columns(votes.columns, "canonical", {})
+            order = list(_reorder(votes._meta).columns)
+            votes = _validated(votes if order == list(votes.columns) else votes[order], {}, {})
+        else:
+            votes = _load_lazily(votes, "auto", {}, None, "model")
+    raw, winner_values, sources, ties = _VALIDATED[votes._name]
+    all_columns = list(raw.columns)
+    needed = {MODEL_A, MODEL_B, WINNER, MU} | ({USER} if with_user else set()) | ({mu_column} if isinstance(mu_column, str) else set())
+    columns = [c for c in raw.columns if c in needed]
+    if columns == all_columns:
+        return votes, all_columns
+    return _validated(raw[columns], winner_values, sources, ties), all_columns

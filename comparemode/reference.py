@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from comparemode.constants import CODE_TIE, ELO_SCALE, MODEL_A, MODEL_B, MU, USER, WINNER
+from comparemode.constants import CODE_TIE, ELO_SCALE, MODEL_A, MODEL_B, MU
+from comparemode.data import check_input_file, read_csv_text
 from comparemode.errors import MuError, NotIdentifiableError, StrengthsError
-from comparemode.models.counts import outcome_codes
+from comparemode.models.counts import count_votes as count_table
 from comparemode.models.stats import EncodedVotes
 
 __all__ = [
@@ -31,11 +32,9 @@ __all__ = [
     "resolve_reference",
     "estimated_reference",
     "read_strengths",
-    "encode_votes",
+    "count_with",
+    "encode_rows",
     "encode_counts",
-    "encode_any",
-    "count_votes",
-    "count_and_resolve",
     "check_identifiable",
     "check_mu_identifiable",
 ]
@@ -75,7 +74,7 @@ class Reference:
         return out
 
 
-def _check_mu_value(value, what: str) -> float:
+def check_mu_value(value, what: str) -> float:
     try:
         mu = float(value)
     except (TypeError, ValueError):
@@ -99,8 +98,6 @@ def read_strengths(strengths, scale: str = "bt") -> pd.Series:
         raise StrengthsError(f"strength scale must be one of {STRENGTH_SCALES}, got {scale!r}")
     src = strengths
     if isinstance(src, (str, Path)):
-        from comparemode.data import check_input_file, read_csv_text
-
         path = Path(src)
         if not path.exists():
             raise StrengthsError(f"strengths file {str(path)!r} does not exist")
@@ -243,7 +240,7 @@ def resolve_reference(votes: pd.DataFrame, mu=None, strengths=None, scale: str =
         if len(mu) != 1:
             raise MuError(f"mu must name exactly one model, as {{'model_x': 0.7}}; got {mu!r}")
         (model, p), = mu.items()
-        p = _check_mu_value(p, f"mu for model {model!r}")
+        p = check_mu_value(p, f"mu for model {model!r}")
         names = set(map(str, models))
         if str(model) not in names:
             raise MuError(f"mu names model {model!r}, which does not appear in the votes (models: {sorted(names)[:10]})")
@@ -255,7 +252,7 @@ def resolve_reference(votes: pd.DataFrame, mu=None, strengths=None, scale: str =
         (other,) = names - {str(model)}
         return Reference(kind="scalar", source="scalar", mu=p, model=str(model), other=other)
     if isinstance(mu, (int, float, np.floating)):
-        _check_mu_value(mu, "mu")
+        check_mu_value(mu, "mu")
         raise MuError(
             f"a bare mu={mu} does not say which model it is about; pass mu={{'<model>': {mu}}} with the "
             "name of the model whose answer is better with that probability"
@@ -334,24 +331,19 @@ def _saturated_message(ma, mb, sa, sb, scale, n_rows=None, first_row=None) -> st
     )
 
 
-def encode_votes(votes: pd.DataFrame, ref: Reference) -> tuple[EncodedVotes, pd.Index]:
-    """Integer-encode canonical votes for the fast path; returns the codes and the user index."""
-    codes, uniques = pd.factorize(votes[USER], sort=False)
-    user_index = pd.Index(uniques, name=USER)
-    outcome = outcome_codes(votes[WINNER])
-    if ref.kind == "scalar":
-        first = (votes[MODEL_A].astype(str) == ref.model).to_numpy()
-        code = outcome + np.int8(3) * first.astype(np.int8)
-        enc = EncodedVotes(user=codes.astype(np.intp, copy=False), code=code, n_users=len(uniques))
-    else:
-        enc = EncodedVotes(user=codes.astype(np.intp, copy=False), code=outcome, n_users=len(uniques), mu=_row_mu(votes, ref))
-    return enc, user_index
+def count_with(votes: pd.DataFrame, ref: Reference | None, keep_rows: bool = False):
+    """:func:`comparemode.models.counts.count_votes` of a validated table under a resolved
+    reference: a per-vote mu from another column (``mu="p_model_a"``) is counted as the
+    ``mu`` of the contexts, so counts always carry the mu the fit reads."""
+    if ref is not None and ref.source == "column" and ref.column != MU:
+        votes = votes.drop(columns=[MU], errors="ignore").assign(**{MU: _row_mu(votes, ref)})
+    return count_table(votes, keep_rows=keep_rows, validated=True)
 
 
 def _context_mu(counts, ref: Reference) -> np.ndarray:
     """P(model_a's answer is better) per context of ``counts`` for a per-row reference."""
     ctx = counts.contexts
-    if ref.source == "column":  # the counted mu (count_and_resolve counts the reference's column as mu)
+    if ref.source == "column":  # the counted mu (count_with counts the reference's column as mu)
         if not counts.has_mu:
             raise MuError(f"these vote counts carry no per-vote mu: count votes that have the mu column {ref.column!r}")
         return ctx[MU].to_numpy(np.float64)
@@ -360,62 +352,12 @@ def _context_mu(counts, ref: Reference) -> np.ndarray:
     return _pair_mu(ref, ma, mb, lambda bad, i: (int(counts.count[np.isin(counts.context, np.flatnonzero(bad))].sum()), "(counted votes)"))
 
 
-def count_votes(votes, **kw):
-    """Count votes into :class:`~comparemode.models.counts.VoteCounts` (``comparemode.count_votes``):
-    a votes table in memory (:func:`comparemode.models.counts.count_votes`, whose keywords it
-    takes), or a Dask DataFrame, a directory or a glob of Parquet files, counted partition by
-    partition and merged in partition order (:func:`comparemode.dask_backend.count_votes_dask`);
-    counts are returned as they are."""
-    from comparemode.dask_backend import count_votes_dask, is_lazy_input
-    from comparemode.models.counts import count_votes as count_table
-
-    return count_votes_dask(votes) if is_lazy_input(votes) else count_table(votes, **kw)
-
-
-def count_and_resolve(votes, *, keep_rows: bool = False, progress=None, **reference):
-    """The front door every fitter goes through (docs/design.md section 11): ``(counts,
-    reference, validated votes or None)`` for a votes table, :class:`VoteCounts` or lazy votes.
-    A table is validated, its reference resolved and its votes counted (``keep_rows`` keeps each
-    vote's codes in row order); lazy votes are counted on Dask in one pass; counts are taken as
-    they are, their reference resolved on one row per context. ``reference``: ``mu``,
-    ``strengths``, ``scale``, ``allow_estimate`` as in :func:`resolve_reference`; none of them
-    (the joint model) gives ``None`` for the reference."""
-    from comparemode.dask_backend import is_lazy_input
-    from comparemode.data import validate_votes
-    from comparemode.models.counts import VoteCounts
-    from comparemode.models.counts import count_votes as count_table
-
-    if is_lazy_input(votes):
-        if progress is not None:
-            progress("counting the votes partition by partition (Dask)")
-        votes = count_votes(votes)
-    if isinstance(votes, VoteCounts):
-        return votes, (resolve_reference(votes.context_frame(), **reference) if reference else None), None
-    votes = validate_votes(votes)
-    ref = resolve_reference(votes, **reference) if reference else None
-    counting = votes
-    if ref is not None and ref.source == "column" and ref.column != MU:  # counts carry a per-vote mu as 'mu'
-        counting = votes.drop(columns=[MU], errors="ignore").assign(**{MU: _row_mu(votes, ref)})
-    return count_table(counting, keep_rows=keep_rows, validated=True), ref, votes
-
-
-def encode_any(votes, **reference) -> tuple[Reference, EncodedVotes, pd.Index]:
-    """:func:`count_and_resolve`, then :func:`encode_counts`: the encoded votes a fitter reads."""
-    counts, ref, _ = count_and_resolve(votes, **reference)
-    enc, user_index = encode_counts(counts, ref)
-    return ref, enc, user_index
-
-
 def encode_counts(counts, ref: Reference, rows: bool = False) -> tuple[EncodedVotes, pd.Index]:
     """The encoded votes the counts stand for, grouped by user, context and outcome (every
     fit reads these, so a fit from the votes, from counts and from Dask is one computation);
     ``rows=True``: the same codes in the counted table's row order (:attr:`VoteCounts.rows`),
     for what needs the votes' order."""
-    if rows:
-        user, context, outcome = counts.rows
-    else:
-        reps = counts.count
-        user, context, outcome = np.repeat(counts.user, reps), np.repeat(counts.context, reps), np.repeat(counts.outcome, reps)
+    user, context, outcome = counts.vote_codes(rows)
     user = user.astype(np.intp, copy=False)
     if ref.kind == "scalar":
         names = counts.models.to_numpy(dtype=object)
@@ -423,6 +365,14 @@ def encode_counts(counts, ref: Reference, rows: bool = False) -> tuple[EncodedVo
         code = (outcome + np.int8(3) * first[context]).astype(np.int8)
         return EncodedVotes(user=user, code=code, n_users=counts.n_users), counts.users
     return EncodedVotes(user=user, code=outcome.astype(np.int8), n_users=counts.n_users, mu=_context_mu(counts, ref)[context]), counts.users
+
+
+def encode_rows(votes: pd.DataFrame, ref: Reference) -> tuple[EncodedVotes, pd.Index]:
+    """A validated table's votes encoded in their own row order, through their counts
+    (:func:`count_with` keeping the rows, then :func:`encode_counts` with ``rows=True``): what
+    reads the votes one by one (cross-fitting, the drift check). Returns the codes and the
+    user index."""
+    return encode_counts(count_with(votes, ref, keep_rows=True), ref, rows=True)
 
 
 _CHUNK = 1 << 20

@@ -26,9 +26,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from comparemode._output import ResultSet
 from comparemode._progress import Progress
+from comparemode._version import __version__
 from comparemode.constants import DIAGNOSTIC_THRESHOLDS, INTERVAL_PROB
+from comparemode.data import validate_votes
 from comparemode.errors import ConfigError
+from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
+from comparemode.inference.crossfit import filter_crossfit
+from comparemode.inference.diagnostics import (
+    diagnostics_passed,
+    plot_energy,
+    plot_ranks,
+)
+from comparemode.inference.em import TwoTypeEM
+from comparemode.inference.filter import filter_fdr
+from comparemode.inference.joint import JointEM
+from comparemode.inference.mcmc import BayesianTwoType
+from comparemode.inference.model_checks import (
+    compare_models,
+    posterior_predictive_check,
+)
+from comparemode.models.simulate import DEFAULT_SIMULATION, simulate_votes
 
 __all__ = ["write_report", "ReportResult", "DEFAULT_REPORT_SAMPLER"]
 
@@ -165,7 +184,6 @@ def _votes_figure(votes: pd.DataFrame):
 def _threshold_curve(votes, users, alphas):
     import matplotlib.pyplot as plt
 
-    from comparemode.inference.filter import filter_fdr
 
     rows = []
     for a in alphas:
@@ -234,8 +252,6 @@ def write_report(
     :data:`DEFAULT_REPORT_SAMPLER`. Refuses to overwrite ``out`` unless ``force``. The file is
     written to a temporary file and moved into place.
     """
-    from comparemode._output import ResultSet
-
     # checked, locked and staged before minutes of fitting; written and moved into place at the end
     with ResultSet(out, kind="file", force=force, option="the report path (--out)", force_hint="force=True (--force)") as target:
         return _build_report(
@@ -263,18 +279,6 @@ def _build_report(
     source,
     quiet,
 ) -> ReportResult:
-    from comparemode._version import __version__
-    from comparemode.data import validate_votes
-    from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
-    from comparemode.inference.diagnostics import diagnostics_passed, plot_energy, plot_ranks
-    from comparemode.inference.crossfit import filter_crossfit
-    from comparemode.inference.em import TwoTypeEM
-    from comparemode.inference.filter import filter_fdr
-    from comparemode.inference.joint import JointEM
-    from comparemode.inference.mcmc import BayesianTwoType
-    from comparemode.inference.model_checks import compare_models, posterior_predictive_check
-    from comparemode.models.simulate import DEFAULT_SIMULATION, simulate_votes
-
     t0 = time.perf_counter()
     out = Path(target.shown)
     if not 0 < alpha < 1:

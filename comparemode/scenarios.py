@@ -52,6 +52,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from comparemode.errors import ConfigError
+
 __all__ = ["SCENARIOS", "Scenario", "simulate_scenario", "oracle_leave_one_out"]
 
 SCENARIOS = ("control", "mu_low", "mu_high", "partial", "drift", "topic", "careless_mix", "heavy_tail")
@@ -100,8 +102,6 @@ def _votes_per_user(name: str, n_users: int, rng) -> np.ndarray:
 
 def simulate_scenario(name: str, n_users: int = 3000, random_seed: int = 0) -> Scenario:
     """Simulate ``n_users`` users of scenario ``name`` (see the module docstring)."""
-    from comparemode.errors import ConfigError  # the contract's error classes only, no model code
-
     if name not in SCENARIOS:
         raise ConfigError(f"unknown scenario {name!r}; the scenarios are {SCENARIOS}")
     if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)) or n_users < 2:

@@ -15,24 +15,33 @@ import numpy as np
 import pandas as pd
 
 from comparemode._progress import Progress
-from comparemode.constants import DEFAULT_MAX_ITER, DEFAULT_TOL, INTERVAL_PROB, LOGLIK_DECREASE_TOL, USER
+from comparemode.constants import (
+    DEFAULT_MAX_ITER,
+    DEFAULT_TOL,
+    INTERVAL_PROB,
+    LOGLIK_DECREASE_TOL,
+    USER,
+)
+from comparemode.counting import encode_any
 from comparemode.errors import ConfigError, LikelihoodDecreaseError, NotFittedError
-from comparemode.inference.em import _bb_mstep
+from comparemode.inference.continuous import ContinuousQuality
+from comparemode.inference.diagnostics import sampler_diagnostics
+from comparemode.inference.sampling import DEFAULT_SAMPLER_CONFIG as _TWO_TYPE_SAMPLER
+from comparemode.inference.sampling import merge_config, sample_nuts
+from comparemode.inference.steps import fit_tie_beta
 from comparemode.models.alternatives import (
     ALT_CARELESS_MODES,
     CONTINUOUS_CARELESS_MODES,
-    continuous_prob_attentive,
-    alternative_params,
     alternative_parameter_names,
+    alternative_params,
     build_alternative_pymc_model,
     continuous_loglik,
+    continuous_prob_attentive,
     continuous_quality_mean,
     continuous_terms,
     homogeneous_loglik,
     vote_types,
 )
-from comparemode.inference.mcmc import DEFAULT_SAMPLER_CONFIG as _TWO_TYPE_SAMPLER
-from comparemode.inference.mcmc import _merge
 from comparemode.models.pymc_model import check_priors
 
 __all__ = ["HomogeneousEM", "BayesianAlternative", "ALTERNATIVE_KINDS"]
@@ -42,22 +51,7 @@ _ALT_TIES = ("model", "drop")
 
 
 def _encode(votes, mu, strengths, scale):
-    from comparemode.reference import encode_any
-
     return encode_any(votes, mu=mu, strengths=strengths, scale=scale)
-
-
-def fit_tie_beta(vt) -> tuple[float, float]:
-    """Maximum-likelihood Beta of everybody's tie propensity (one Beta for all users, the tie
-    part of the homogeneous and continuous models: it separates from the rest of their
-    likelihood), by safeguarded Newton steps to convergence."""
-    ab = (1.0, 1.0)
-    for _ in range(200):
-        new = _bb_mstep(vt.t.astype(float), vt.n.astype(float), vt.weight, ab, max_steps=5)
-        if np.allclose(new, ab, rtol=1e-12, atol=0):
-            break
-        ab = new
-    return ab
 
 
 def _check(careless, ties, kind="homogeneous"):
@@ -189,10 +183,10 @@ class BayesianAlternative:
         if kind not in ALTERNATIVE_KINDS:
             raise ConfigError(f"kind must be one of {ALTERNATIVE_KINDS}, got {kind!r}")
         self.kind = kind
-        self.model_config = _merge(self.DEFAULT_MODEL_CONFIG, model_config, "model_config")
+        self.model_config = merge_config(self.DEFAULT_MODEL_CONFIG, model_config, "model_config")
         if self.model_config["careless"] is None:
             self.model_config["careless"] = self._DEFAULT_CARELESS[kind]
-        self.sampler_config = _merge(self.DEFAULT_SAMPLER_CONFIG, sampler_config, "sampler_config")
+        self.sampler_config = merge_config(self.DEFAULT_SAMPLER_CONFIG, sampler_config, "sampler_config")
         _check(self.model_config["careless"], self.model_config["ties"], kind)
         check_priors(self.model_config["priors"])
         self.model = None
@@ -239,8 +233,6 @@ class BayesianAlternative:
         cfg = self.sampler_config
         say = Progress(cfg["progressbar"])
         say(f"sampling the {self.kind} model on {self._vt.size:,} patterns ({cfg['chains']} chains x {cfg['draws']} draws)")
-        from comparemode.inference.mcmc import sample_nuts
-
         idata = sample_nuts(self.model, cfg, initvals=self._em_initvals())
         idata["user_data"] = xr.DataTree(xr.Dataset({"user_pattern": (USER, np.asarray(self._vt.inverse, dtype=np.int64))}))
         idata.attrs.update(
@@ -259,8 +251,6 @@ class BayesianAlternative:
         EM; the continuous model's :class:`~comparemode.inference.continuous.ContinuousQuality`
         fit), not at the prior's centre: the mixture's likelihood can have a poor second mode
         with the roles of the attentive and careless parts swapped."""
-        from comparemode.inference.continuous import ContinuousQuality
-
         cfg = self.model_config
         clip = lambda x, lo, hi: float(min(max(x, lo), hi))  # noqa: E731
         init = {}
@@ -311,8 +301,6 @@ class BayesianAlternative:
         return az.summary(self._fitted(), var_names=self.param_names, ci_kind="hdi", ci_prob=interval_prob, round_to="none")
 
     def diagnostics(self, thresholds: dict | None = None) -> pd.DataFrame:
-        from comparemode.inference.diagnostics import sampler_diagnostics
-
         return sampler_diagnostics(self._fitted(), self.param_names, thresholds)
 
     @property

@@ -32,7 +32,9 @@ from comparemode.constants import (
     WIN_B,
     WINNER,
 )
+from comparemode.data import validate_votes
 from comparemode.errors import ConfigError, MissingColumnError, NotIdentifiableError
+from comparemode.inference.joint import fit_bradley_terry
 
 __all__ = [
     "FASTCHAT_REFERENCE",
@@ -53,8 +55,6 @@ ID_COLUMN = "id"
 
 
 def _validated(votes: pd.DataFrame) -> pd.DataFrame:
-    from comparemode.data import validate_votes
-
     return validate_votes(votes)
 
 
@@ -408,8 +408,6 @@ def plain_bt_agreement(votes: pd.DataFrame) -> pd.Series:
     Series ``bt_agreement`` indexed by ``user``: share of the user's decisive votes that chose
     the stronger model; NaN for a user without such a vote.
     """
-    from comparemode.inference.joint import fit_bradley_terry
-
     votes = _validated(votes)
     user, users = _user_index(votes)
     beta = fit_bradley_terry(votes)

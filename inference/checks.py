@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from comparemode.constants import INTERVAL_PROB
+from comparemode.inference.em import TwoTypeEM
+from comparemode.inference.mcmc import BayesianTwoType
 
 __all__ = ["EMvsMCMC", "compare_em_mcmc"]
 
@@ -90,8 +92,6 @@ def compare_em_mcmc(
     """
     import arviz as az
 
-    from comparemode.inference.em import TwoTypeEM
-    from comparemode.inference.mcmc import BayesianTwoType
 
     em_settings = dict(em_settings or {})
     model_config = dict(model_config or {})

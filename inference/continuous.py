@@ -25,23 +25,29 @@ from scipy.special import digamma, expit, logit, logsumexp
 
 from comparemode._progress import Progress
 from comparemode.constants import USER
+from comparemode.counting import encode_any
+from comparemode.data import validate_votes
 from comparemode.errors import ConfigError, NotFittedError
-from comparemode.inference.alternatives import fit_tie_beta
+from comparemode.inference.crossfit import check_crossfit_args, describe_votes, unit_of
+from comparemode.inference.filter import user_codes
 from comparemode.inference.misfit import favoured_counts
+from comparemode.inference.steps import LOG_MAX, LOG_MIN, fit_tie_beta
 from comparemode.models.alternatives import (
     CONTINUOUS_CARELESS_MODES,
-    _term_parts,
-    _term_values,
+    VoteTypes,
     continuous_loglik,
     continuous_prob_attentive,
     continuous_quality_mean,
     continuous_terms,
+    term_parts,
+    term_values,
     vote_types,
 )
+from comparemode.models.likelihood import log_betabinom_seq
+from comparemode.reference import ESTIMATE, encode_rows
 
 __all__ = ["ContinuousQuality"]
 
-_LOG_MIN, _LOG_MAX = math.log(1e-3), math.log(1e6)
 _TIES = ("model", "drop")
 #: Starting (mean, concentration) of the quality Beta: mostly attentive, U-shaped, concentrated.
 _STARTS = ((0.7, 2.0), (0.5, 0.5), (0.8, 10.0), (0.4, 1.0))
@@ -63,12 +69,12 @@ def _objective(x: np.ndarray, vt, terms, careless: str):
     on the pairs."""
     p = _unpack(x, careless)
     c, d = p["quality"]
-    parts = _term_parts(terms, p)
+    parts = term_parts(terms, p)
     w_quality = np.zeros(terms.pair_i.size)  # softmax weight of the terms on each (i, D) pair
     w_position = np.zeros(terms.pos_g.size)
     value = 0.0
     for b in terms.buckets:
-        vals = _term_values(b, parts)
+        vals = term_values(b, parts)
         lse = logsumexp(vals, axis=-1, keepdims=True)
         sw = np.exp(vals - lse) * vt.weight[b.rows][:, None]
         value += float(np.dot(vt.weight[b.rows], lse[:, 0]))
@@ -141,8 +147,6 @@ class ContinuousQuality:
 
     def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt") -> "ContinuousQuality":
         """Fit to a votes table, vote counts or lazy votes (through the same counts); returns self."""
-        from comparemode.reference import encode_any
-
         self._check()
         ref, enc, user_index = encode_any(votes, mu=mu, strengths=strengths, scale=scale, allow_estimate=True)
         self.fit_encoded(enc, mu="estimate" if ref.kind == "scalar" and ref.mu is None else ref.mu, user_index=user_index)
@@ -153,8 +157,6 @@ class ContinuousQuality:
     def fit_encoded(self, enc, *, mu=None, user_index=None) -> "ContinuousQuality":
         """Fit from encoded votes (:class:`~comparemode.models.stats.EncodedVotes`); ``mu`` is
         P(stronger model wins) for two-model codes, or ``"estimate"``."""
-        from comparemode.reference import ESTIMATE
-
         self._check()
         say = Progress(self.verbose)
         if enc.mu is None and mu == ESTIMATE:
@@ -219,7 +221,7 @@ class ContinuousQuality:
         if not tie:  # the decisive votes only, as the two-type model with ties dropped sees them
             vt = _without_ties(vt)
         terms = continuous_terms(vt, self.careless)
-        bounds = [(_LOG_MIN, _LOG_MAX)] * 2 + ([(_LOG_MIN, _LOG_MAX)] * 2 if self.careless == "beta" else [(-12.0, 12.0)] if self.careless == "shared" else [])
+        bounds = [(LOG_MIN, LOG_MAX)] * 2 + ([(LOG_MIN, LOG_MAX)] * 2 if self.careless == "beta" else [(-12.0, 12.0)] if self.careless == "shared" else [])
         best = None
         for mean, kappa in _STARTS[: self.n_starts]:
             x0 = [math.log(mean * kappa), math.log((1 - mean) * kappa)]
@@ -234,8 +236,6 @@ class ContinuousQuality:
         ll = -float(best.fun)
         tie_ab = None
         if tie:
-            from comparemode.models.likelihood import log_betabinom_seq
-
             tie_ab = fit_tie_beta(vt)
             ll += float(np.dot(vt.weight, log_betabinom_seq(vt.t, vt.n, *tie_ab)))
         return {"vt": vt, "terms": terms, "params": p, "tie": tie_ab, "loglik": ll, "mu": mu}
@@ -247,16 +247,11 @@ class ContinuousQuality:
     def vote_terms(self, votes: pd.DataFrame) -> dict:
         """The fitted votes one by one (as ``TwoTypeEM.vote_terms``, without ``attentive``;
         ``encoded``: the encoded votes)."""
-        from comparemode.data import validate_votes
-        from comparemode.inference.crossfit import describe_votes
-        from comparemode.inference.filter import user_codes
-        from comparemode.reference import encode_votes
-
         self._fitted()
         if getattr(self, "_ref", None) is None:
             raise ConfigError("the votes one by one need the reference of the fit: fit this model with fit(votes, ...), not fit_encoded")
         votes = validate_votes(votes)
-        enc, _ = encode_votes(votes, self._ref)
+        enc, _ = encode_rows(votes, self._ref)
         mu_row = enc.mu if enc.mu is not None else np.where(enc.code // 3 == 1, float(self.params_["mu"]), 1.0 - float(self.params_["mu"]))
         out = describe_votes(enc.outcome, mu_row, user_codes(self.users_.index, votes[USER]))
         out["encoded"] = enc
@@ -269,8 +264,6 @@ class ContinuousQuality:
         enter (the tie part of this model separates from theta)."""
         from scipy import sparse
 
-        from comparemode.inference.crossfit import check_crossfit_args, unit_of
-        from comparemode.models.alternatives import VoteTypes
 
         k = check_crossfit_args(self, folds, random_seed)
         v = self.vote_terms(votes) if terms is None else terms

@@ -28,7 +28,16 @@ import pandas as pd
 
 from comparemode.constants import CROSSFIT_ALPHA
 from comparemode.errors import ConfigError, NotFittedError
-from comparemode.inference.filter import FilterResult, _probability, _promise, decide_fdr, decide_users, fdr_keep
+from comparemode.inference.filter import (
+    FilterResult,
+    check_probability,
+    decide_fdr,
+    decide_users,
+    fdr_keep,
+    filter_promise,
+)
+from comparemode.inference.misfit import vote_agreement
+from comparemode.inference.steps import Problem
 from comparemode.models.likelihood import posterior_attentive
 from comparemode.models.stats import Patterns
 
@@ -57,8 +66,6 @@ def _fold_of(user: np.ndarray, k: int, random_seed) -> np.ndarray:
 
 def describe_votes(outcome: np.ndarray, mu_row: np.ndarray, user: np.ndarray, attentive: np.ndarray | None = None) -> dict:
     """The votes one by one as a fitted model sees them (see ``TwoTypeEM.vote_terms``)."""
-    from comparemode.inference.misfit import vote_agreement
-
     informative, agree = vote_agreement(outcome, mu_row)
     out = {"user": user, "outcome": outcome, "mu": mu_row, "informative": informative, "agree": agree}
     if attentive is not None:
@@ -94,8 +101,6 @@ def crossfit_posteriors(model, votes: pd.DataFrame, folds="loo", random_seed: in
 def two_type_crossfit(model, votes: pd.DataFrame, folds="loo", random_seed: int | None = 0, terms: dict | None = None) -> pd.Series:
     """:func:`crossfit_posteriors` for the two-type models: the user's counts minus the fold's
     counts, under the fitted parameters."""
-    from comparemode.inference.em import _Problem
-
     k = check_crossfit_args(model, folds, random_seed)
     try:
         p = model.user_params()
@@ -126,10 +131,10 @@ def two_type_crossfit(model, votes: pd.DataFrame, folds="loo", random_seed: int 
     if spread:
         mu = float(p["mu"]) if "mu" in p else float(model.params_["mu"])
         pat = Patterns(n=n, t=t, f=f, weight=np.ones(n.size), inverse=np.arange(n.size), k=np.rint(out_of_fold[3]).astype(np.int64), mu=mu)
-        problem = _Problem(pat, model.careless, ties, estimate_mu="mu" in p, mu_spread=True)
+        problem = Problem(pat, model.careless, ties, estimate_mu="mu" in p, mu_spread=True)
     else:
         pat = Patterns(n=n, t=t, f=f, weight=np.ones(n.size), inverse=np.arange(n.size), s_row=out_of_fold[3])
-        problem = _Problem(pat, model.careless, ties)
+        problem = Problem(pat, model.careless, ties)
     l1, l0 = problem.logliks(p)
     return pd.Series(posterior_attentive(l1, l0, p["pi"]), index=votes.index, name="p_attentive_crossfit")
 
@@ -163,9 +168,9 @@ def filter_crossfit(
     if alpha is not None and threshold is not None:
         raise ConfigError("give alpha (the false-discovery rule over votes) or threshold, not both")
     if threshold is None:
-        alpha = _probability(CROSSFIT_ALPHA if alpha is None else alpha, "alpha")
+        alpha = check_probability(CROSSFIT_ALPHA if alpha is None else alpha, "alpha")
     else:
-        threshold = _probability(threshold, "threshold")
+        threshold = check_probability(threshold, "threshold")
     if not isinstance(votes, pd.DataFrame):
         raise ConfigError(f"votes must be a pandas DataFrame, got {type(votes).__name__}")
     check_crossfit_args(model, folds, random_seed)
@@ -216,7 +221,7 @@ def filter_crossfit(
             "votes_dropped": int((~keep).sum()),
             "share_votes_kept": float(keep.mean()) if p.size else math.nan,
             "expected_careless_share": float(np.mean(1.0 - p[keep])) if keep.any() else 0.0,
-            "promise": _promise(users, rule),
+            "promise": filter_promise(users, rule),
             "favoured_win_rate": win,
         }
     )

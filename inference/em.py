@@ -20,7 +20,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
 
 from comparemode._progress import Progress
 from comparemode.constants import (
@@ -36,7 +35,17 @@ from comparemode.constants import (
     MISFIT_LEVEL,
     USER,
 )
-from comparemode.errors import BoundaryWarning, ConfigError, LikelihoodDecreaseError, NotFittedError
+from comparemode.counting import count_and_resolve
+from comparemode.data import is_lazy_input, validate_votes
+from comparemode.errors import (
+    BoundaryWarning,
+    ConfigError,
+    LikelihoodDecreaseError,
+    NotFittedError,
+)
+from comparemode.inference.continuous import ContinuousQuality
+from comparemode.inference.crossfit import describe_votes, two_type_crossfit
+from comparemode.inference.filter import filter_fdr, filter_votes, user_codes
 from comparemode.inference.misfit import (
     checks_table,
     dispersion_check,
@@ -46,26 +55,36 @@ from comparemode.inference.misfit import (
     vote_agreement,
     warn_failed,
 )
+from comparemode.inference.model_checks import dispersion_statistic
+from comparemode.inference.steps import LOG_MAX, LOG_MIN, Problem
+from comparemode.models.counts import VoteCounts
 from comparemode.models.likelihood import (
     CARELESS_MODES,
     TIE_MODES,
-    BetaBinomialData,
-    log_betabinom_seq,
     posterior_attentive,
 )
-from comparemode.models.stats import EncodedVotes, Patterns, UserStats, aggregate, patterns_for
+from comparemode.models.simulate import replicate_user_counts
+from comparemode.models.stats import (
+    EncodedVotes,
+    Patterns,
+    UserStats,
+    aggregate,
+    patterns_for,
+)
+from comparemode.reference import (
+    ESTIMATE,
+    Reference,
+    check_identifiable,
+    check_mu_identifiable,
+    check_mu_value,
+    encode_counts,
+    encode_rows,
+)
 
 __all__ = ["TwoTypeEM"]
 
-# Bounds on log Beta parameters: 1e-3 (U-shaped) to 1e6 (a near point mass).
-_LOG_MIN = math.log(1e-3)
-_LOG_MAX = math.log(1e6)
-_PI_MIN = 1e-12
-#: An estimated mu stays this far inside (0, 1) (a vote against a model that never loses would
-#: otherwise have probability 0 under the attentive type).
-_MU_MIN = 1e-9
 #: A decrease within this many ulps of the log-likelihood's largest cancelling terms
-#: (``_Problem.rounding_scale``) is rounding, not a decreasing EM.
+#: (``Problem.rounding_scale``) is rounding, not a decreasing EM.
 _ROUNDING_ULPS = 64.0
 #: Iterations of each start before the best start is run to convergence.
 _SHORT_RUN = 5
@@ -109,217 +128,6 @@ def _time_order(votes: pd.DataFrame, order) -> np.ndarray | None:
         raise ConfigError(f"order column {order!r} mixes values that cannot be sorted (dtype {col.dtype}); use times or numbers") from None
 
 
-def _unique_pairs(x: np.ndarray, y: np.ndarray):
-    """Distinct (x, y) pairs of non-negative ints and the index of each input row's pair."""
-    m = int(y.max()) + 1 if y.size else 1
-    key = x.astype(np.int64) * m + y
-    uniq, inverse = np.unique(key, return_inverse=True)
-    return (uniq // m).astype(float), (uniq % m).astype(float), inverse
-
-
-def _ascent_step(m, g):
-    """Solve ``m @ step = g`` for the 2x2 symmetric ``m`` (minus the Hessian), shifted to be
-    positive definite where it is not, so the step always goes uphill."""
-    a, b, c = float(m[0, 0]), float(m[0, 1]), float(m[1, 1])
-    lowest = 0.5 * (a + c) - math.hypot(0.5 * (a - c), b)
-    size = 1.0 + max(abs(a), abs(b), abs(c))
-    if lowest <= 1e-10 * size:
-        shift = abs(lowest) + 1e-6 * size
-        a += shift
-        c += shift
-    det = a * c - b * b
-    return np.array([(c * g[0] - b * g[1]) / det, (a * g[1] - b * g[0]) / det])
-
-
-def _backtrack(value, x, step, f, clip):
-    """The step from ``x``, halved until the objective ``value`` is no lower than ``f`` (down to
-    a millionth of it): ``(x_new, value_new)``, or None where no such step exists."""
-    t = 1.0
-    while t > 1e-6:
-        xn = clip(x + t * step)
-        fn = value(xn)
-        if fn >= f:
-            return xn, fn
-        t *= 0.5
-    return None
-
-
-def _bb_mstep(k, n, w, ab, max_steps=2):
-    """Safeguarded Newton ascent of the weighted Beta-Binomial objective from ``ab``.
-
-    Returns parameters whose objective is at least that of ``ab`` (never lower).
-    """
-    if float(w.sum()) <= 0.0:
-        return ab
-    data = BetaBinomialData(k, n, w)
-    x = np.log(np.asarray(ab, dtype=float))
-    f, g, h = data.objective(x[0], x[1], derivatives=True)
-    scale = 1.0 + abs(f)
-    for _ in range(max_steps):
-        step = _ascent_step(-h, g)
-        length = float(np.abs(step).max())
-        if length > 3.0:
-            step *= 3.0 / length
-        found = _backtrack(lambda z: data.objective(z[0], z[1]), x, step, f, lambda z: np.clip(z, _LOG_MIN, _LOG_MAX))
-        if found is None:
-            break
-        xn, fn = found
-        gain = fn - f
-        x = xn
-        if gain <= 1e-13 * scale:
-            break
-        f, g, h = data.objective(x[0], x[1], derivatives=True)
-    return tuple(np.exp(x))
-
-
-def _bb_kappa_step(k, n, w, mean: float, kappa: float, max_steps: int = 3) -> float:
-    """Safeguarded Newton ascent of the weighted Beta-Binomial objective in the concentration
-    ``kappa`` alone, the mean held (``a = mean kappa``, ``b = (1 - mean) kappa``); never lowers
-    the objective."""
-    if float(w.sum()) <= 0.0:
-        return kappa
-    data = BetaBinomialData(k, n, w)
-    la, lb = math.log(mean), math.log1p(-mean)
-    lo, hi = _LOG_MIN - min(la, lb), _LOG_MAX - max(la, lb)  # both Beta parameters in bounds
-    x = math.log(kappa)
-
-    def at(x, derivatives=False):
-        return data.objective(la + x, lb + x, derivatives=derivatives)
-
-    f, g, h = at(x, True)
-    for _ in range(max_steps):
-        gx, hx = float(g[0] + g[1]), float(h[0, 0] + 2 * h[0, 1] + h[1, 1])
-        step = gx / -hx if hx < 0 else math.copysign(1.0, gx)
-        step = max(min(step, 3.0), -3.0)
-        found = _backtrack(at, x, step, f, lambda z: min(max(z, lo), hi))
-        if found is None:
-            break
-        xn, fn = found
-        gain, x = fn - f, xn
-        if gain <= 1e-13 * (1.0 + abs(f)):
-            break
-        f, g, h = at(x, True)
-    return math.exp(x)
-
-
-class _Problem:
-    """Compressed statistics plus the pair indices the E and M steps need."""
-
-    def __init__(self, pat: Patterns, careless: str, ties: str, estimate_mu: bool = False, mu_spread: bool = False):
-        self.pat = pat
-        self.careless = careless
-        self.ties = ties
-        self.estimate_mu = estimate_mu
-        self.mu_spread = mu_spread
-        self.w = pat.weight
-        self.W = float(pat.weight.sum())
-        d = pat.d
-        self.pos_d, self.pos_f, self.pos_idx = _unique_pairs(d, pat.f)
-        self.f_tot_w = pat.f.astype(float)
-        self.d_w = d.astype(float)
-        if estimate_mu or mu_spread:  # two models, mu a parameter: the attentive term from k
-            self.k_w = pat.k.astype(float)
-            if mu_spread:  # attentive users' own mu ~ Beta: Beta-Binomial in k
-                self.mu_d, self.mu_k, self.mu_idx = _unique_pairs(d, pat.k)
-                self.mu_fixed = None if estimate_mu else float(pat.mu)
-        else:
-            self.s = pat.s.astype(float)
-        if ties in ("model", "davidson"):
-            self.tie_n, self.tie_t, self.tie_idx = _unique_pairs(pat.n, pat.t)
-
-    def position_loglik(self, p):
-        """Careless log-likelihood of each pattern's decisive votes (no tie term)."""
-        if self.careless == "beta":
-            return log_betabinom_seq(self.pos_f, self.pos_d, *p["careless_first"])[self.pos_idx]
-        if self.careless == "shared":
-            rho = p["careless_first"]
-            return self.f_tot_w * math.log(rho) + (self.d_w - self.f_tot_w) * math.log1p(-rho)
-        return -self.d_w * math.log(2.0)
-
-    def attentive(self, p):
-        """Attentive log-likelihood of each pattern's votes (the decisive votes here; the joint
-        model's Davidson ties add the tie votes)."""
-        if self.mu_spread:
-            return log_betabinom_seq(self.mu_k, self.mu_d, *self.mu_beta(p))[self.mu_idx]
-        if self.estimate_mu:
-            mu = p["mu"]
-            return self.k_w * math.log(mu) + (self.d_w - self.k_w) * math.log1p(-mu)
-        return self.s
-
-    def mu_beta(self, p):
-        """Beta(a, b) of the attentive users' own mu (``mu_spread``): mean mu, concentration
-        ``p["mu_kappa"]``."""
-        mu = p["mu"] if self.estimate_mu else self.mu_fixed
-        return mu * p["mu_kappa"], (1.0 - mu) * p["mu_kappa"]
-
-    def decisive_attentive(self, p):
-        """Attentive log-likelihood of each pattern's decisive votes alone."""
-        return self.attentive(p)
-
-    def logliks(self, p):
-        l0 = self.position_loglik(p)
-        l1 = self.attentive(p)
-        if self.ties == "model":
-            l1 = l1 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_attentive"])[self.tie_idx]
-        if self.ties in ("model", "davidson"):  # davidson: s already holds the attentive ties
-            l0 = l0 + log_betabinom_seq(self.tie_t, self.tie_n, *p["tie_careless"])[self.tie_idx]
-        return l1, l0
-
-    def rounding_scale(self, p) -> float:
-        """Size of the largest terms the log-likelihood sums and then cancels: ``betaln(a, b)``
-        is ``gammaln(a) + gammaln(b) - gammaln(a + b)``, and with a Beta parameter near its
-        1e6 bound each is about 1e7 per user, so the observed log-likelihood carries a rounding
-        error of a few ulps of this, however small the log-likelihood itself is."""
-        names = (["careless_first"] if self.careless == "beta" else []) + (
-            ["tie_attentive", "tie_careless"] if self.ties == "model" else ["tie_careless"] if self.ties == "davidson" else []
-        )
-        pairs = [p[name] for name in names] + ([self.mu_beta(p)] if self.mu_spread else [])
-        total = 0.0
-        for a, b in pairs:
-            total += abs(float(gammaln(a))) + abs(float(gammaln(b))) + abs(float(gammaln(a + b)))
-        return self.W * total
-
-    def evaluate(self, p, l1, l0):
-        """Observed log-likelihood and the posterior P(attentive) of every pattern."""
-        x = math.log(p["pi"]) + l1
-        y = math.log1p(-p["pi"]) + l0
-        diff = x - y
-        lse = np.maximum(x, y) + np.log1p(np.exp(-np.abs(diff)))
-        return float(np.dot(self.w, lse)), np.exp(x - lse)
-
-    def mstep(self, p, gamma):
-        w1 = self.w * gamma
-        w0 = self.w - w1
-        new = dict(p)
-        new["pi"] = min(max(float(w1.sum()) / self.W, _PI_MIN), 1.0 - _PI_MIN)
-        if self.mu_spread:  # Beta-Binomial fit of the attentive users' picks of the model
-            wm = np.bincount(self.mu_idx, weights=w1, minlength=self.mu_d.size)
-            if self.estimate_mu:
-                a, b = _bb_mstep(self.mu_k, self.mu_d, wm, self.mu_beta(p))
-                new["mu"], new["mu_kappa"] = min(max(a / (a + b), _MU_MIN), 1.0 - _MU_MIN), a + b
-            else:
-                new["mu_kappa"] = _bb_kappa_step(self.mu_k, self.mu_d, wm, self.mu_fixed, p["mu_kappa"])
-        elif self.estimate_mu:  # the attentive users' decisive picks of the model mu is about
-            den = float(np.dot(w1, self.d_w))
-            if den > 0:
-                new["mu"] = min(max(float(np.dot(w1, self.k_w)) / den, _MU_MIN), 1.0 - _MU_MIN)
-        if self.careless == "beta":
-            wp = np.bincount(self.pos_idx, weights=w0, minlength=self.pos_d.size)
-            new["careless_first"] = _bb_mstep(self.pos_f, self.pos_d, wp, p["careless_first"])
-        elif self.careless == "shared":
-            num = float(np.dot(w0, self.f_tot_w))
-            den = float(np.dot(w0, self.d_w))
-            if den > 0:
-                new["careless_first"] = min(max(num / den, 1e-9), 1 - 1e-9)
-        if self.ties == "model":
-            wt1 = np.bincount(self.tie_idx, weights=w1, minlength=self.tie_n.size)
-            new["tie_attentive"] = _bb_mstep(self.tie_t, self.tie_n, wt1, p["tie_attentive"])
-        if self.ties in ("model", "davidson"):
-            wt0 = np.bincount(self.tie_idx, weights=w0, minlength=self.tie_n.size)
-            new["tie_careless"] = _bb_mstep(self.tie_t, self.tie_n, wt0, p["tie_careless"])
-        return new
-
-
 def _warn_boundary(p: dict, careless: str, ties: str) -> None:
     """BoundaryWarning for every estimate within BOUNDARY_TOL of the edge of its range.
 
@@ -346,8 +154,8 @@ def _warn_boundary(p: dict, careless: str, ties: str) -> None:
     for name, ab in beta_params:
         for part, value in zip(("a", "b"), ab):
             x = math.log(value)
-            if x <= _LOG_MIN + BOUNDARY_TOL or x >= _LOG_MAX - BOUNDARY_TOL:
-                bound = "lower bound 1e-3" if x <= _LOG_MIN + BOUNDARY_TOL else "upper bound 1e6"
+            if x <= LOG_MIN + BOUNDARY_TOL or x >= LOG_MAX - BOUNDARY_TOL:
+                bound = "lower bound 1e-3" if x <= LOG_MIN + BOUNDARY_TOL else "upper bound 1e6"
                 found.append(f"{name}_{part} = {value:.4g} is at the {bound} of a Beta parameter")
     if found:
         warnings.warn(
@@ -524,8 +332,6 @@ class TwoTypeEM:
         counted, lazy votes counted on Dask in one pass (``n_passes_``), and the fit reads the
         counts, so the three give the same numbers. Counts keep no order: from counts (and from
         Dask) the drift check is reported as not run."""
-        from comparemode.reference import encode_counts
-
         self._check_settings()
         progress = Progress(self.verbose)
         counts, ref, time_order = self._counted(votes, progress, order, mu=mu, strengths=strengths, scale=scale, allow_estimate=True)
@@ -536,12 +342,8 @@ class TwoTypeEM:
 
     def _counted(self, votes, progress, order, **reference):
         """``(counts, reference, time order)`` through the front door
-        (:func:`comparemode.reference.count_and_resolve`), the votes' row order kept for the
+        (:func:`comparemode.counting.count_and_resolve`), the votes' row order kept for the
         drift check; counts (and lazy votes, counted on Dask) keep no order."""
-        from comparemode.dask_backend import is_lazy_input
-        from comparemode.models.counts import VoteCounts
-        from comparemode.reference import count_and_resolve
-
         ordered = not (is_lazy_input(votes) or isinstance(votes, VoteCounts))
         if not ordered and order is not None:
             raise ConfigError("order= orders the votes in time, and vote counts keep no order: fit the votes in memory to check for drift")
@@ -557,11 +359,9 @@ class TwoTypeEM:
 
         ``mu`` is P(stronger model wins) when ``enc`` carries no per-vote ``mu``.
         """
-        from comparemode.reference import ESTIMATE, Reference, _check_mu_value
-
         self._check_settings()
         if enc.mu is None:
-            value = None if mu == ESTIMATE else _check_mu_value(mu, "mu")
+            value = None if mu == ESTIMATE else check_mu_value(mu, "mu")
             ref = Reference(kind="scalar", source="estimated" if value is None else "encoded", mu=value, model="stronger", other="weaker")
         else:
             ref = Reference(kind="row", source="encoded")
@@ -571,17 +371,13 @@ class TwoTypeEM:
         return self._fit(enc, ref, user_index, Progress(self.verbose))
 
     def _check_identifiable(self, enc: EncodedVotes, ref) -> None:
-        from comparemode.reference import check_identifiable
-
         if not _estimates_mu(ref):
             check_identifiable(enc, ref, self.careless)
 
-    def _make_problem(self, pat: Patterns, ties: str, enc: EncodedVotes) -> _Problem:
-        return _Problem(pat, self.careless, ties, estimate_mu=self._estimating_mu, mu_spread=self.mu_spread)
+    def _make_problem(self, pat: Patterns, ties: str, enc: EncodedVotes) -> Problem:
+        return Problem(pat, self.careless, ties, estimate_mu=self._estimating_mu, mu_spread=self.mu_spread)
 
     def _fit(self, enc: EncodedVotes, ref, user_index, progress: Progress, time_order=None) -> "TwoTypeEM":
-        from comparemode.reference import check_mu_identifiable
-
         if self.mu_spread and ref.kind != "scalar":
             raise ConfigError("mu_spread=True (each attentive user's own mu around mu) needs two models and a single mu, given or estimated")
         self._check_identifiable(enc, ref)
@@ -622,8 +418,6 @@ class TwoTypeEM:
         model, the best ``chosen``), ``alternative_`` (the chosen model, fitted; None when this
         fit is best) and ``alternative_users_`` (its user table, P(attentive) in the column
         the filters read)."""
-        from comparemode.inference.continuous import ContinuousQuality
-
         p, user_index = self._user_inputs[3], self._user_inputs[4]
         quiet = Progress(False)
         rows = [{"model": "two-type, mu as fitted", "mu": self.params_.get("mu", np.nan), "loglik": self.loglik_, "n_params": self.n_params_}]
@@ -711,7 +505,7 @@ class TwoTypeEM:
         )
         return self
 
-    def _warm_params(self, stats: UserStats, rng: np.random.Generator, problem: _Problem) -> dict | None:
+    def _warm_params(self, stats: UserStats, rng: np.random.Generator, problem: Problem) -> dict | None:
         """``warm_start=True``: the previous fit's parameters as the start, when this estimator
         has fitted before with the same parameter set; None (a cold start) otherwise."""
         previous = getattr(self, "_problem_params", None)
@@ -722,7 +516,7 @@ class TwoTypeEM:
             return None
         return {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v) for k, v in previous.items()}
 
-    def _start(self, start: int, stats: UserStats, rng: np.random.Generator, problem: _Problem) -> dict:
+    def _start(self, start: int, stats: UserStats, rng: np.random.Generator, problem: Problem) -> dict:
         n_tot = float(stats.n.sum())
         tie_rate = float(stats.t.sum()) / n_tot if n_tot else 0.0
         tie_rate = min(max(tie_rate, 0.01), 0.99)
@@ -758,7 +552,7 @@ class TwoTypeEM:
             p["mu_kappa"] = 50.0 if start == 0 else math.exp(rng.uniform(math.log(5.0), math.log(500.0)))
         return p
 
-    def _run(self, problem: _Problem, p: dict, progress: Progress, start: int, max_iter: int, previous=None) -> dict:
+    def _run(self, problem: Problem, p: dict, progress: Progress, start: int, max_iter: int, previous=None) -> dict:
         """EM iterations from ``p``; ``previous`` is the run being continued, if any."""
         ll, gamma = problem.evaluate(p, *problem.logliks(p))
         history = list(previous["history"]) if previous else [ll]
@@ -792,12 +586,12 @@ class TwoTypeEM:
         return {"params": p, "loglik": ll, "history": history, "converged": converged, "n_iter": done + it}
 
     # -- misfit checks ------------------------------------------------------------------
-    def _quiet_run(self, problem: _Problem, p: dict) -> dict:
+    def _quiet_run(self, problem: Problem, p: dict) -> dict:
         return self._run(problem, p, Progress(False), 0, self.max_iter)
 
     def _profile_loglik(self, pat: Patterns, ties: str, mu: float, start: dict) -> dict:
         """EM with mu held at ``mu`` from ``start`` (the profile likelihood of mu)."""
-        problem = _Problem(dataclasses.replace(pat, mu=float(mu)), self.careless, ties, mu_spread=self.mu_spread)
+        problem = Problem(dataclasses.replace(pat, mu=float(mu)), self.careless, ties, mu_spread=self.mu_spread)
         return self._quiet_run(problem, {k: v for k, v in start.items() if k != "mu"})
 
     def _profile_interval(self, pat: Patterns, ties: str, best: dict, prob: float) -> tuple[float, float]:
@@ -852,7 +646,7 @@ class TwoTypeEM:
             bounds.append(float(expit(x)))
         return bounds[0], bounds[1]
 
-    def _mu_interval(self, problem: _Problem, best: dict, prob: float) -> pd.Series:
+    def _mu_interval(self, problem: Problem, best: dict, prob: float) -> pd.Series:
         """Estimate and profile-likelihood interval of an estimated mu (``mu_interval_``)."""
         lo, hi = self._profile_interval(problem.pat, problem.ties, best, prob)
         return pd.Series({"estimate": float(best["params"]["mu"]), "lower": lo, "upper": hi, "prob": prob}, name="mu")
@@ -865,7 +659,7 @@ class TwoTypeEM:
 
         stats, pat, problem, p, _ = self._user_inputs
         given = float(self.params_["mu"])
-        free = _Problem(pat, self.careless, problem.ties, estimate_mu=True, mu_spread=self.mu_spread)
+        free = Problem(pat, self.careless, problem.ties, estimate_mu=True, mu_spread=self.mu_spread)
         runs = [self._quiet_run(free, dict(p, mu=given)), self._quiet_run(free, self._start(0, stats, rng, free))]
         best = max(runs, key=lambda r: r["loglik"])
         lr = max(2.0 * (best["loglik"] - self.loglik_), 0.0)
@@ -914,9 +708,6 @@ class TwoTypeEM:
     def _replicated_dispersion(self, enc: EncodedVotes, p: dict, pairs, rng) -> np.ndarray:
         """Favoured-model dispersion index of bootstrap replicates of the fitted model on the
         observed design (with ties left out of the likelihood, on the decisive votes only)."""
-        from comparemode.inference.model_checks import _dispersion
-        from comparemode.models.simulate import replicate_user_counts
-
         ties = self.ties_
         if ties == "drop":  # the model says nothing about ties: replicate the decisive votes
             keep = enc.outcome != CODE_TIE
@@ -935,13 +726,11 @@ class TwoTypeEM:
                 k, d = rep["n_stronger"], n_user - rep["n_ties"]
             else:
                 k, d = rep["n_favoured"], rep["n_favoured_decisive"]
-            out.append(_dispersion(k, d))
+            out.append(dispersion_statistic(k, d))
         return np.concatenate(out)
 
     def _run_checks(self, enc: EncodedVotes, ref, time_order) -> pd.DataFrame:
         """The misfit checks of this fit (see :mod:`comparemode.inference.misfit`)."""
-        from comparemode.inference.model_checks import _dispersion
-
         stats, pat, problem, p, _ = self._user_inputs
         rng = np.random.default_rng(None if self.random_seed is None else [int(self.random_seed), 1])
         mu_row, pairs = self._check_design(enc, p)
@@ -958,7 +747,7 @@ class TwoTypeEM:
             s_inf, s_agree = vote_agreement(s_enc.outcome, s_mu)
             k = np.bincount(s_enc.user, weights=s_agree & s_inf, minlength=s_enc.n_users)
             d_s = np.bincount(s_enc.user, weights=s_inf, minlength=s_enc.n_users)
-            rows["favoured-model dispersion"] = dispersion_check(float(_dispersion(k, d_s)), self._replicated_dispersion(s_enc, p, s_pairs, rng))
+            rows["favoured-model dispersion"] = dispersion_check(float(dispersion_statistic(k, d_s)), self._replicated_dispersion(s_enc, p, s_pairs, rng))
             rows["favoured-model dispersion"].update(n_users=s_enc.n_users, draws=int(self.check_draws))
             row = self._votes_in_order()
             if row is None:
@@ -981,8 +770,6 @@ class TwoTypeEM:
         src = getattr(self, "_in_order", None)
         if src is None or isinstance(src, EncodedVotes):
             return src
-        from comparemode.reference import encode_counts
-
         counts, ref = src
         return encode_counts(counts, ref, rows=True)[0]
 
@@ -993,10 +780,7 @@ class TwoTypeEM:
     # -- votes one by one (cross-fitting) ---------------------------------------------------
     def _encode_again(self, votes: pd.DataFrame) -> EncodedVotes:
         """The fitted votes encoded as at fit time (the reference the fit used)."""
-        from comparemode.reference import encode_votes
-
-        enc, _ = encode_votes(votes, self._ref)
-        return enc
+        return encode_rows(votes, self._ref)[0]
 
     def _vote_attentive(self, enc: EncodedVotes, mu_row: np.ndarray, p: dict) -> np.ndarray:
         """Attentive log-likelihood of every vote under the fit (0 for a tie: an attentive
@@ -1011,11 +795,6 @@ class TwoTypeEM:
         better) under the fit), ``attentive`` (each vote's attentive log-likelihood),
         ``informative`` and ``agree`` (decisive with a favoured model, and picked it). Used by
         the cross-fitted filter; ``votes`` must be the table the model was fitted on."""
-        from comparemode.data import validate_votes
-        from comparemode.inference.filter import user_codes
-
-        from comparemode.inference.crossfit import describe_votes
-
         self._fitted("_user_inputs")
         votes = validate_votes(votes)
         p = self._problem_params
@@ -1036,8 +815,6 @@ class TwoTypeEM:
         population parameters are the fit's, which one vote moves by O(1/N)). Returns a
         Series aligned with the votes' index. ``terms``: :meth:`vote_terms` of these votes, if
         already at hand."""
-        from comparemode.inference.crossfit import two_type_crossfit
-
         return two_type_crossfit(self, votes, folds=folds, random_seed=random_seed, terms=terms)
 
     # -- results ---------------------------------------------------------------------
@@ -1069,7 +846,7 @@ class TwoTypeEM:
             out.update(mu_kappa=kappa, mu_sd=math.sqrt(m * (1 - m) / (kappa + 1)))
         return pd.Series(out, name="estimate", dtype=float)
 
-    def _users_table(self, stats: UserStats, pat: Patterns, problem: _Problem, p: dict, user_index, favoured=None) -> pd.DataFrame:
+    def _users_table(self, stats: UserStats, pat: Patterns, problem: Problem, p: dict, user_index, favoured=None) -> pd.DataFrame:
         # Everything model-based is computed per pattern, then spread to users.
         l1, l0 = problem.logliks(p)
         llr = l1 - l0
@@ -1165,8 +942,6 @@ class TwoTypeEM:
     def filter(self, votes: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD):
         """Keep the users whose P(attentive) is at least ``threshold``; see
         :func:`comparemode.inference.filter.filter_votes`."""
-        from comparemode.inference.filter import filter_votes
-
         return filter_votes(votes, self, threshold=threshold)
 
     def filter_fdr(self, votes: pd.DataFrame, alpha: float = 0.1):
@@ -1174,6 +949,4 @@ class TwoTypeEM:
         see :func:`comparemode.inference.filter.filter_fdr`. Where a misfit check failed, the
         result's summary says the promise is void and ``alternative`` holds the same rule under
         the better-fitting model."""
-        from comparemode.inference.filter import filter_fdr
-
         return filter_fdr(votes, self, alpha=alpha)

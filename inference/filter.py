@@ -23,7 +23,14 @@ import numpy as np
 import pandas as pd
 
 from comparemode.constants import DEFAULT_THRESHOLD, USER
-from comparemode.errors import ConfigError, InvalidValueError, MissingColumnError, NotFittedError
+from comparemode.dask_backend import split_lazily
+from comparemode.data import is_dask_collection
+from comparemode.errors import (
+    ConfigError,
+    InvalidValueError,
+    MissingColumnError,
+    NotFittedError,
+)
 from comparemode.models.counts import user_codes
 
 __all__ = ["FilterResult", "filter_votes", "filter_fdr", "filter_credible", "decide_users", "decide_fdr", "apply_decisions"]
@@ -61,7 +68,7 @@ class FilterResult:
     alternative: "FilterResult | None" = None
 
 
-def _probability(value, name: str) -> float:
+def check_probability(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not (0.0 <= float(value) <= 1.0):
         raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
     return float(value)
@@ -108,7 +115,7 @@ def _reasons(p: np.ndarray, keep: np.ndarray, kept_text: str, dropped_text: str)
 def decide_users(users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
     """Decision table from a user table with a ``p_attentive`` column: keep where
     ``p_attentive >= threshold``."""
-    threshold = _probability(threshold, "threshold")
+    threshold = check_probability(threshold, "threshold")
     p = _p_attentive(users)
     keep = p >= threshold
     table = users.copy()
@@ -145,7 +152,7 @@ def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
     (exactly so if the probabilities are calibrated). Users with equal probability are kept
     or dropped together, so the rule does not depend on row order.
     """
-    alpha = _probability(alpha, "alpha")
+    alpha = check_probability(alpha, "alpha")
     p = _p_attentive(users)
     keep, expected, cut = fdr_keep(p, alpha)
     table = users.copy()
@@ -160,8 +167,6 @@ def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
 def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
     """Split votes by their user's ``keep`` decision (a table indexed by user). A Dask
     DataFrame of votes is split lazily (:func:`comparemode.dask_backend.split_lazily`)."""
-    from comparemode.dask_backend import is_dask_collection
-
     if is_dask_collection(votes):
         return _apply_lazily(votes, table)
     if not isinstance(votes, pd.DataFrame):
@@ -197,8 +202,6 @@ def _apply_lazily(votes, table: pd.DataFrame) -> FilterResult:
     :func:`~comparemode.dask_backend.write_kept`); the summary counts users from the table and
     votes from its ``n_votes`` column (the votes the model was fitted on); ``write_kept``
     recounts them while writing."""
-    from comparemode.dask_backend import split_lazily
-
     kept, dropped, weights = split_lazily(votes, table)
     keep_user = table["keep"].to_numpy(dtype=bool)
     summary = dict(table.attrs.get("rule", {}))
@@ -224,7 +227,7 @@ def account(summary: dict, table: pd.DataFrame, keep_user: np.ndarray, voted: np
     share (the rule's own where it has one), the promise, and the favoured model's win rates."""
     p_kept = table["p_attentive"].to_numpy(dtype=float)[keep_user & voted]
     summary.setdefault("expected_careless_share", float(np.mean(1.0 - p_kept)) if p_kept.size else 0.0)
-    summary["promise"] = _promise(table, table.attrs.get("rule", {}))
+    summary["promise"] = filter_promise(table, table.attrs.get("rule", {}))
     summary["favoured_win_rate"] = _win_rates(table, keep_user, voted)
     return summary
 
@@ -238,7 +241,7 @@ _CLAIMS = {
 }
 
 
-def _promise(table: pd.DataFrame, rule: dict) -> dict:
+def filter_promise(table: pd.DataFrame, rule: dict) -> dict:
     """Whether the rule's claim stands: the model's misfit checks (``attrs["checks"]`` of the
     user table, set by the estimator) passed, failed or were not run."""
     claim = _CLAIMS.get(rule.get("rule"), "the rule's claim")
@@ -333,8 +336,8 @@ def filter_credible(votes: pd.DataFrame, model, level: float = DEFAULT_THRESHOLD
     """Keep users whose P(attentive | votes, theta) exceeds ``level`` with posterior
     probability at least ``prob``; ``model`` is a fitted
     :class:`~comparemode.inference.mcmc.BayesianTwoType`."""
-    level = _probability(level, "level")
-    prob = _probability(prob, "prob")
+    level = check_probability(level, "level")
+    prob = check_probability(prob, "prob")
     if not hasattr(model, "prob_attentive_above"):
         raise ConfigError("filter_credible needs a fitted BayesianTwoType (it uses the posterior draws)")
     table = model.users_.copy()

@@ -32,12 +32,22 @@ import numpy as np
 import pandas as pd
 
 from comparemode._progress import Progress
-from comparemode.constants import CHECK_DRAWS, CODE_A, CODE_TIE, MODEL_A, MODEL_B, WINNER
+from comparemode.constants import (
+    CHECK_DRAWS,
+    CODE_A,
+    CODE_TIE,
+    MODEL_A,
+    MODEL_B,
+    WINNER,
+)
+from comparemode.data import validate_votes
 from comparemode.errors import ConfigError, NotIdentifiableError
-from comparemode.inference.em import TwoTypeEM, _Problem
+from comparemode.inference.em import TwoTypeEM
+from comparemode.inference.steps import Problem
+from comparemode.models.counts import VoteCounts, as_votes, count_votes, outcome_codes
 from comparemode.models.likelihood import JOINT_TIE_MODES, davidson_logp
-from comparemode.models.counts import as_votes, outcome_codes
 from comparemode.models.stats import EncodedVotes, Patterns
+from comparemode.reference import Reference
 
 __all__ = ["JointEM", "fit_bradley_terry", "encode_joint"]
 
@@ -114,8 +124,6 @@ def _check_ml_strengths(a, b, a_won, models, prior_games) -> None:
 def fit_bradley_terry(votes, *, weights=None, prior_games: float = DEFAULT_PRIOR_GAMES, max_iter: int = 2000, tol: float = 1e-10) -> pd.Series:
     """Plain (optionally weighted) Bradley-Terry strengths from the decisive votes of a votes
     table, by MM; ties are left out. Returns strengths centred to mean zero, by model."""
-    from comparemode.data import validate_votes
-
     if weights is not None and not isinstance(votes, pd.DataFrame):
         raise ConfigError("weights= are per vote: give the votes, not vote counts")
     votes = validate_votes(as_votes(votes)[0])
@@ -161,14 +169,8 @@ def encode_joint(votes, rows: bool = False):
     from the strengths) and the user index. ``votes``: a votes table or
     :class:`~comparemode.models.counts.VoteCounts`; the votes come grouped by user, context and
     outcome (what every fit reads), or with ``rows=True`` in the table's own row order."""
-    from comparemode.models.counts import VoteCounts, count_votes
-
     counts = votes if isinstance(votes, VoteCounts) else count_votes(votes, keep_rows=rows)
-    if rows:
-        user, ctx, outcome = counts.rows
-    else:
-        reps = counts.count
-        user, ctx, outcome = np.repeat(counts.user, reps), np.repeat(counts.context, reps), np.repeat(counts.outcome, reps)
+    user, ctx, outcome = counts.vote_codes(rows)
     if len(counts.models) < 2:
         raise NotIdentifiableError("the votes compare fewer than two models")
     a_all = counts.contexts[MODEL_A].to_numpy()[ctx]
@@ -275,7 +277,7 @@ def decisive_evidence_sums(user, a, b, a_won, beta, rho, n_users):
     return np.bincount(user, weights=x, minlength=n_users), np.bincount(user, weights=x * x, minlength=n_users)
 
 
-class _JointProblem(_Problem):
+class _JointProblem(Problem):
     """The two-type problem with the attentive term recomputed from the strengths (and, with
     ``ties="davidson"``, Davidson's tie parameter)."""
 
@@ -385,8 +387,6 @@ class JointEM(TwoTypeEM):
         estimated: ``mu`` and ``strengths`` are refused (use :class:`TwoTypeEM` for a known
         reference, or ``prior_games`` for a weak prior). ``order`` as in ``TwoTypeEM.fit``
         (the drift check's time order)."""
-        from comparemode.reference import Reference
-
         if mu is not None or strengths is not None:
             raise ConfigError("JointEM estimates the model strengths from the votes: drop mu=/strengths= (TwoTypeEM takes a known reference)")
         if unknown:
@@ -415,7 +415,7 @@ class JointEM(TwoTypeEM):
             raise NotIdentifiableError("no decisive votes: nothing separates the user types")
         _check_ml_strengths(d["a"], d["b"], d["a_won"], d["models"], float(self.prior_games))
 
-    def _make_problem(self, pat: Patterns, ties: str, enc: EncodedVotes) -> _Problem:
+    def _make_problem(self, pat: Patterns, ties: str, enc: EncodedVotes) -> Problem:
         return _JointProblem(pat, self.careless, ties, self._design, float(self.prior_games))
 
     def _start(self, start, stats, rng, problem) -> dict:

@@ -12,7 +12,6 @@ Per-user posterior probabilities of being attentive are averaged over the poster
 
 from __future__ import annotations
 
-import copy
 import json
 import warnings
 from pathlib import Path
@@ -20,9 +19,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from comparemode._atomic import atomic_write
 from comparemode._progress import Progress
+from comparemode._version import __version__
 from comparemode.constants import DIAGNOSTIC_THRESHOLDS, INTERVAL_PROB, USER
-from comparemode.errors import ConfigError, NotFittedError
+from comparemode.counting import count_and_resolve
+from comparemode.errors import ConfigError, MuError, NotFittedError
+from comparemode.inference.diagnostics import sampler_diagnostics
+from comparemode.inference.em import TwoTypeEM
+from comparemode.inference.joint import JointEM, encode_joint
+from comparemode.inference.misfit import favoured_counts, favoured_from_counts
+from comparemode.inference.sampling import (
+    DEFAULT_SAMPLER_CONFIG,
+    SAMPLERS,
+    check_sampler_config,
+    merge_config,
+    sample_nuts,
+)
 from comparemode.models.likelihood import (
     CARELESS_MODES,
     JOINT_TIE_MODES,
@@ -39,14 +52,21 @@ from comparemode.models.pymc_model import (
     check_priors,
     parameter_names,
 )
+from comparemode.models.simulate import replicate_user_counts
 from comparemode.models.stats import aggregate, patterns_for
+from comparemode.reference import (
+    Reference,
+    check_identifiable,
+    check_mu_identifiable,
+    encode_counts,
+    estimated_reference,
+)
 
 __all__ = ["BayesianTwoType", "MODEL_ID", "MODEL_VERSION", "SAMPLERS", "DIAGNOSTIC_THRESHOLDS"]
 
 MODEL_ID = "comparemode.BayesianTwoType"
 #: Bumped whenever the model or the saved layout changes; ``load`` refuses other versions.
 MODEL_VERSION = "1"
-SAMPLERS = ("pymc", "nutpie")
 
 DEFAULT_MODEL_CONFIG = {
     "careless": "beta",
@@ -55,33 +75,7 @@ DEFAULT_MODEL_CONFIG = {
     "mu_model": None,  # the model mu is about when estimated (default: first by name)
     "priors": {},
 }
-DEFAULT_SAMPLER_CONFIG = {
-    "draws": 1000,
-    "tune": 1000,
-    "chains": 4,
-    "cores": None,
-    "target_accept": 0.9,
-    "sampler": "pymc",
-    "random_seed": None,
-    "progressbar": True,
-    "user_draws": 1000,  # posterior draws kept per pattern for per-user intervals and rules
-    "init": "em",  # start the chains at the EM estimate ("em") or at PyMC's default point ("default")
-}
-
 _GROUP_USERS = "user_data"
-
-
-def _merge(defaults: dict, given: dict | None, what: str) -> dict:
-    if given is None:
-        return copy.deepcopy(defaults)
-    if not isinstance(given, dict):
-        raise ConfigError(f"{what} must be a dict, got {type(given).__name__}")
-    unknown = set(given) - set(defaults)
-    if unknown:
-        raise ConfigError(f"unknown {what} key(s) {sorted(unknown)}; the keys are {sorted(defaults)}")
-    merged = copy.deepcopy(defaults)
-    merged.update(copy.deepcopy(given))
-    return merged
 
 
 def _check_model_config(cfg: dict) -> dict:
@@ -94,33 +88,6 @@ def _check_model_config(cfg: dict) -> dict:
         hint = " ('davidson' needs mu='joint')" if cfg["ties"] == "davidson" else ""
         raise ConfigError(f"model_config ties must be one of {allowed}, got {cfg['ties']!r}{hint}")
     check_priors(cfg["priors"])
-    return cfg
-
-
-def _check_sampler_config(cfg: dict) -> dict:
-    if cfg["sampler"] not in SAMPLERS:
-        raise ConfigError(f"sampler must be one of {SAMPLERS}, got {cfg['sampler']!r}")
-    if cfg["sampler"] == "nutpie":
-        try:
-            import nutpie  # noqa: F401
-        except ImportError:
-            raise ConfigError("sampler 'nutpie' needs the nutpie package: pip install 'comparemode[nutpie]'") from None
-    if cfg["init"] not in ("em", "default"):
-        raise ConfigError(f"sampler_config init must be 'em' or 'default', got {cfg['init']!r}")
-    for key in ("draws", "tune", "chains", "user_draws"):
-        v = cfg[key]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if key == "tune" else 1):
-            raise ConfigError(f"sampler_config {key} must be a {'non-negative' if key == 'tune' else 'positive'} integer, got {v!r}")
-    seed = cfg["random_seed"]
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ConfigError(f"sampler_config random_seed must be a non-negative integer or None, got {seed!r}")
-    if not isinstance(cfg["progressbar"], (bool, np.bool_)):
-        raise ConfigError(f"sampler_config progressbar must be True or False, got {cfg['progressbar']!r}")
-    if cfg["cores"] is not None and (isinstance(cfg["cores"], bool) or not isinstance(cfg["cores"], int) or cfg["cores"] < 1):
-        raise ConfigError(f"sampler_config cores must be a positive integer or None, got {cfg['cores']!r}")
-    ta = cfg["target_accept"]
-    if not (isinstance(ta, (int, float)) and 0 < ta < 1):
-        raise ConfigError(f"sampler_config target_accept must lie in (0, 1), got {ta!r}")
     return cfg
 
 
@@ -176,30 +143,6 @@ def _id_from_json(v):
     return {"b": bool, "i": int, "f": float}[tag](value)
 
 
-def sample_nuts(model, cfg: dict, initvals: dict | None = None):
-    """NUTS on ``model`` with a sampler config (``draws``, ``tune``, ``chains``, ``cores``,
-    ``target_accept``, ``random_seed``, ``progressbar``, ``sampler``: "pymc" unless given).
-    The sampler is always named: PyMC 6 would otherwise pick nutpie whenever it is installed.
-    Convergence checks are left to :mod:`comparemode.inference.diagnostics`."""
-    import pymc as pm
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*nutpie.*", category=UserWarning)
-        return pm.sample(
-            initvals=initvals,
-            draws=cfg["draws"],
-            tune=cfg["tune"],
-            chains=cfg["chains"],
-            cores=cfg["cores"],
-            target_accept=cfg["target_accept"],
-            random_seed=cfg["random_seed"],
-            progressbar=cfg["progressbar"],
-            nuts_sampler=cfg.get("sampler", "pymc"),
-            compute_convergence_checks=False,
-            model=model,
-        )
-
-
 class BayesianTwoType:
     """The two-type user model fitted by MCMC (PyMC), on compressed count patterns.
 
@@ -221,16 +164,13 @@ class BayesianTwoType:
     """
 
     def __init__(self, model_config: dict | None = None, sampler_config: dict | None = None):
-        self.model_config = _check_model_config(_merge(DEFAULT_MODEL_CONFIG, model_config, "model_config"))
-        self.sampler_config = _check_sampler_config(_merge(DEFAULT_SAMPLER_CONFIG, sampler_config, "sampler_config"))
+        self.model_config = _check_model_config(merge_config(DEFAULT_MODEL_CONFIG, model_config, "model_config"))
+        self.sampler_config = check_sampler_config(merge_config(DEFAULT_SAMPLER_CONFIG, sampler_config, "sampler_config"))
         self.model = None
         self.idata_ = None
 
     # -- data ------------------------------------------------------------------------
     def _prepare(self, votes, mu, strengths, scale):
-        from comparemode.errors import MuError
-        from comparemode.reference import check_identifiable, check_mu_identifiable, count_and_resolve, encode_counts, estimated_reference
-
         cfg = self.model_config
         if cfg["mu"] == "joint":
             return self._prepare_joint(votes, mu, strengths)
@@ -254,13 +194,8 @@ class BayesianTwoType:
         return counts, ref, enc, user_index, stats, pat, ties
 
     def _prepare_joint(self, votes, mu, strengths):
-        from comparemode.inference.joint import encode_joint
-        from comparemode.reference import Reference
-
         if mu is not None or strengths is not None:
             raise ConfigError("model_config mu='joint' estimates the strengths: do not pass mu or strengths to fit")
-        from comparemode.reference import count_and_resolve
-
         votes = count_and_resolve(votes)[0]
         self._joint_design, enc, user_index = encode_joint(votes)
         stats = aggregate(enc)
@@ -314,7 +249,7 @@ class BayesianTwoType:
             cfg["progressbar"] = bool(progressbar)
         if random_seed is not None:
             cfg["random_seed"] = random_seed
-            _check_sampler_config(cfg)
+            check_sampler_config(cfg)
         say = Progress(cfg["progressbar"])
         self.build_model(votes, mu=mu, strengths=strengths, scale=scale)
         say(
@@ -333,9 +268,6 @@ class BayesianTwoType:
         "careless" with the type labels' meaning shifted); EM's multi-start finds the best
         likelihood mode and the chains start there instead of at the prior's centre. None
         when mu is estimated (the EM needs it known)."""
-        from comparemode.inference.em import TwoTypeEM
-        from comparemode.inference.joint import JointEM
-
         mode = self.model_config["mu"]
         settings = {"careless": self.model_config["careless"], "ties": self.model_config["ties"], "checks": False}
         if mode == "estimate":
@@ -362,7 +294,6 @@ class BayesianTwoType:
         """Store the per-user mapping and the configs in the DataTree."""
         import xarray as xr
 
-        from comparemode._version import __version__
 
         users = self._user_index
         coord = users.to_numpy()
@@ -415,8 +346,6 @@ class BayesianTwoType:
         favours one and an attentive user's expected picks of it (what the filters' win rates
         read), with mu or the strengths at their posterior means where estimated; NaN for votes
         aggregated on Dask (no votes one by one)."""
-        from comparemode.inference.misfit import favoured_counts, favoured_from_counts
-
         enc, n, st = self._enc, len(self._user_index), self._stats
         post = idata["posterior"]
         if st.k is not None and self.model_config["mu"] != "joint":  # two models: from the counts, on Dask too
@@ -630,8 +559,6 @@ class BayesianTwoType:
         """R-hat, bulk and tail ESS per parameter, divergences and E-BFMI, each with pass/fail
         against ``thresholds`` (default :data:`DIAGNOSTIC_THRESHOLDS`); see
         :func:`comparemode.inference.diagnostics.sampler_diagnostics`."""
-        from comparemode.inference.diagnostics import sampler_diagnostics
-
         return sampler_diagnostics(self._fitted_idata(), self.param_names, thresholds)
 
     # -- predictive ----------------------------------------------------------------------
@@ -670,7 +597,6 @@ class BayesianTwoType:
     def _predictive(self, params: dict, rng, kind: str, param_group):
         import xarray as xr
 
-        from comparemode.models.simulate import replicate_user_counts
 
         reps = replicate_user_counts(
             self._enc,
@@ -700,8 +626,6 @@ class BayesianTwoType:
     # -- persistence -----------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write the DataTree (posterior, data, configs) to a netCDF file."""
-        from comparemode._atomic import atomic_write
-
         idata = self._fitted_idata()
         # a checksum of the contents, checked by load: bytes damaged inside an array still parse
         idata.attrs[_DIGEST_ATTR] = _content_digest(idata)

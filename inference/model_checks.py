@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from comparemode.constants import ELPD_MIN_DIFF, ELPD_SE_FACTOR, PARETO_K_MAX, PPP_EXTREME, USER
+from comparemode.constants import (
+    ELPD_MIN_DIFF,
+    ELPD_SE_FACTOR,
+    PARETO_K_MAX,
+    PPP_EXTREME,
+    USER,
+)
 from comparemode.errors import ConfigError
 
 __all__ = [
@@ -28,7 +34,7 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- PPC
 
-def _dispersion(k: np.ndarray, n: np.ndarray) -> np.ndarray:
+def dispersion_statistic(k: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Binomial dispersion index of per-user counts ``k`` out of ``n`` (last axis: users):
     ``mean over users with n >= 2 of (k - n p)^2 / (n p (1 - p))``, ``p`` the pooled rate.
     About 1 when every user has the same rate; larger when users differ."""
@@ -56,13 +62,13 @@ def ppc_statistics(n_votes, n_ties, n_first, n_stronger=None) -> dict[str, np.nd
     d = n - t
     out = {
         "tie rate": _rate(t, n),
-        "tie dispersion": _dispersion(t, np.broadcast_to(n, t.shape)),
+        "tie dispersion": dispersion_statistic(t, np.broadcast_to(n, t.shape)),
         "first-position rate": _rate(n_first, d),
-        "first-position dispersion": _dispersion(n_first, d),
+        "first-position dispersion": dispersion_statistic(n_first, d),
     }
     if n_stronger is not None:
         out["favoured-model rate"] = _rate(n_stronger, d)
-        out["favoured-model dispersion"] = _dispersion(n_stronger, d)
+        out["favoured-model dispersion"] = dispersion_statistic(n_stronger, d)
     return out
 
 

@@ -32,7 +32,8 @@ from scipy import sparse
 from scipy.special import betainc, gammaln, logsumexp
 
 from comparemode.errors import ConfigError
-from comparemode.models.likelihood import NUMPY_OPS, log_betabinom_seq
+from comparemode.models.likelihood import NUMPY_OPS, log_betabinom_seq, tensor_ops
+from comparemode.models.pymc_model import beta_from_mean_kappa, prior_variable
 from comparemode.models.stats import EncodedVotes
 
 __all__ = [
@@ -339,12 +340,12 @@ def _position_term(terms: ContinuousTerms, params: dict, ops=NUMPY_OPS):
     return ops.asarray(-m * np.log(2.0))
 
 
-def _term_parts(terms: ContinuousTerms, params: dict, ops=NUMPY_OPS):
+def term_parts(terms: ContinuousTerms, params: dict, ops=NUMPY_OPS):
     """The parameter-dependent parts of the terms, on their distinct pairs."""
     return _beta_term(terms, params, ops), _position_term(terms, params, ops)
 
 
-def _term_values(b: _Bucket, parts):
+def term_values(b: _Bucket, parts):
     beta_term, pos_term = parts
     return b.logK + pos_term[b.pos_index] + beta_term[b.pair_index]
 
@@ -359,17 +360,17 @@ def continuous_loglik(vt: VoteTypes, terms: ContinuousTerms, params: dict, ops=N
     """Per-pattern log-likelihood of the continuous-quality model (``theta_u`` integrated
     out exactly); ``params``: ``quality`` ``(c, d)``, ``careless_first`` (``"shared"``),
     ``tie`` ``(a, b)``."""
-    parts = _term_parts(terms, params, ops)
+    parts = term_parts(terms, params, ops)
     if ops is NUMPY_OPS:
         dec = np.empty(terms.n_patterns)
         for b in terms.buckets:
-            dec[b.rows] = logsumexp(_term_values(b, parts), axis=-1)
+            dec[b.rows] = logsumexp(term_values(b, parts), axis=-1)
     else:
         import pytensor.tensor as pt
 
         dec = pt.zeros(terms.n_patterns)
         for b in terms.buckets:
-            dec = pt.set_subtensor(dec[b.rows], pt.logsumexp(_term_values(b, parts), axis=-1))
+            dec = pt.set_subtensor(dec[b.rows], pt.logsumexp(term_values(b, parts), axis=-1))
     if tie:
         dec = dec + log_betabinom_seq(vt.t, vt.n, *params["tie"], ops)
     return dec
@@ -378,10 +379,10 @@ def continuous_loglik(vt: VoteTypes, terms: ContinuousTerms, params: dict, ops=N
 def continuous_quality_mean(terms: ContinuousTerms, params: dict) -> np.ndarray:
     """E[theta_u | the user's votes, params] per pattern: the user's own attentive share."""
     c, d = params["quality"]
-    parts = _term_parts(terms, params)
+    parts = term_parts(terms, params)
     out = np.empty(terms.n_patterns)
     for b in terms.buckets:
-        vals = _term_values(b, parts)
+        vals = term_values(b, parts)
         w = np.exp(vals - logsumexp(vals, axis=-1, keepdims=True))
         out[b.rows] = np.sum(w * (c + b.i) / (c + d + b.D[:, None]), axis=-1)
     return out
@@ -392,11 +393,11 @@ def continuous_prob_attentive(terms: ContinuousTerms, params: dict, level: float
     casts at least that share of votes attentively ("attentive" on the continuum). Given the
     (i, g) term, theta_u is Beta(c + i, d + D - i), so this is a mixture of Beta tails."""
     c, d = params["quality"]
-    parts = _term_parts(terms, params)
+    parts = term_parts(terms, params)
     tail = 1.0 - betainc(c + terms.pair_i, d + terms.pair_D - terms.pair_i, level)  # on the (i, D) pairs
     out = np.empty(terms.n_patterns)
     for b in terms.buckets:
-        vals = _term_values(b, parts)
+        vals = term_values(b, parts)
         w = np.exp(vals - logsumexp(vals, axis=-1, keepdims=True))
         out[b.rows] = np.sum(w * tail[b.pair_index], axis=-1)
     return out
@@ -420,8 +421,6 @@ def build_alternative_pymc_model(vt: VoteTypes, *, kind: str, careless: str, tie
     import pymc as pm
     import pytensor.tensor as pt
 
-    from comparemode.models.likelihood import tensor_ops
-    from comparemode.models.pymc_model import beta_from_mean_kappa, prior_variable
 
     ops = tensor_ops()
     tie = ties == "model"

@@ -24,7 +24,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from comparemode.constants import CODE_A, CODE_B, CODE_TIE, MODEL_A, MODEL_B, MU, USER, WIN_A, WIN_B, WINNER
+from comparemode._atomic import atomic_write
+from comparemode.constants import (
+    CODE_A,
+    CODE_B,
+    CODE_TIE,
+    MODEL_A,
+    MODEL_B,
+    MU,
+    USER,
+    WIN_A,
+    WIN_B,
+    WINNER,
+)
+from comparemode.data import check_input_file, validate_votes
 from comparemode.errors import ConfigError, InvalidValueError, VotesError
 
 __all__ = ["VoteCounts", "count_votes", "outcome_codes", "user_codes", "OUTCOME_NAMES"]
@@ -222,6 +235,14 @@ class VoteCounts:
         out["count"] = self.count
         return pd.DataFrame(out).astype({MODEL_A: "str", MODEL_B: "str", WINNER: "str"})
 
+    def vote_codes(self, rows: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(user, context, outcome)`` codes of every vote the counts stand for, grouped by
+        user, context and outcome (what every fit reads), or with ``rows=True`` in the counted
+        table's row order (:attr:`rows`, kept by ``count_votes(..., keep_rows=True)``)."""
+        if rows:
+            return self.rows
+        return np.repeat(self.user, self.count), np.repeat(self.context, self.count), np.repeat(self.outcome, self.count)
+
     def to_votes(self) -> pd.DataFrame:
         """The votes these counts stand for, one row per vote (canonical columns), grouped by
         user in order of first appearance: what a fitter reads where it still needs rows.
@@ -287,7 +308,6 @@ class VoteCounts:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from comparemode._atomic import atomic_write
 
         frame = self.to_frame()
         try:
@@ -313,7 +333,6 @@ class VoteCounts:
         """Read counts written by :meth:`save`."""
         import pyarrow.parquet as pq
 
-        from comparemode.data import check_input_file
 
         check_input_file(path, "counts file")
         try:
@@ -347,12 +366,10 @@ def count_votes(votes, *, keep_rows: bool = False, validated: bool = False) -> V
     """Count a votes table (validated as :func:`comparemode.validate_votes` does): per user,
     per context (model shown first, model shown second, and the vote's ``mu`` where the table
     has a ``mu`` column), per outcome, the number of votes. In memory; ``comparemode.count_votes``
-    (:func:`comparemode.reference.count_votes`) also counts a Dask DataFrame, a directory or a
+    (:func:`comparemode.counting.count_votes`) also counts a Dask DataFrame, a directory or a
     glob of Parquet files, partition by partition. ``keep_rows`` keeps each vote's codes
     in row order (:attr:`VoteCounts.rows`); ``validated`` skips the validation of a table that
     has just been validated."""
-    from comparemode.data import validate_votes
-
     if isinstance(votes, VoteCounts):
         return votes
     if not validated:

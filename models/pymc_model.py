@@ -28,7 +28,12 @@ import math
 import numpy as np
 
 from comparemode.errors import ConfigError
-from comparemode.models.likelihood import davidson_logp, mixture_loglik, tensor_ops, type_logliks
+from comparemode.models.likelihood import (
+    davidson_logp,
+    mixture_loglik,
+    tensor_ops,
+    type_logliks,
+)
 from comparemode.models.stats import Patterns
 
 __all__ = [

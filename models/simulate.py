@@ -18,8 +18,25 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from comparemode.constants import ELO_SCALE, MODEL_A, MODEL_B, PROMPT_ID, TIE, USER, WIN_A, WIN_B, WINNER
+from comparemode.constants import (
+    ELO_SCALE,
+    MODEL_A,
+    MODEL_B,
+    PROMPT_ID,
+    TIE,
+    USER,
+    WIN_A,
+    WIN_B,
+    WINNER,
+)
 from comparemode.errors import ConfigError
+from comparemode.models.likelihood import (
+    davidson_logp,
+    posterior_attentive,
+    type_logliks,
+)
+from comparemode.models.stats import EncodedVotes, aggregate, without_ties
+from comparemode.reference import count_with, encode_counts, resolve_reference
 
 __all__ = ["Simulation", "simulate_votes", "DEFAULT_SIMULATION"]
 
@@ -71,11 +88,8 @@ class Simulation:
         simulated from the two-type model."""
         if self.params.get("quality") is not None:
             raise ConfigError("these votes were simulated without user types (quality=...): there is no true P(attentive)")
-        from comparemode.models.likelihood import posterior_attentive, type_logliks
-        from comparemode.models.stats import aggregate, without_ties
-        from comparemode.reference import count_and_resolve, encode_counts
-
-        counts, ref, _ = count_and_resolve(self.votes, keep_rows=True, **self.reference)  # the fitters' front door
+        ref = resolve_reference(self.votes, **self.reference)
+        counts = count_with(self.votes, ref, keep_rows=True)  # the counts every fitter reads
         enc, user_index = encode_counts(counts, ref)
         stats = aggregate(enc, mu=ref.mu if ref.kind == "scalar" else None)
         s = stats.s
@@ -84,8 +98,6 @@ class Simulation:
             s = stats.s
             ties = "drop"
         elif self.params.get("attentive_ties") == "davidson":
-            from comparemode.models.likelihood import davidson_logp
-
             ties = "davidson"
             factor = math.log(10.0) / ELO_SCALE if self.params.get("scale") == "elo" else 1.0
             beta = self.strengths.astype(float) * factor
@@ -436,8 +448,6 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
     With ``ties="davidson"`` attentive votes tie with Davidson's probability
     (``params["davidson_nu"]``) and careless users keep their Beta tie propensity.
     """
-    from comparemode.models.stats import EncodedVotes, aggregate
-
     size = np.asarray(params["pi"]).shape[0]
     n_users, user = enc.n_users, enc.user
     scalar = enc.mu is None and "strength" not in params

@@ -102,10 +102,10 @@ def test_two_model_terms_in_closed_form_equal_the_vote_by_vote_recursion():
 @pytest.mark.parametrize("careless", ["beta", "shared", "random"])
 def test_gradient_matches_finite_differences(careless):
     sc = simulate_scenario("partial", 300, 2)
-    from comparemode.reference import encode_votes, resolve_reference
+    from comparemode.reference import encode_rows, resolve_reference
 
     ref = resolve_reference(sc.votes, mu=sc.told_mu)
-    enc, _ = encode_votes(sc.votes, ref)
+    enc, _ = encode_rows(sc.votes, ref)
     vt = vote_types(enc, ref.mu)
     terms = continuous_terms(vt, careless)
     x = np.array([0.3, -0.2, 0.4, 0.1][: {"beta": 4, "shared": 3, "random": 2}[careless]])
@@ -166,10 +166,10 @@ def test_continuous_bad_input():
         with pytest.raises(ConfigError, match=match):
             ContinuousQuality(**kw).fit(votes, mu={"alpha": 0.7})
     cq = ContinuousQuality(n_starts=1)
-    from comparemode.reference import encode_votes, resolve_reference
+    from comparemode.reference import encode_rows, resolve_reference
 
     ref = resolve_reference(votes, mu={"alpha": 0.7})
-    enc, _ = encode_votes(votes, ref)
+    enc, _ = encode_rows(votes, ref)
     cq.fit_encoded(enc, mu=0.7)
     with pytest.raises(ConfigError, match="fit this model with fit"):
         cq.crossfit_p_attentive(votes)
@@ -178,7 +178,7 @@ def test_continuous_bad_input():
 
 
 def test_spread_mu_recovers_the_topic_concentration_and_never_lowers_the_likelihood():
-    from comparemode.inference.em import _bb_kappa_step
+    from comparemode.inference.steps import bb_kappa_step
     from comparemode.models.likelihood import BetaBinomialData
 
     rng = np.random.default_rng(4)
@@ -187,7 +187,7 @@ def test_spread_mu_recovers_the_topic_concentration_and_never_lowers_the_likelih
     w = rng.random(400)
     data = BetaBinomialData(k, n, w)
     for kappa in (0.5, 5.0, 50.0, 5e4):
-        new = _bb_kappa_step(k, n, w, 0.7, kappa)
+        new = bb_kappa_step(k, n, w, 0.7, kappa)
         before = data.objective(math.log(0.7 * kappa), math.log(0.3 * kappa))
         after = data.objective(math.log(0.7 * new), math.log(0.3 * new))
         assert after >= before - 1e-9

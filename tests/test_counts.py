@@ -21,7 +21,7 @@ from comparemode.constants import CODE_A, CODE_TIE
 from comparemode.errors import ConfigError, VotesError
 from comparemode.models.counts import VoteCounts, count_votes
 from comparemode.models.stats import aggregate
-from comparemode.reference import encode_votes, resolve_reference
+from comparemode.counting import encode_any
 
 
 def random_votes(seed: int, n: int, n_users: int, n_models: int, with_mu: bool) -> pd.DataFrame:
@@ -86,14 +86,25 @@ def test_per_user_statistics_from_counts_equal_those_from_the_votes(case):
         n_first=("winner", lambda w: int((w == "model_a").sum())),
     )
     pd.testing.assert_frame_equal(totals, direct.astype(np.int64), check_names=False)
-    # the EM's own per-user statistics, from the votes and from the votes the counts stand for
+    # the EM's own per-user statistics (read from the counts) against a direct computation
+    # from the rows: n, ties t, first-shown wins f and, with a mu column, the attentive
+    # log-likelihood s of the decisive votes
     if "mu" in votes.columns:
-        ref = resolve_reference(votes)
-        a = aggregate(encode_votes(votes, ref)[0])
-        b = aggregate(encode_votes(counts.to_votes(), resolve_reference(counts.to_votes()))[0])
+        _, enc, users = encode_any(votes, mu="mu")
+        stats = aggregate(enc)
+        w, mu = votes["winner"], votes["mu"]
+        direct = pd.DataFrame(
+            {
+                "user": votes["user"],
+                "t": w.isin(["tie", "tie (bothbad)"]).astype(np.int64),
+                "f": (w == "model_a").astype(np.int64),
+                "s": np.where(w == "model_a", np.log(mu), np.where(w == "model_b", np.log1p(-mu), 0.0)),
+            }
+        ).groupby("user", sort=False).agg(n=("t", "size"), t=("t", "sum"), f=("f", "sum"), s=("s", "sum"))
+        assert list(users) == list(direct.index)
         for name in ("n", "t", "f"):
-            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-        np.testing.assert_allclose(a.s, b.s, rtol=1e-13, atol=1e-13)
+            np.testing.assert_array_equal(getattr(stats, name), direct[name].to_numpy())
+        np.testing.assert_allclose(stats.s, direct["s"].to_numpy(), rtol=1e-13, atol=1e-13)
 
 
 def test_counts_keep_ids_and_their_types():

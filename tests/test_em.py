@@ -10,7 +10,7 @@ from scipy.special import betaln
 from comparemode import TwoTypeEM, simulate_votes
 from comparemode.errors import ConfigError, NotFittedError
 from comparemode.models.stats import EncodedVotes
-from comparemode.reference import encode_votes, resolve_reference
+from comparemode.reference import encode_rows, resolve_reference
 
 from conftest import RECOVERY, assert_monotone
 
@@ -80,7 +80,7 @@ def test_compressed_equals_uncompressed(small_sim, small_fit):
 
 def test_fit_encoded_equals_fit(small_sim, small_fit):
     ref = resolve_reference(small_sim.votes, **small_sim.reference)
-    enc, users = encode_votes(small_sim.votes, ref)
+    enc, users = encode_rows(small_sim.votes, ref)
     em = TwoTypeEM(random_seed=1).fit_encoded(enc, mu=0.7, user_index=users)
     pd.testing.assert_frame_equal(em.users_, small_fit.users_)
     assert em.loglik_ == small_fit.loglik_

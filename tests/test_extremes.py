@@ -189,7 +189,7 @@ def million_vote_users(n_big=3, big=1_000_000, n_small=200, small=10, seed=0):
         codes.append(outcome + 3 * stronger_first)
     sim = cm.simulate_votes(n_users=n_small, votes_per_user=small, random_seed=seed)
     ref = cm.reference.resolve_reference(sim.votes, **sim.reference)
-    enc_small, _ = cm.reference.encode_votes(sim.votes, ref)
+    enc_small, _ = cm.reference.encode_rows(sim.votes, ref)
     users.append(enc_small.user + n_big)
     codes.append(enc_small.code)
     return EncodedVotes(

@@ -15,14 +15,14 @@ from comparemode.inference.mcmc import MODEL_VERSION
 from comparemode.models.likelihood import NUMPY_OPS, tensor_ops, type_logliks
 from comparemode.models.pymc_model import build_pymc_model, check_priors
 from comparemode.models.stats import Patterns, aggregate, compress
-from comparemode.reference import encode_votes, resolve_reference
+from comparemode.reference import encode_rows, resolve_reference
 
 from conftest import QUICK_SAMPLER
 
 
 def _patterns(sim, uncompressed=False):
     ref = resolve_reference(sim.votes, **sim.reference)
-    enc, _ = encode_votes(sim.votes, ref)
+    enc, _ = encode_rows(sim.votes, ref)
     st = aggregate(enc, mu=ref.mu)
     if uncompressed:  # one pattern per user, weight 1: the model as written per user
         u = len(st.n)

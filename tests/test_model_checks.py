@@ -13,7 +13,7 @@ from comparemode import BayesianTwoType, simulate_votes
 from comparemode.errors import ConfigError
 from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
 from comparemode.inference.diagnostics import diagnostics_passed, plot_energy, plot_ranks, sampler_diagnostics
-from comparemode.inference.model_checks import _dispersion, compare_models, posterior_predictive_check
+from comparemode.inference.model_checks import dispersion_statistic, compare_models, posterior_predictive_check
 from comparemode.models.alternatives import (
     continuous_loglik,
     continuous_quality_mean,
@@ -21,7 +21,7 @@ from comparemode.models.alternatives import (
     homogeneous_loglik,
     vote_types,
 )
-from comparemode.reference import encode_votes, resolve_reference
+from comparemode.reference import encode_rows, resolve_reference
 
 from conftest import assert_monotone
 
@@ -30,7 +30,7 @@ SAMPLER = {"draws": 400, "tune": 400, "chains": 2, "cores": 1, "random_seed": 3,
 
 def _types(sim):
     ref = resolve_reference(sim.votes, **sim.reference)
-    enc, _ = encode_votes(sim.votes, ref)
+    enc, _ = encode_rows(sim.votes, ref)
     return vote_types(enc, ref.mu), enc, ref
 
 
@@ -118,8 +118,8 @@ def test_dispersion_index():
     n = np.full(4000, 20)
     same = rng.binomial(n, 0.6)
     mixed = rng.binomial(n, np.where(rng.random(4000) < 0.5, 0.3, 0.9))
-    assert _dispersion(same, n) == pytest.approx(1.0, abs=0.06)
-    assert _dispersion(mixed, n) > 5
+    assert dispersion_statistic(same, n) == pytest.approx(1.0, abs=0.06)
+    assert dispersion_statistic(mixed, n) > 5
 
 
 # -- fitted checks (small real samples) ----------------------------------------------------

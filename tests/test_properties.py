@@ -246,7 +246,7 @@ def test_joint_em_does_not_depend_on_row_order(votes, seed):
     b = fit_joint(shuffled)
     # Row order changes the model and user codes, so sums run in another order. With few votes
     # the likelihood is flat and, once a Beta parameter sits near its 1e6 bound, only known to
-    # about 1e-8 (see _Problem.rounding_scale): both runs stop where no gain is resolvable,
+    # about 1e-8 (see steps.Problem.rounding_scale): both runs stop where no gain is resolvable,
     # which can be 1e-4 apart in a flat direction. The fits agree to that precision.
     assert a.loglik_ == pytest.approx(b.loglik_, rel=1e-6, abs=1e-6)
     pd.testing.assert_series_equal(a.strengths_.sort_index(), b.strengths_.sort_index(), rtol=0, atol=2e-3)

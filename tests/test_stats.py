@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from comparemode.models.stats import EncodedVotes, aggregate, compress
-from comparemode.reference import encode_votes, resolve_reference
+from comparemode.reference import encode_rows, resolve_reference
 
 
 def _naive_counts(votes: pd.DataFrame, stronger: str):
@@ -24,7 +24,7 @@ def _naive_counts(votes: pd.DataFrame, stronger: str):
 def test_aggregate_matches_groupby(small_sim, engine):
     votes = small_sim.votes
     ref = resolve_reference(votes, **small_sim.reference)
-    enc, users = encode_votes(votes, ref)
+    enc, users = encode_rows(votes, ref)
     st = aggregate(enc, mu=ref.mu, engine=engine)
     naive = _naive_counts(votes, ref.model).reindex(users)
     np.testing.assert_array_equal(st.n, naive["n"])
@@ -60,7 +60,7 @@ def test_aggregate_rejects_codes_outside_n_users(engine, bad):
 
 def test_engines_agree_on_many_models(arena_sim):
     ref = resolve_reference(arena_sim.votes, **arena_sim.reference)
-    enc, _ = encode_votes(arena_sim.votes, ref)
+    enc, _ = encode_rows(arena_sim.votes, ref)
     a = aggregate(enc, engine="numpy")
     b = aggregate(enc, engine="numba")
     for name in ("n", "t", "f"):
@@ -72,7 +72,7 @@ def test_engines_agree_on_many_models(arena_sim):
 def test_row_mu_attentive_term(arena_sim, engine):
     votes = arena_sim.votes
     ref = resolve_reference(votes, **arena_sim.reference)
-    enc, users = encode_votes(votes, ref)
+    enc, users = encode_rows(votes, ref)
     st = aggregate(enc, engine=engine)
     beta = arena_sim.strengths
     mu = 1 / (1 + np.exp(-(beta.reindex(votes["model_a"]).to_numpy() - beta.reindex(votes["model_b"]).to_numpy())))
@@ -83,7 +83,7 @@ def test_row_mu_attentive_term(arena_sim, engine):
 
 def test_compress_is_lossless(small_sim):
     ref = resolve_reference(small_sim.votes, **small_sim.reference)
-    enc, _ = encode_votes(small_sim.votes, ref)
+    enc, _ = encode_rows(small_sim.votes, ref)
     st = aggregate(enc, mu=ref.mu)
     pat = compress(st)
     assert pat.size < len(st.n)
@@ -97,7 +97,7 @@ def test_compress_is_lossless(small_sim):
 
 def test_compress_engines_agree(small_sim):
     ref = resolve_reference(small_sim.votes, **small_sim.reference)
-    enc, _ = encode_votes(small_sim.votes, ref)
+    enc, _ = encode_rows(small_sim.votes, ref)
     a = compress(aggregate(enc, mu=ref.mu, engine="numpy"))
     b = compress(aggregate(enc, mu=ref.mu, engine="numba"))
     assert b.size == a.size < len(enc.user)
