@@ -40,6 +40,7 @@ from comparemode.constants import DEFAULT_THRESHOLD, INTERVAL_PROB
 from comparemode.counting import count_votes
 from comparemode.data import load_votes, read_arena, read_llmfao, validate_votes
 from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
+from comparemode.inference.bradley_terry import BradleyTerry, fit_bradley_terry
 from comparemode.inference.checks import EMvsMCMC, compare_em_mcmc
 from comparemode.inference.continuous import ContinuousQuality
 from comparemode.inference.crossfit import filter_crossfit
@@ -51,7 +52,8 @@ from comparemode.inference.filter import (
     filter_fdr,
     filter_votes,
 )
-from comparemode.inference.joint import JointEM, fit_bradley_terry
+from comparemode.inference.joint import JointEM
+from comparemode.inference.leaderboard import leaderboard_table, plot_leaderboard
 from comparemode.inference.mcmc import BayesianTwoType
 from comparemode.inference.model_checks import (
     compare_models,
@@ -77,6 +79,9 @@ __all__ = [
     "BayesianTwoType",
     "JointEM",
     "fit_bradley_terry",
+    "BradleyTerry",
+    "leaderboard_table",
+    "plot_leaderboard",
     "filter_votes",
     "filter_fdr",
     "filter_credible",

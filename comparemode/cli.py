@@ -29,6 +29,7 @@ from comparemode._version import __version__
 from comparemode.constants import (
     DEFAULT_MAX_ITER,
     DEFAULT_N_STARTS,
+    DEFAULT_FDR_ALPHA,
     DEFAULT_THRESHOLD,
     DEFAULT_TOL,
     INTERVAL_PROB,
@@ -47,6 +48,8 @@ from comparemode.models.counts import VoteCounts
 from comparemode.models.simulate import simulate_votes
 from comparemode.report import write_report
 
+#: Resamples of the users behind the joint leaderboard's bootstrap intervals (``--boot``).
+DEFAULT_BOOT = 100
 OUTPUT_FILES = ("users.csv", "kept_votes.csv", "summary.json", "posterior.nc", "leaderboard.csv")
 
 
@@ -177,20 +180,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--method",
-        default="em",
+        default=None,
         choices=["em", "mcmc", "joint", "continuous"],
         help="'em': the fast EM point estimate, with misfit checks; 'mcmc': the full posterior (PyMC), per-user "
         "probabilities averaged over the draws; 'joint': many models without a reference, Bradley-Terry strengths and "
         "user types estimated together by EM (also writes leaderboard.csv); 'continuous': users attentive on a share "
-        "of their votes (maximum likelihood), a user counting as attentive when the share is at least 1/2",
+        "of their votes (maximum likelihood), a user counting as attentive when the share is at least 1/2. Default: 'joint' "
+        "for votes on more than two models with no --mu, --strengths or mu column, 'em' otherwise",
     )
-    model.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="keep users with P(attentive) >= this")
+    model.add_argument("--threshold", type=float, default=None, metavar="P",
+                       help="keep users with P(attentive) >= P, instead of the default rule (--fdr %(fdr)s)" % {"fdr": DEFAULT_FDR_ALPHA})
+    model.add_argument("--uninformative", default="keep", choices=["keep", "drop", "weight"],
+                       help="users whose decisive votes carry no evidence either way (mostly ties, or too few decisive votes): "
+                       "'keep' them as the rule decides (their reason says 'no evidence'), 'drop' them, or 'weight' their votes by no more "
+                       "than their decisive picks support")
+    model.add_argument("--boot", type=int, default=DEFAULT_BOOT, metavar="N",
+                       help="--method joint: resamples of the users for the leaderboard's bootstrap intervals (0: no intervals)")
     model.add_argument(
         "--fdr",
         type=float,
         metavar="ALPHA",
-        help="instead of --threshold, keep the largest set of users whose expected share of careless users is "
-        "at most ALPHA (Bayesian false-discovery rule; with --method em it is the plug-in version)",
+        help="keep the largest set of users whose expected share of careless users is at most ALPHA (Bayesian "
+        f"false-discovery rule; with an EM fit the plug-in version). The default rule, with ALPHA = {DEFAULT_FDR_ALPHA}, "
+        "of run and report alike",
     )
     model.add_argument(
         "--estimate-mu",
@@ -265,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_args(rep)
     fit = rep.add_argument_group("models and sampler")
     fit.add_argument("--careless", default="beta", choices=["beta", "shared", "random"], help="two-type model's careless users")
-    fit.add_argument("--alpha", type=float, default=0.1, help="FDR level of the filtering decision")
+    fit.add_argument("--alpha", type=float, default=DEFAULT_FDR_ALPHA, help="FDR level of the filtering decision (the default rule of run too)")
     fit.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
     fit.add_argument("--tune", type=int, default=1000, help="tuning steps per chain")
     fit.add_argument("--chains", type=int, default=4, help="chains")
@@ -318,6 +330,8 @@ def report(args) -> int:
         force=args.force,
         quiet=args.quiet,
     )
+    if res.reference != "given":
+        print(f"report: no --mu or --strengths: reference = {res.reference}")
     print(f"report: {res.path} ({res.n_figures} figures, {res.seconds:.0f} s). {res.verdict}")
     return 0
 
@@ -379,8 +393,8 @@ def _report_simulation(sim, estimates: dict, users, args, say_out) -> dict:
     """Print the true parameters against the recovered ones and the classification accuracy."""
     truth = sim.users["attentive"].reindex(users.index).to_numpy()
     oracle = sim.true_p_attentive(ties=args.ties).reindex(users.index).to_numpy()
-    acc = float(np.mean((users["p_attentive"].to_numpy() >= args.threshold) == truth))
-    acc_oracle = float(np.mean((oracle >= args.threshold) == truth))
+    acc = float(np.mean((users["p_attentive"].to_numpy() >= _threshold(args)) == truth))
+    acc_oracle = float(np.mean((oracle >= _threshold(args)) == truth))
     a, b = sim.params["careless_first"]
     rows = [
         ("pi", sim.params["pi"], "pi"),
@@ -403,7 +417,7 @@ def _report_simulation(sim, estimates: dict, users, args, say_out) -> dict:
             line += f"   [{est[1]:.4f}, {est[2]:.4f}]"
         say_out(line)
     say_out("")
-    say_out(f"classification accuracy of P(attentive) >= {args.threshold:g} against the true types:")
+    say_out(f"classification accuracy of P(attentive) >= {_threshold(args):g} against the true types:")
     say_out(f"  {'fitted (' + args.method + ', ' + args.careless + ' careless model):':<48} {acc:.4f}")
     say_out(f"  {'true parameters (the best this rule can do):':<48} {acc_oracle:.4f}")
     result = {"accuracy": acc, "accuracy_true_params": acc_oracle, "true_params": sim.params}
@@ -412,7 +426,7 @@ def _report_simulation(sim, estimates: dict, users, args, say_out) -> dict:
             careless="random", ties=args.ties, n_starts=args.starts, max_iter=args.max_iter, tol=args.tol, random_seed=args.seed, checks=False
         ).fit(sim.votes, **sim.reference)
         p_r = random_fit.users_["p_attentive"].reindex(users.index).to_numpy()
-        acc_r = float(np.mean((p_r >= args.threshold) == truth))
+        acc_r = float(np.mean((p_r >= _threshold(args)) == truth))
         say_out(
             f"  {'careless rates fixed at 1/2 (random clicker):':<48} {acc_r:.4f} "
             f"(this fit recovers pi = {random_fit.params_['pi']:.4f})"
@@ -463,7 +477,11 @@ def _fit_em(args, votes, reference, sim):
     if not em.alternatives_.empty:
         part["alternatives"] = em.alternatives_.reset_index().to_dict(orient="records")
     if joint:
-        part["leaderboard"] = em.leaderboard_.reset_index().to_dict(orient="records")
+        if args.boot:
+            em.bootstrap_leaderboard(n_boot=args.boot, random_seed=args.seed, verbose=not args.quiet)
+        part["fit"]["method_chosen"] = "given (--method joint)" if args.method_given else "automatic: many models and no reference"
+        part["leaderboard"] = em.leaderboard_.reset_index().astype(object).where(em.leaderboard_.reset_index().notna(), None).to_dict(orient="records")
+        part["leaderboard_intervals"] = {k: em.leaderboard_.attrs.get(k) for k in ("interval", "level", "n_boot", "random_seed")}
     done = f"EM {em.stop_reason_} after {em.n_iter_} iterations"
     return em.users_, estimates, part, done, em
 
@@ -555,8 +573,19 @@ def _report_filter(result, rule: str, out_dir: Path, estimates: dict, done: str)
         )
 
 
+def _threshold(args) -> float:
+    """The P(attentive) cut the simulation's accuracy lines use: --threshold, or 1/2."""
+    return DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+
+
 def run(args) -> int:
     args.mu = _merge_mu(args.mu)
+    if args.threshold is not None and args.fdr is not None:
+        raise ConfigError("give --threshold P or --fdr ALPHA, not both (without either the rule is --fdr %g)" % DEFAULT_FDR_ALPHA)
+    args.method_given = args.method is not None
+    args.method = args.method or "em"  # 'joint' instead once the votes show many models and no reference
+    if isinstance(args.boot, bool) or args.boot < 0 or 0 < args.boot < 20:
+        raise ConfigError(f"--boot {args.boot}: give 0 (no intervals) or at least 20 resamples")
     if args.counts is not None and args.votes is not None:
         raise ConfigError("give VOTES or --counts FILE, not both")
     if args.counts is not None and args.mu_col is not None:
@@ -660,6 +689,16 @@ def _run(args, results):
     else:  # vote counts
         n_votes, n_users, n_models = data.n_votes, data.n_users, len(data.models)
     say(f"{n_votes:,} votes from {n_users:,} users")
+    has_mu = data.has_mu if isinstance(data, VoteCounts) else "mu" in data.columns
+    if not reference and not has_mu and n_models > 2 and args.method != "joint":
+        if args.method_given:
+            raise ConfigError(
+                f"the votes compare {n_models} models and give no reference: --method {args.method} needs --mu MODEL=P "
+                "(two models), --strengths FILE (a table of model strengths) or a mu column (--mu-col NAME); or use "
+                "--method joint, which estimates the strengths with the user types"
+            )
+        args.method = "joint"
+        say(f"{n_models} models and no --mu, --strengths or mu column: the strengths and the user types are estimated together (--method joint)")
     estimate = args.estimate_mu or (not reference and args.method != "joint" and "mu" not in votes.columns and n_models == 2)
     if estimate and not args.estimate_mu:
         say("no --mu, --strengths or mu column: mu is estimated from the votes (two models; see README 'Where mu comes from')")
@@ -677,12 +716,13 @@ def _run(args, results):
         if args.crossfit:
             result = filter_crossfit(votes, model, alpha=args.fdr)
             rule = f"cross-fitted: expected careless share of the kept votes <= {result.summary['alpha']:g}"
-        elif args.fdr is not None:
-            result = filter_fdr(votes, decider, alpha=args.fdr)
-            rule = f"expected careless share <= {args.fdr:g}"
-        else:
-            result = filter_votes(votes, decider, threshold=args.threshold)
+        elif args.threshold is not None:
+            result = filter_votes(votes, decider, threshold=args.threshold, uninformative=args.uninformative)
             rule = f"P(attentive) >= {args.threshold:g}"
+        else:
+            alpha = DEFAULT_FDR_ALPHA if args.fdr is None else args.fdr
+            result = filter_fdr(votes, decider, alpha=alpha, uninformative=args.uninformative)
+            rule = f"expected careless share <= {alpha:g}" + (" (the default rule)" if args.fdr is None else "")
     warned = _warnings_once(caught)
     summary = {
         "comparemode_version": __version__,

@@ -31,6 +31,12 @@ CODE_TIE = 2
 
 #: Default keep rule of the EM filter: keep users whose P(attentive) is at least this.
 DEFAULT_THRESHOLD = 0.5
+#: The default decision rule of ``comparemode run`` and ``comparemode report`` (one rule for both): the
+#: Bayesian false-discovery rule, keeping users while their expected careless share is at most this.
+DEFAULT_FDR_ALPHA = 0.1
+#: A user whose decisive picks change the odds of attentive against careless by less than this
+#: factor either way has "no evidence" (Jeffreys: a Bayes factor under 3 is barely worth mentioning).
+NO_EVIDENCE_BAYES_FACTOR = 3.0
 
 #: Elo ratings: a difference of ELO_SCALE points means odds of 10 to 1.
 ELO_SCALE = 400.0
@@ -47,6 +53,10 @@ LOGLIK_DECREASE_TOL = 1e-9
 
 #: Posterior interval probability used by reports and checks (passed explicitly).
 INTERVAL_PROB = 0.94
+#: Interval probability of leaderboards (strength and rank intervals), as Chatbot Arena publishes them.
+LEADERBOARD_LEVEL = 0.95
+#: Elo ratings of a leaderboard are anchored so that their mean is this (unless a model is named).
+ELO_ANCHOR = 1000.0
 
 #: Number of votes above which the command line reports progress stage by stage.
 PROGRESS_MIN_VOTES = 100_000

@@ -234,7 +234,8 @@ def resolve_reference(votes: pd.DataFrame, mu=None, strengths=None, scale: str =
             return Reference(kind="row", source="column", column=MU)
         raise MuError(
             "no reference probability: pass mu={'<model>': p} for two models, strengths=<table> for "
-            "many models, or give the votes a 'mu' column"
+            "many models, or give the votes a 'mu' column; or fit comparemode.JointEM, which estimates the "
+            "strengths with the user types"
         )
     if isinstance(mu, dict):
         if len(mu) != 1:

@@ -29,7 +29,7 @@ import pandas as pd
 from comparemode._output import ResultSet
 from comparemode._progress import Progress
 from comparemode._version import __version__
-from comparemode.constants import DIAGNOSTIC_THRESHOLDS, INTERVAL_PROB
+from comparemode.constants import DEFAULT_FDR_ALPHA, DIAGNOSTIC_THRESHOLDS, INTERVAL_PROB
 from comparemode.data import validate_votes
 from comparemode.errors import ConfigError
 from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
@@ -42,6 +42,7 @@ from comparemode.inference.diagnostics import (
 from comparemode.inference.em import TwoTypeEM
 from comparemode.inference.filter import filter_fdr
 from comparemode.inference.joint import JointEM
+from comparemode.inference.leaderboard import plot_leaderboard
 from comparemode.inference.mcmc import BayesianTwoType
 from comparemode.inference.model_checks import (
     compare_models,
@@ -56,6 +57,8 @@ DEFAULT_REPORT_SAMPLER = {"draws": 1000, "tune": 1000, "chains": 4, "cores": 2, 
 #: Above this many likelihood terms the report's continuous model uses careless="random"
 #: (terms linear in a user's votes) instead of the two-type model's position habits (quadratic).
 CONTINUOUS_MAX_TERMS = 600_000
+#: Resamples of the users behind the report's leaderboard intervals.
+REPORT_BOOT = 100
 #: FDR levels of the threshold curve.
 ALPHA_GRID = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 _VERSIONED = ("comparemode", "numpy", "pandas", "scipy", "pymc", "pytensor", "arviz", "xarray", "matplotlib")
@@ -75,6 +78,10 @@ class ReportResult:
     decision: dict
     #: the EM fit's misfit checks in brief (``TwoTypeEM.checks_summary``)
     checks: dict | None = None
+    #: where the reference came from (given, or estimated: by the joint EM, or mu by the two-type EM)
+    reference: str = "given"
+    #: the users the decision keeps (the same set as ``comparemode run`` keeps by default)
+    kept_users: pd.Index | None = None
 
 
 def _png(fig) -> str:
@@ -229,7 +236,7 @@ def write_report(
     scale: str = "bt",
     careless: str = "beta",
     ties: str = "model",
-    alpha: float = 0.1,
+    alpha: float = DEFAULT_FDR_ALPHA,
     sampler_config: dict | None = None,
     ppc_draws: int = 200,
     random_seed: int = 20261127,
@@ -309,11 +316,11 @@ def _build_report(
         elif strengths is not None:
             reference = {"strengths": strengths, "scale": scale}
         source = source or "votes table passed in"
-    joint = None
+    joint = estimated = None
     n_models = len(pd.unique(votes[["model_a", "model_b"]].to_numpy().ravel()))
     if not reference and "mu" not in votes.columns and n_models > 2:
         say("estimating the model strengths (joint EM) to serve as the reference")
-        joint = JointEM(random_seed=0, checks=False).fit(votes)
+        joint = JointEM(careless=careless, ties=ties, random_seed=0).fit(votes)  # as comparemode run fits it
         reference = {"strengths": joint.strengths_}
         notes.append("The votes came without a reference: the model strengths were estimated by the joint EM "
                      "(JointEM) and then treated as known by every model below (mu per vote = sigmoid of the strength "
@@ -321,7 +328,7 @@ def _build_report(
         settings["reference"] = "JointEM strengths (estimated, then fixed)"
     elif not reference and "mu" not in votes.columns and n_models == 2:
         say("estimating mu from the votes (two-type EM) to serve as the reference")
-        estimated = TwoTypeEM(careless=careless, ties=ties, random_seed=0, checks=False).fit(votes, mu="estimate")
+        estimated = TwoTypeEM(careless=careless, ties=ties, random_seed=0).fit(votes, mu="estimate")  # as comparemode run fits it
         reference = {"mu": {estimated.reference_["model"]: float(estimated.params_["mu"])}}
         iv = estimated.mu_interval_
         notes.append(f"The votes came without a reference: mu = P({estimated.reference_['model']!r} beats "
@@ -393,8 +400,14 @@ def _build_report(
         doc.p(n, cls="small")
     doc.figure(_votes_figure(votes), "Votes per user and the outcome counts.")
     if joint is not None:
-        doc.p("Joint EM leaderboard (the reference used below):")
-        doc.raw(_table(joint.leaderboard_.head(30)))
+        say("bootstrap intervals of the joint EM leaderboard (users resampled)")
+        board = joint.bootstrap_leaderboard(n_boot=REPORT_BOOT, random_seed=random_seed)
+        doc.p(f"Joint EM leaderboard (the reference used below), with {board.attrs['level']:.0%} intervals from "
+              f"{REPORT_BOOT} resamples of the users (a user's votes stay together) and the rank interval they allow "
+              "(rank_best = 1 + models surely above, rank_worst = models not surely below):")
+        doc.raw(_table(board.head(30)))
+        fig = plot_leaderboard(board, top=30).figure
+        doc.figure(fig, "Joint EM strengths with their bootstrap intervals (the first 30 models).")
 
     doc.h(2, "2. Fitted parameters: EM and MCMC side by side", "params")
     summ = two.summary(interval_prob)
@@ -457,19 +470,21 @@ def _build_report(
     decided = two.users_.copy()  # the MCMC probabilities, judged by the EM fit's checks of the same model
     decided.attrs["checks"] = checks
     curve, fig = _threshold_curve(votes, two.users_, ALPHA_GRID)
-    if comparison.evidence_of_careless:
-        result = filter_fdr(votes, decided, alpha=alpha)
-        decision = dict(result.summary, rule=f"Bayesian FDR: expected careless share among kept users <= {alpha:g}")
-        doc.p(f"Rule: keep the users with the highest posterior P(attentive) while the expected share of careless users "
-              f"among the kept stays at most alpha = {alpha:g}.")
-        promise = result.summary["promise"]
-        doc.raw(f'<div class="verdict{" warn" if promise["status"] == "void" else ""}">{html.escape(promise["statement"])}</div>')
-    else:
-        n_users = len(two.users_)
-        decision = {"users_in": n_users, "users_kept": n_users, "votes_in": len(votes), "votes_kept": len(votes),
-                    "rule": "keep everyone: the model comparison finds no evidence of careless users"}
-        doc.p("The model comparison finds no evidence of careless users, so every user is kept. The curve below shows "
-              "what the FDR rule would keep if it were applied anyway.")
+    # the decision is comparemode run's default, on the same fit, so the two give one kept set
+    decider, which = (joint, "joint EM") if joint is not None else (estimated, "two-type EM with mu estimated") if estimated is not None else (em, "two-type EM")
+    result = filter_fdr(votes, decider, alpha=alpha)
+    decision = dict(result.summary, rule=f"Bayesian FDR on the {which} fit: expected careless share among kept users <= {alpha:g}")
+    doc.p(f"Rule, the default of comparemode run and report alike (so both give this kept set): keep the users with the highest "
+          f"P(attentive) under the {which} fit while the expected share of careless users among the kept stays at most alpha = {alpha:g}.")
+    promise = result.summary["promise"]
+    doc.raw(f'<div class="verdict{" warn" if promise["status"] == "void" else ""}">{html.escape(promise["statement"])}</div>')
+    posterior = filter_fdr(votes, decided, alpha=alpha)
+    same = int((posterior.users["keep"].reindex(result.users.index) == result.users["keep"]).sum())
+    doc.p(f"The same rule on the two-type posterior (MCMC) keeps {posterior.summary['users_kept']:,} of {posterior.summary['users_in']:,} "
+          f"users; {same:,} of {len(result.users):,} users get the same decision from both.")
+    if not comparison.evidence_of_careless:
+        doc.p("The model comparison finds no evidence of careless users: keeping every user is what it supports. The kept set "
+              "above is the rule's, shown because it is what comparemode run keeps by default.")
     dec_tab = pd.DataFrame({"value": [decision["rule"], f"{decision['users_kept']:,} of {decision['users_in']:,}",
                                       f"{decision['votes_kept']:,} of {decision['votes_in']:,}"]},
                            index=pd.Index(["rule", "users kept", "votes kept"], name="decision"))
@@ -478,8 +493,8 @@ def _build_report(
     doc.figure(fig, "Threshold curve: share of users and votes the Bayesian FDR rule keeps at each alpha.")
     basis = em if em.alternative_ is None else em.alternative_
     xfit = filter_crossfit(votes, basis)
-    whole = filter_fdr(votes, em, alpha=alpha)
-    rates = {"all votes": whole.summary["favoured_win_rate"]["all"], f"kept whole users (EM, FDR {alpha:g})": whole.summary["favoured_win_rate"]["kept"],
+    whole = result
+    rates = {"all votes": whole.summary["favoured_win_rate"]["all"], f"kept whole users ({which}, FDR {alpha:g})": whole.summary["favoured_win_rate"]["kept"],
              f"kept by cross-fitting (vote-level FDR {xfit.summary['alpha']:g})": xfit.summary["favoured_win_rate"]["kept"],
              "the model, for attentive votes": xfit.summary["favoured_win_rate"]["model_attentive"]}
     doc.p("Users are kept for having agreed with the reference, so among their votes the reference looks more right than "
@@ -491,7 +506,7 @@ def _build_report(
         alt = whole.alternative.summary
         doc.p(f"Under the better-fitting model ({html.escape(str(alt['model']))}), the same FDR rule on the EM's probabilities keeps "
               f"{alt['users_kept']:,} of {alt['users_in']:,} users and {alt['votes_kept']:,} of {alt['votes_in']:,} votes (expected careless "
-              f"share {alt['expected_careless_share']:.3f}); the decision above, on the two-type posterior with the given reference, does not "
+              f"share {alt['expected_careless_share']:.3f}); the decision above, under the {which} fit, does not "
               "keep its promise.")
 
     doc.h(2, "8. Reproduce", "repro")
@@ -509,4 +524,5 @@ def _build_report(
     target.commit()
     say(f"report written to {out} in {seconds:.1f} s")
     return ReportResult(path=out, seconds=seconds, n_figures=doc.n_figures, evidence_of_careless=comparison.evidence_of_careless,
-                        verdict=comparison.verdict, decision=decision, checks=checks)
+                        verdict=comparison.verdict, decision=decision, checks=checks, reference=str(settings.get("reference", "given")),
+                        kept_users=result.users.index[result.users["keep"].to_numpy(dtype=bool)])

@@ -54,7 +54,7 @@ from scipy import special, stats
 
 from comparemode.errors import ConfigError
 
-__all__ = ["SCENARIOS", "Scenario", "simulate_scenario", "oracle_leave_one_out"]
+__all__ = ["SCENARIOS", "Scenario", "simulate_scenario", "oracle_leave_one_out", "Arena", "simulate_arena", "simulate_tie_habits"]
 
 SCENARIOS = ("control", "mu_low", "mu_high", "partial", "drift", "topic", "careless_mix", "heavy_tail")
 
@@ -305,3 +305,88 @@ def _oracle_drift(votes: pd.DataFrame, code: np.ndarray, n_users: int, n_votes: 
         post = np.exp(lp - lp.max())
         out[u] = post[k > m / 2].sum() / post.sum()
     return out
+
+
+# --------------------------------------------------------------------------- many models
+
+
+@dataclass
+class Arena:
+    """Arena votes on many models (:func:`simulate_arena`). ``votes``: canonical columns;
+    ``users``: per user ``role`` ("attentive", "careless" or "partisan"), ``target`` (the model
+    a partisan favours, else None), ``n_votes``; ``strengths``: the true Bradley-Terry
+    log-strengths, mean zero, by model; ``target``: the partisans' model (None without them)."""
+
+    votes: pd.DataFrame
+    users: pd.DataFrame
+    strengths: pd.Series
+    target: str | None
+
+
+def simulate_arena(n_users: int = 3000, n_models: int = 30, *, careless: float = 0.25, partisans: float = 0.0,
+                   partisan_min_votes: int = 50, target_rank: int = 15, ties: float = 0.15, random_seed: int = 0) -> Arena:
+    """Arena votes from a process written apart from the package's model.
+
+    True log-strengths ``N(0, 1)``, models named at random; every vote shows a uniformly drawn
+    pair in random order. Votes per user: a discrete Pareto (median 3, capped at 1,000).
+    Attentive users: Bradley-Terry on the decisive votes, a tie with probability ``ties``.
+    Careless users (share ``careless`` of the non-partisans): pick the first-shown answer at a
+    rate of their own, uniform on (0.3, 0.95), tie at a rate uniform on (0, 0.4). Partisans
+    (share ``partisans`` of all accounts, each with at least ``partisan_min_votes`` votes):
+    vote for the model of true rank ``target_rank`` whenever it is on screen, and like
+    attentive users otherwise.
+    """
+    if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)) or n_users < 2:
+        raise ConfigError(f"n_users must be an integer of at least 2, got {n_users!r}")
+    if not (isinstance(n_models, (int, np.integer)) and 3 <= n_models <= 10_000):
+        raise ConfigError(f"n_models must be an integer from 3 to 10,000, got {n_models!r}")
+    if not (0 <= careless < 1 and 0 <= partisans < 1 and 0 <= ties < 1):
+        raise ConfigError("careless, partisans and ties are shares in [0, 1)")
+    if not (1 <= target_rank <= n_models):
+        raise ConfigError(f"target_rank must lie in 1 .. {n_models}, got {target_rank!r}")
+    rng = np.random.default_rng(random_seed)
+    beta = rng.standard_normal(n_models)
+    beta -= beta.mean()
+    names = np.array([f"model-{i:03d}" for i in rng.permutation(n_models)], dtype=object)
+    n_votes = np.clip(np.floor(1.6 * rng.random(n_users) ** (-1.0 / 1.1)).astype(np.int64), 1, 1000)
+    role = np.where(rng.random(n_users) < careless, "careless", "attentive").astype(object)
+    is_partisan = rng.random(n_users) < partisans
+    role[is_partisan] = "partisan"
+    n_votes[is_partisan] = np.maximum(n_votes[is_partisan], partisan_min_votes)
+    target = int(np.argsort(-beta)[target_rank - 1]) if is_partisan.any() else -1
+    user = np.repeat(np.arange(n_users), n_votes)
+    a = rng.integers(0, n_models, user.size)
+    b = (a + rng.integers(1, n_models, user.size)) % n_models
+    first = rng.uniform(0.3, 0.95, n_users)[user]
+    tie_rate = np.where(role == "careless", rng.uniform(0.0, 0.4, n_users), ties)[user]
+    r = role[user]
+    p_first = np.where(r == "careless", first, 1.0 / (1.0 + np.exp(-(beta[a] - beta[b]))))
+    winner = np.where(rng.random(user.size) < p_first, "model_a", "model_b").astype(object)
+    winner[rng.random(user.size) < tie_rate] = "tie"
+    rigged = (r == "partisan") & ((a == target) | (b == target))
+    winner[rigged] = np.where(a[rigged] == target, "model_a", "model_b")
+    ids = np.array([f"user-{u:06d}" for u in range(n_users)], dtype=object)
+    votes = pd.DataFrame({"user": ids[user], "model_a": names[a], "model_b": names[b], "winner": winner})
+    users = pd.DataFrame({"role": role, "target": np.where(is_partisan, names[target] if target >= 0 else None, None), "n_votes": n_votes},
+                         index=pd.Index(ids, name="user"))
+    return Arena(votes=votes, users=users, strengths=pd.Series(beta, index=names, name="strength"), target=names[target] if target >= 0 else None)
+
+
+def simulate_tie_habits(n_users: int = 600, votes_per_user: int = 20, random_seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """Two models, ``x``'s answer better with probability 0.75; 60% attentive users and 25%
+    careless random clickers, both tying on 15% of votes, and 15% "tie-heavy" users who answer
+    tie to 90% of votes and pick at random otherwise. Returns the votes and each user's kind
+    ("attentive", "careless", "tie_heavy"): users whose votes say little, for the "no
+    evidence" policies."""
+    rng = np.random.default_rng(random_seed)
+    kind = rng.choice(["attentive", "careless", "tie_heavy"], n_users, p=[0.6, 0.25, 0.15])
+    user = np.repeat(np.arange(n_users), votes_per_user)
+    first_is_x = rng.random(user.size) < 0.5
+    x_wins = rng.random(user.size) < 0.75
+    k = kind[user]
+    pick_first = np.where(k == "attentive", x_wins == first_is_x, rng.random(user.size) < 0.5)
+    winner = np.where(pick_first, "model_a", "model_b").astype(object)
+    winner[rng.random(user.size) < np.where(k == "tie_heavy", 0.9, 0.15)] = "tie"
+    ids = np.array([f"w{u}" for u in range(n_users)], dtype=object)
+    votes = pd.DataFrame({"user": ids[user], "model_a": np.where(first_is_x, "x", "y"), "model_b": np.where(first_is_x, "y", "x"), "winner": winner})
+    return votes, pd.Series(kind, index=pd.Index(ids, name="user"), name="kind")

@@ -34,7 +34,7 @@ from comparemode.constants import (
 )
 from comparemode.data import validate_votes
 from comparemode.errors import ConfigError, MissingColumnError, NotIdentifiableError
-from comparemode.inference.joint import fit_bradley_terry
+from comparemode.inference.bradley_terry import fit_bradley_terry
 
 __all__ = [
     "FASTCHAT_REFERENCE",

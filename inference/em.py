@@ -939,14 +939,14 @@ class TwoTypeEM:
         """The fitted parameters in the form the likelihood functions take."""
         return dict(self._fitted("_problem_params"))
 
-    def filter(self, votes: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD):
+    def filter(self, votes: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD, *, uninformative: str = "keep"):
         """Keep the users whose P(attentive) is at least ``threshold``; see
         :func:`comparemode.inference.filter.filter_votes`."""
-        return filter_votes(votes, self, threshold=threshold)
+        return filter_votes(votes, self, threshold=threshold, uninformative=uninformative)
 
-    def filter_fdr(self, votes: pd.DataFrame, alpha: float = 0.1):
+    def filter_fdr(self, votes: pd.DataFrame, alpha: float = 0.1, *, uninformative: str = "keep"):
         """Keep the largest set of users whose expected careless share is at most ``alpha``;
         see :func:`comparemode.inference.filter.filter_fdr`. Where a misfit check failed, the
         result's summary says the promise is void and ``alternative`` holds the same rule under
         the better-fitting model."""
-        return filter_fdr(votes, self, alpha=alpha)
+        return filter_fdr(votes, self, alpha=alpha, uninformative=uninformative)

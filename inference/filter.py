@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
-from comparemode.constants import DEFAULT_THRESHOLD, USER
+from comparemode.constants import DEFAULT_THRESHOLD, NO_EVIDENCE_BAYES_FACTOR, USER
 from comparemode.dask_backend import split_lazily
 from comparemode.data import is_dask_collection
 from comparemode.errors import (
@@ -112,6 +113,66 @@ def _reasons(p: np.ndarray, keep: np.ndarray, kept_text: str, dropped_text: str)
     return np.where(keep, np.char.add(np.char.add("P(attentive) ", shown), kept_text), np.char.add(np.char.add("P(attentive) ", shown), dropped_text))
 
 
+UNINFORMATIVE_POLICIES = ("keep", "drop", "weight")
+
+
+def mark_uninformative(table: pd.DataFrame, policy: str = "keep") -> pd.DataFrame:
+    """Users whose decisive votes carry no evidence either way, and what a rule does with them.
+
+    A user's evidence is the log Bayes factor, attentive against careless, of the picks in the
+    decisive votes (``llr_decisive_per_vote`` times ``n_decisive`` of an EM user table): ties
+    and a tie habit say nothing about attentiveness, and a user whose picks move the odds by
+    less than a factor :data:`~comparemode.constants.NO_EVIDENCE_BAYES_FACTOR` either way
+    (or who has no decisive vote: "tie-only") has "no evidence" added to the decision's reason,
+    instead of riding on the prior silently. ``policy``: ``"keep"`` (the rule's decision stands, the reason says so),
+    ``"drop"`` (dropped), ``"weight"`` (the rule's decision stands and their votes weigh no more
+    than their picks support: the smaller of P(attentive) and the posterior from the decisive
+    evidence alone under the population's attentive share, the mean P(attentive); a tie habit
+    or the prior never raises it). Adds the
+    columns ``evidence`` and ``uninformative`` and, under ``"weight"``, ``weight``; a table
+    without the columns is returned as it is under ``"keep"`` and refused otherwise."""
+    if policy not in UNINFORMATIVE_POLICIES:
+        raise ConfigError(f"uninformative must be one of {UNINFORMATIVE_POLICIES}, got {policy!r}")
+    needed = ("llr_decisive_per_vote", "n_decisive")
+    if not all(c in table.columns for c in needed):
+        if policy == "keep":
+            return table
+        raise ConfigError(f"uninformative={policy!r} needs the columns {list(needed)} of an EM fit's users_ (the evidence of each user's decisive votes)")
+    n_dec = table["n_decisive"].to_numpy(dtype=float)
+    evidence = np.where(n_dec > 0, np.nan_to_num(table["llr_decisive_per_vote"].to_numpy(dtype=float)) * n_dec, 0.0)
+    none = np.abs(evidence) < math.log(NO_EVIDENCE_BAYES_FACTOR)
+    table = table.copy()
+    table["evidence"], table["uninformative"] = evidence, none
+    if not none.any():
+        return table
+    keep = table["keep"].to_numpy(dtype=bool).copy()
+    what = np.where(n_dec[none] == 0, "no evidence (tie-only: no decisive vote)",
+                    np.char.add(np.char.add("no evidence (decisive log Bayes factor ", np.char.mod("%.2f", evidence[none])),
+                                f" within +-log {NO_EVIDENCE_BAYES_FACTOR:g})"))
+    if policy == "drop":
+        keep[none] = False
+        table["keep"] = keep
+        action = np.full(int(none.sum()), "; dropped (uninformative='drop')")
+    elif policy == "weight":
+        p = table["p_attentive"].to_numpy(dtype=float)
+        share = min(max(float(p.mean()), 1e-12), 1.0 - 1e-12)  # the population's attentive share (pi at the EM's fixed point)
+        from_picks = expit(math.log(share / (1.0 - share)) + evidence)
+        table["weight"] = np.where(none, np.minimum(p, from_picks), p)
+        action = np.where(keep[none], "; kept, its votes weighted by what its picks support (uninformative='weight')", "; dropped by the rule")
+    else:
+        action = np.where(keep[none], "; kept by the rule (uninformative='keep')", "; dropped by the rule")
+    reason = table["reason"].to_numpy(dtype=object).copy()
+    reason[none] = [f"{r}; {w}{a}" for r, w, a in zip(reason[none], what, action)]
+    table["reason"] = reason
+    rule = dict(table.attrs.get("rule", {}))
+    rule.update(uninformative=policy, users_uninformative=int(none.sum()), users_tie_only=int((none & (n_dec == 0)).sum()))
+    if policy == "drop":
+        p = table["p_attentive"].to_numpy(dtype=float)
+        rule["expected_careless_share"] = float(np.mean(1.0 - p[keep])) if keep.any() else 0.0
+    table.attrs["rule"] = rule
+    return table
+
+
 def decide_users(users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
     """Decision table from a user table with a ``p_attentive`` column: keep where
     ``p_attentive >= threshold``."""
@@ -176,7 +237,7 @@ def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
     codes = user_codes(table.index, votes[USER])
     keep_user = table["keep"].to_numpy(dtype=bool)
     keep_vote = keep_user[codes]
-    weights = pd.Series(table["p_attentive"].to_numpy(dtype=float)[codes], index=votes.index, name="weight")
+    weights = pd.Series(table["weight" if "weight" in table.columns else "p_attentive"].to_numpy(dtype=float)[codes], index=votes.index, name="weight")
     kept = votes[keep_vote]
     dropped = votes[~keep_vote]
     voted = np.bincount(codes, minlength=len(table)) > 0
@@ -283,7 +344,7 @@ def _win_rates(table: pd.DataFrame, keep: np.ndarray, voted: np.ndarray) -> dict
     return out
 
 
-def _decided(votes, users, decide, *args) -> FilterResult:
+def _decided(votes, users, decide, *args, uninformative: str = "keep") -> FilterResult:
     """Apply ``decide(table, *args)`` to the user table of ``users`` (a table, or a fitted
     estimator with ``users_``) and, when its checks failed and it found a better-fitting
     model, to that model's user table as ``alternative``."""
@@ -295,9 +356,9 @@ def _decided(votes, users, decide, *args) -> FilterResult:
             raise
         except AttributeError:  # not an estimator: the table check names what it got
             pass
-    result = apply_decisions(votes, decide(table, *args))
+    result = apply_decisions(votes, mark_uninformative(decide(table, *args), uninformative))
     if alt is not None and result.summary.get("promise", {}).get("status") == "void":
-        result.alternative = apply_decisions(votes, decide(alt, *args))
+        result.alternative = apply_decisions(votes, mark_uninformative(decide(alt, *args), uninformative))
         result.alternative.summary["model"] = result.summary["promise"].get("better_fit")
         result.alternative.summary["promise"] = {
             "status": "alternative",
@@ -309,7 +370,7 @@ def _decided(votes, users, decide, *args) -> FilterResult:
     return result
 
 
-def filter_votes(votes: pd.DataFrame, users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> FilterResult:
+def filter_votes(votes: pd.DataFrame, users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD, *, uninformative: str = "keep") -> FilterResult:
     """Keep the users whose ``p_attentive`` is at least ``threshold`` (default 0.5).
 
     Parameters
@@ -319,17 +380,19 @@ def filter_votes(votes: pd.DataFrame, users: pd.DataFrame, threshold: float = DE
         the fitted estimator itself (then a failed misfit check also gives ``alternative``,
         the same rule under the better-fitting model).
     threshold : keep users whose ``p_attentive`` is at least this.
+    uninformative : what to do with users whose decisive votes carry no evidence either way
+        (:func:`mark_uninformative`): ``"keep"``, ``"drop"`` or ``"weight"``.
     """
-    return _decided(votes, users, decide_users, threshold)
+    return _decided(votes, users, decide_users, threshold, uninformative=uninformative)
 
 
-def filter_fdr(votes: pd.DataFrame, users: pd.DataFrame, alpha: float = 0.1) -> FilterResult:
+def filter_fdr(votes: pd.DataFrame, users: pd.DataFrame, alpha: float = 0.1, *, uninformative: str = "keep") -> FilterResult:
     """Keep the largest set of users whose expected share of careless users is at most
     ``alpha`` (see :func:`decide_fdr`). ``users`` is a ``users_`` table of
     :class:`~comparemode.inference.mcmc.BayesianTwoType` (posterior probabilities) or of
     :class:`~comparemode.TwoTypeEM` (the plug-in version of the rule), or the fitted estimator
-    itself (see :func:`filter_votes`)."""
-    return _decided(votes, users, decide_fdr, alpha)
+    itself (see :func:`filter_votes`). ``uninformative`` as in :func:`filter_votes`."""
+    return _decided(votes, users, decide_fdr, alpha, uninformative=uninformative)
 
 
 def filter_credible(votes: pd.DataFrame, model, level: float = DEFAULT_THRESHOLD, prob: float = 0.9) -> FilterResult:

@@ -27,6 +27,8 @@ is the observed log-likelihood plus that prior term.
 from __future__ import annotations
 
 import math
+import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -36,129 +38,30 @@ from comparemode.constants import (
     CHECK_DRAWS,
     CODE_A,
     CODE_TIE,
+    ELO_ANCHOR,
+    LEADERBOARD_LEVEL,
     MODEL_A,
     MODEL_B,
-    WINNER,
 )
-from comparemode.data import validate_votes
-from comparemode.errors import ConfigError, NotIdentifiableError
+from comparemode.errors import BoundaryWarning, ConfigError, NotIdentifiableError
+from comparemode.inference.bradley_terry import (
+    DEFAULT_PRIOR_GAMES,
+    bt_mm_step,
+    check_ml_strengths,
+    log_sigmoid,
+)
 from comparemode.inference.em import TwoTypeEM
+from comparemode.inference.leaderboard import leaderboard_table
 from comparemode.inference.steps import Problem
-from comparemode.models.counts import VoteCounts, as_votes, count_votes, outcome_codes
+from comparemode.models.counts import VoteCounts, count_votes
 from comparemode.models.likelihood import JOINT_TIE_MODES, davidson_logp
 from comparemode.models.stats import EncodedVotes, Patterns
 from comparemode.reference import Reference
 
-__all__ = ["JointEM", "fit_bradley_terry", "encode_joint"]
+__all__ = ["JointEM", "encode_joint"]
 
-#: Weight of the virtual win and loss each model plays against a model of strength 0.
-DEFAULT_PRIOR_GAMES = 1.0
 #: Bounds on Davidson's log tie parameter (nu from 1e-8 to e^10).
 _LOG_NU_MIN, _LOG_NU_MAX = math.log(1e-8), 10.0
-
-
-def _log_sigmoid(x):
-    return -np.logaddexp(0.0, -x)
-
-
-def _bt_objective(beta, a, b, a_won, w, prior_games):
-    """Weighted Bradley-Terry log-likelihood of decisive votes plus the virtual games."""
-    d = beta[a] - beta[b]
-    ll = float(np.dot(w, np.where(a_won, _log_sigmoid(d), _log_sigmoid(-d))))
-    return ll + prior_games * float(np.sum(_log_sigmoid(beta) + _log_sigmoid(-beta)))
-
-
-def _best_shift(beta):
-    """Shift the strengths to maximise the prior term (the likelihood ignores a common shift):
-    Newton on the concave sum of log sigmoid(beta + c) + log sigmoid(-beta - c)."""
-    from scipy.special import expit
-
-    c = -float(np.mean(beta))
-    for _ in range(50):
-        q = expit(beta + c)
-        grad = float(np.sum(1.0 - 2.0 * q))
-        hess = -2.0 * float(np.sum(q * (1.0 - q)))
-        step = -grad / hess
-        c += step
-        if abs(step) < 1e-13:
-            break
-    return beta + c
-
-
-def _bt_mm_step(beta, a, b, a_won, w, prior_games, n_models):
-    """One MM step (Hunter 2004) of the weighted Bradley-Terry likelihood with virtual games,
-    p_i <- wins_i / sum over i's games of w / (p_i + p_opponent), then the common shift that
-    maximises the prior term (the likelihood does not depend on it), so the slow drift of the
-    overall level that plain MM shows does not hold up convergence. Neither part lowers the
-    objective."""
-    p = np.exp(beta - beta.max())  # scale-free: the virtual opponent is rescaled with it
-    p0 = np.exp(-beta.max())
-    winner = np.where(a_won, a, b)
-    wins = np.bincount(winner, weights=w, minlength=n_models) + prior_games
-    inv = w / (p[a] + p[b])
-    denom = np.bincount(a, weights=inv, minlength=n_models) + np.bincount(b, weights=inv, minlength=n_models)
-    denom += 2.0 * prior_games / (p + p0)
-    new = np.log(wins / denom) + beta.max()
-    return _best_shift(new) if prior_games > 0 else new - new.mean()
-
-
-def _check_ml_strengths(a, b, a_won, models, prior_games) -> None:
-    """Without virtual games (``prior_games=0``) the maximum-likelihood strengths are finite
-    only if every model both wins and loses some decisive vote; refuse otherwise (the MM
-    iteration would return NaN)."""
-    if prior_games > 0:
-        return
-    n = len(models)
-    winner = np.where(a_won, a, b)
-    loser = np.where(a_won, b, a)
-    wins = np.bincount(winner, minlength=n)
-    losses = np.bincount(loser, minlength=n)
-    bad = [str(m) for m, w, lo in zip(models, wins, losses) if w == 0 or lo == 0]
-    if bad:
-        raise NotIdentifiableError(
-            f"with prior_games=0 the strengths are infinite: model(s) {bad[:10]} never win or never lose a decisive "
-            "vote. Keep the default prior_games (virtual games that keep strengths finite) or add votes"
-        )
-
-
-def fit_bradley_terry(votes, *, weights=None, prior_games: float = DEFAULT_PRIOR_GAMES, max_iter: int = 2000, tol: float = 1e-10) -> pd.Series:
-    """Plain (optionally weighted) Bradley-Terry strengths from the decisive votes of a votes
-    table, by MM; ties are left out. Returns strengths centred to mean zero, by model."""
-    if weights is not None and not isinstance(votes, pd.DataFrame):
-        raise ConfigError("weights= are per vote: give the votes, not vote counts")
-    votes = validate_votes(as_votes(votes)[0])
-    if isinstance(prior_games, bool) or not isinstance(prior_games, (int, float, np.integer, np.floating)) or not (prior_games >= 0 and np.isfinite(prior_games)):
-        raise ConfigError(f"prior_games must be a non-negative finite number, got {prior_games!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ConfigError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not (tol > 0 and np.isfinite(tol)):
-        raise ConfigError(f"tol must be a positive finite number, got {tol!r}")
-    codes, models = pd.factorize(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
-    n = len(votes)
-    a_all, b_all = codes[:n], codes[n:]
-    outcome = outcome_codes(votes[WINNER])
-    dec = outcome != CODE_TIE
-    if not dec.any():
-        raise NotIdentifiableError(
-            f"all {n:,} votes are ties: Bradley-Terry strengths come from decisive votes, and there are none"
-        )
-    try:
-        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-    except (TypeError, ValueError):
-        raise ConfigError(f"weights must be numbers, one per vote; got values such as {list(weights)[:5]!r}") from None
-    if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any():
-        raise ConfigError(f"weights must be one finite, non-negative number per vote ({n:,} votes); got shape {w.shape}")
-    a, b, a_won, w = a_all[dec], b_all[dec], (outcome == CODE_A)[dec], w[dec]
-    _check_ml_strengths(a, b, a_won, models, prior_games)
-    beta = np.zeros(len(models))
-    obj = _bt_objective(beta, a, b, a_won, w, prior_games)
-    for _ in range(max_iter):
-        new = _bt_mm_step(beta, a, b, a_won, w, prior_games, len(models))
-        new_obj = _bt_objective(new, a, b, a_won, w, prior_games)
-        beta, gain, obj = new, new_obj - obj, new_obj
-        if gain < tol * (1 + abs(obj)):
-            break
-    return pd.Series(beta - beta.mean(), index=pd.Index(models.astype(str), name="model"), name="strength")
 
 
 def encode_joint(votes, rows: bool = False):
@@ -213,7 +116,7 @@ def davidson_objective(x, pa, pb, wa, wb, wt, prior_games, derivatives=False):
     half, lse = _davidson_pair_arrays(pa, pb, wa, wb, wt, beta, log_nu)
     tot = wa + wb + wt
     value = float(np.sum(wa * half - wb * half + wt * log_nu - tot * lse))
-    value += prior_games * float(np.sum(_log_sigmoid(beta) + _log_sigmoid(-beta)))
+    value += prior_games * float(np.sum(log_sigmoid(beta) + log_sigmoid(-beta)))
     if not derivatives:
         return value
     m = beta.size
@@ -272,9 +175,20 @@ def decisive_evidence_sums(user, a, b, a_won, beta, rho, n_users):
     attentive, Bradley-Terry) - log P(pick | careless, first-position rate rho_user)`` and of
     ``x^2`` (the quality score's standard error; also run per partition on Dask)."""
     d = beta[a] - beta[b]
-    att = np.where(a_won, _log_sigmoid(d), _log_sigmoid(-d))
+    att = np.where(a_won, log_sigmoid(d), log_sigmoid(-d))
     x = att - np.where(a_won, np.log(rho[user]), np.log1p(-rho[user]))
     return np.bincount(user, weights=x, minlength=n_users), np.bincount(user, weights=x * x, minlength=n_users)
+
+
+def _resample_users(counts: VoteCounts, order: np.ndarray, starts: np.ndarray, rng) -> VoteCounts:
+    """The counts of ``n_users`` users drawn with replacement (each draw a new user with the
+    drawn user's entries); ``order`` sorts the entries by user, ``starts`` delimits them."""
+    chosen = rng.integers(0, counts.n_users, counts.n_users)
+    sizes = starts[chosen + 1] - starts[chosen]
+    new_user = np.repeat(np.arange(counts.n_users), sizes)
+    offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    take = order[np.repeat(starts[chosen], sizes) + offsets]
+    return VoteCounts(np.arange(counts.n_users), counts.models, counts.contexts, new_user, counts.context[take], counts.outcome[take], counts.count[take])
 
 
 class _JointProblem(Problem):
@@ -302,7 +216,7 @@ class _JointProblem(Problem):
     def decisive_attentive(self, p):
         beta = p["strengths"]
         d = beta[self.a] - beta[self.b]
-        logp = np.where(self.a_won, _log_sigmoid(d), _log_sigmoid(-d))
+        logp = np.where(self.a_won, log_sigmoid(d), log_sigmoid(-d))
         return np.bincount(self.user, weights=logp, minlength=self.n_users)
 
     def decisive_evidence_sums(self, beta, rho):
@@ -320,7 +234,7 @@ class _JointProblem(Problem):
     def evaluate(self, p, l1, l0):
         ll, gamma = super().evaluate(p, l1, l0)
         beta = p["strengths"]
-        return ll + self.prior_games * float(np.sum(_log_sigmoid(beta) + _log_sigmoid(-beta))), gamma
+        return ll + self.prior_games * float(np.sum(log_sigmoid(beta) + log_sigmoid(-beta))), gamma
 
     def pair_weights(self, gamma):
         """Attentive weight of each pair's votes won by model_a, by model_b and tied."""
@@ -335,7 +249,7 @@ class _JointProblem(Problem):
             x = _davidson_newton_step(x, self.pair_a, self.pair_b, *self.pair_weights(gamma), self.prior_games)
             new["strengths"], new["log_nu"] = x[:-1], float(x[-1])
         else:
-            new["strengths"] = _bt_mm_step(p["strengths"], self.a, self.b, self.a_won, gamma[self.user], self.prior_games, self.n_models)
+            new["strengths"] = bt_mm_step(p["strengths"], self.a, self.b, self.a_won, gamma[self.user], self.prior_games, self.n_models)
         return new
 
 
@@ -398,6 +312,7 @@ class JointEM(TwoTypeEM):
         progress = Progress(self.verbose)
         counts, _, time_order = self._counted(votes, progress, order)
         self._design, enc, user_index = encode_joint(counts)
+        self._counts = counts
         self._in_order = counts if counts.rows is not None else None  # encoded only if the drift check runs
         ref = Reference(kind="joint", source="estimated strengths")
         progress(f"joint EM on {counts.n_votes:,} votes, {len(self._design['models'])} models, {len(user_index):,} users")
@@ -413,7 +328,7 @@ class JointEM(TwoTypeEM):
         d = self._design
         if not np.any(d["a_won"]) and not np.any(~d["a_won"]) or len(d["a"]) == 0:
             raise NotIdentifiableError("no decisive votes: nothing separates the user types")
-        _check_ml_strengths(d["a"], d["b"], d["a_won"], d["models"], float(self.prior_games))
+        check_ml_strengths(d["a"], d["b"], d["a_won"] * 1.0, ~d["a_won"] * 1.0, d["models"], float(self.prior_games))
 
     def _make_problem(self, pat: Patterns, ties: str, enc: EncodedVotes) -> Problem:
         return _JointProblem(pat, self.careless, ties, self._design, float(self.prior_games))
@@ -425,7 +340,7 @@ class JointEM(TwoTypeEM):
             beta = np.zeros(len(d["models"]))
             w = np.ones(len(d["a"]))
             for _ in range(200):  # plain Bradley-Terry on all decisive votes
-                beta = _bt_mm_step(beta, d["a"], d["b"], d["a_won"], w, float(self.prior_games), len(d["models"]))
+                beta = bt_mm_step(beta, d["a"], d["b"], d["a_won"], w, float(self.prior_games), len(d["models"]))
             self._bt_start = beta
         p["strengths"] = self._bt_start.copy()
         if problem.davidson:
@@ -476,17 +391,62 @@ class JointEM(TwoTypeEM):
         self.strengths_ = pd.Series(beta - beta.mean(), index=d["models"], name="strength")
         winner = np.where(d["a_won"], d["a"], d["b"])
         n_models = len(d["models"])
-        board = pd.DataFrame(
-            {
-                "strength": self.strengths_,
-                "wins": np.bincount(winner, minlength=n_models),
-                "games": np.bincount(d["a"], minlength=n_models) + np.bincount(d["b"], minlength=n_models),
-            },
-            index=d["models"],
-        )
-        self.leaderboard_ = board.sort_values("strength", ascending=False)
-        self.leaderboard_.insert(0, "rank", np.arange(1, n_models + 1))
+        tie = d["all_outcome"] == CODE_TIE
+        nan = np.full(n_models, np.nan)
+        self._votes_per_model = {
+            "wins": np.bincount(winner, minlength=n_models),
+            "decisive": np.bincount(d["a"], minlength=n_models) + np.bincount(d["b"], minlength=n_models),
+            "ties": np.bincount(d["all_a"][tie], minlength=n_models) + np.bincount(d["all_b"][tie], minlength=n_models),
+        }
+        self.leaderboard_ = leaderboard_table(self.strengths_, nan, nan, **self._votes_per_model, tie_rule=self.ties_)
         return self
+
+    def bootstrap_leaderboard(self, n_boot: int = 200, *, level: float = LEADERBOARD_LEVEL, random_seed: int | None = 0, scale: str = "bt",
+                              elo_anchor=ELO_ANCHOR, verbose: bool | None = None) -> pd.DataFrame:
+        """The leaderboard with user-clustered bootstrap intervals: the users are resampled with
+        replacement ``n_boot`` times (a user's votes stay together: they are not independent of
+        each other), the joint EM refitted on each resample from this fit's estimates (one
+        start, no misfit checks), and the ``level`` percentile interval of each centred strength
+        reported, with Arena's rank interval (:func:`~comparemode.inference.leaderboard.
+        rank_intervals`). Sets and returns ``leaderboard_``; the replicates are kept as
+        ``boot_strengths_`` (one row per resample). A resample in which the strengths are not
+        identifiable (possible with ``prior_games=0``) is drawn again; ``attrs["n_redrawn"]``
+        counts them."""
+        counts = self._fitted("_counts")
+        if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 20:
+            raise ConfigError(f"n_boot must be an integer of at least 20 (percentile intervals need replicates), got {n_boot!r}")
+        if not (isinstance(level, float) and 0 < level < 1):
+            raise ConfigError(f"level must be a probability strictly between 0 and 1, got {level!r}")
+        rng = np.random.default_rng(random_seed)
+        progress = Progress(self.verbose if verbose is None else verbose)
+        models = self.strengths_.index
+        order = np.argsort(counts.user, kind="stable")
+        starts = np.searchsorted(counts.user[order], np.arange(counts.n_users + 1))
+        draws, redrawn = [], 0
+        t0 = time.perf_counter()
+        while len(draws) < n_boot:
+            boot = _resample_users(counts, order, starts, rng)
+            em = JointEM(**(self.get_params() | {"checks": False, "n_starts": 1, "warm_start": True, "verbose": False}))
+            em._problem_params, em.strengths_ = self._problem_params, self.strengths_  # the warm start
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", BoundaryWarning)
+                    s = em.fit(boot).strengths_.reindex(models).to_numpy()
+            except NotIdentifiableError:
+                redrawn += 1
+                if redrawn > n_boot:
+                    raise NotIdentifiableError(f"more than {n_boot} resamples of the users left the strengths unidentifiable: use prior_games > 0") from None
+                continue
+            draws.append(s - s.mean())
+            if len(draws) % 20 == 0:
+                progress(f"bootstrap: {len(draws)}/{n_boot} resamples of the users ({time.perf_counter() - t0:.1f}s)")
+        self.boot_strengths_ = pd.DataFrame(np.array(draws), columns=models)
+        q = (1.0 - level) / 2.0
+        lower, upper = self.boot_strengths_.quantile(q).to_numpy(), self.boot_strengths_.quantile(1.0 - q).to_numpy()
+        self.leaderboard_ = leaderboard_table(self.strengths_, lower, upper, **self._votes_per_model, scale=scale, elo_anchor=elo_anchor, level=level,
+                                              interval="bootstrap", tie_rule=self.ties_)
+        self.leaderboard_.attrs.update(n_boot=int(n_boot), n_redrawn=redrawn, random_seed=random_seed)
+        return self.leaderboard_
 
     def _users_table(self, stats, pat, problem, p, user_index):
         table = super()._users_table(stats, pat, problem, p, user_index)

@@ -22,12 +22,19 @@ import pandas as pd
 from comparemode._atomic import atomic_write
 from comparemode._progress import Progress
 from comparemode._version import __version__
-from comparemode.constants import DIAGNOSTIC_THRESHOLDS, INTERVAL_PROB, USER
+from comparemode.constants import (
+    DIAGNOSTIC_THRESHOLDS,
+    ELO_ANCHOR,
+    INTERVAL_PROB,
+    LEADERBOARD_LEVEL,
+    USER,
+)
 from comparemode.counting import count_and_resolve
 from comparemode.errors import ConfigError, MuError, NotFittedError
 from comparemode.inference.diagnostics import sampler_diagnostics
 from comparemode.inference.em import TwoTypeEM
 from comparemode.inference.joint import JointEM, encode_joint
+from comparemode.inference.leaderboard import leaderboard_table
 from comparemode.inference.misfit import favoured_counts, favoured_from_counts
 from comparemode.inference.sampling import (
     DEFAULT_SAMPLER_CONFIG,
@@ -451,25 +458,34 @@ class BayesianTwoType:
         to_user = sparse.csr_matrix((np.ones(user.size), (np.arange(user.size), user)), shape=(user.size, n_users))
         return np.asarray((to_user.T @ logp.T).T)
 
-    def leaderboard(self, interval_prob: float = INTERVAL_PROB) -> pd.DataFrame:
-        """Model strengths (``model_config["mu"] == "joint"``): posterior mean, sd and HDI at
-        ``interval_prob``, sorted from strongest."""
+    def leaderboard(self, interval_prob: float = LEADERBOARD_LEVEL, *, scale: str = "bt", elo_anchor=ELO_ANCHOR) -> pd.DataFrame:
+        """Model strengths (``model_config["mu"] == "joint"``), centred to mean zero in every
+        draw: posterior mean, ``sd`` and the HDI at ``interval_prob`` (ArviZ's ``hdi``) as
+        ``lower``/``upper``, with the rank interval and the votes per model of
+        :func:`~comparemode.inference.leaderboard.leaderboard_table`."""
         import arviz as az
+        import xarray as xr
 
         if self.model_config["mu"] != "joint":
             raise ConfigError("a leaderboard needs model_config mu='joint' (strengths estimated)")
         post = self._fitted_idata()["posterior"]["strength"]
-        hdi = az.hdi(self._fitted_idata(), prob=interval_prob, var_names=["strength"])["strength"]
         models = [str(m) for m in post["model"].values]
-        draws = np.asarray(post.values).reshape(-1, len(models))
-        bounds = np.asarray(hdi.values)
-        if bounds.shape[0] != len(models):
-            bounds = bounds.T
-        table = pd.DataFrame(
-            {"strength": draws.mean(axis=0), "sd": draws.std(axis=0), "lower": bounds[:, 0], "upper": bounds[:, 1]},
-            index=pd.Index(models, name="model"),
-        ).sort_values("strength", ascending=False)
-        table.insert(0, "rank", np.arange(1, len(models) + 1))
+        draws = np.asarray(post.transpose("chain", "draw", "model").values)
+        draws = draws - draws.mean(axis=-1, keepdims=True)
+        bounds = np.asarray(az.hdi(xr.DataArray(draws, dims=("chain", "draw", "model")), prob=interval_prob).values)
+        flat = draws.reshape(-1, len(models))
+        d, n = getattr(self, "_joint_design", None), len(models)
+        counts = dict.fromkeys(("wins", "decisive", "ties"))  # unknown for a model loaded from a file
+        if d is not None:
+            winner, tie = np.where(d["a_won"], d["a"], d["b"]), d["all_outcome"] == 2
+            counts = {"wins": np.bincount(winner, minlength=n), "decisive": np.bincount(d["a"], minlength=n) + np.bincount(d["b"], minlength=n),
+                      "ties": np.bincount(d["all_a"][tie], minlength=n) + np.bincount(d["all_b"][tie], minlength=n)}
+        table = leaderboard_table(
+            pd.Series(flat.mean(axis=0), index=models), bounds[:, 0], bounds[:, 1], **counts,
+            scale=scale, elo_anchor=elo_anchor, level=interval_prob, interval="hdi", tie_rule=self.model_config["ties"],
+        )
+        sd = pd.Series(flat.std(axis=0), index=models) * (400 / np.log(10) if scale == "elo" else 1.0)
+        table.insert(table.columns.get_loc("lower"), "sd", sd.reindex(table.index).to_numpy())
         table.attrs["interval_prob"] = interval_prob
         return table
 

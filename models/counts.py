@@ -389,10 +389,3 @@ def count_votes(votes, *, keep_rows: bool = False, validated: bool = False) -> V
     if keep_rows:
         out.rows = (user.astype(np.int64), context, outcome)
     return out
-
-
-def as_votes(votes_or_counts):
-    """``(votes, from_counts)``: the votes a fitter reads, expanded from counts if given."""
-    if isinstance(votes_or_counts, VoteCounts):
-        return votes_or_counts.to_votes(), True
-    return votes_or_counts, False

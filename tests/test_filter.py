@@ -145,3 +145,45 @@ def test_filter_credible(bayes_sim, bayes_fit):
         filter_credible(bayes_sim.votes, bayes_fit, prob=2)
     with pytest.raises(ConfigError, match="BayesianTwoType"):
         filter_credible(bayes_sim.votes, object())
+
+import comparemode as cm  # noqa: E402
+from comparemode.scenarios import simulate_tie_habits  # noqa: E402
+
+
+def test_users_without_evidence_get_the_reason_and_the_policy():
+    votes, kind = simulate_tie_habits(400, 20, random_seed=0)  # comparemode.scenarios: not the package's model
+    tie_only = pd.DataFrame({"user": ["t"] * 6, "model_a": ["x", "y"] * 3, "model_b": ["y", "x"] * 3, "winner": ["tie"] * 6})
+    votes = pd.concat([votes, tie_only], ignore_index=True)
+    em = cm.TwoTypeEM(random_seed=0, checks=False).fit(votes, mu={"x": 0.75})
+    keep = em.filter_fdr(votes, 0.1)
+    table = keep.users
+    evidence = (table["llr_decisive_per_vote"].fillna(0) * table["n_decisive"]).to_numpy()
+    np.testing.assert_allclose(table["evidence"].to_numpy(), evidence)
+    none = table["uninformative"].to_numpy()
+    assert (none == (np.abs(evidence) < np.log(3))).all() and none.sum() >= 10
+    assert "no evidence (tie-only" in table.loc["t", "reason"]
+    assert all("no evidence" in r for r in table["reason"][none]) and not any("no evidence" in r for r in table["reason"][~none])
+    tie_only = int((table["n_decisive"] == 0).sum())
+    assert keep.summary["users_uninformative"] == int(none.sum()) and keep.summary["users_tie_only"] == tie_only >= 1
+    # the tie-heavy random clickers are most of the users without evidence
+    assert (kind.reindex(table.index[none]) == "tie_heavy").mean() >= 0.5
+    drop = em.filter_fdr(votes, 0.1, uninformative="drop")
+    assert not drop.users["keep"][none].any()
+    assert (drop.users["keep"][~none] == keep.users["keep"][~none]).all()
+    assert len(drop.kept) + len(drop.dropped) == len(votes) and drop.summary["uninformative"] == "drop"
+    p_kept = drop.users["p_attentive"][drop.users["keep"]]
+    assert drop.summary["expected_careless_share"] == pytest.approx(float((1 - p_kept).mean()))
+    weight = em.filter_fdr(votes, 0.1, uninformative="weight")
+    assert (weight.users["keep"] == keep.users["keep"]).all()
+    w_user = weight.weights.groupby(votes["user"]).first()
+    share = float(table["p_attentive"].mean())
+    p = table["p_attentive"].to_numpy()
+    from_picks = 1 / (1 + np.exp(-(np.log(share / (1 - share)) + evidence)))
+    np.testing.assert_allclose(w_user.reindex(table.index[none]).to_numpy(), np.minimum(p, from_picks)[none])
+    np.testing.assert_allclose(w_user.reindex(table.index[~none]).to_numpy(), p[~none])
+    assert (w_user.reindex(table.index).to_numpy() <= p + 1e-15).all()  # never more than P(attentive)
+    assert w_user["t"] == pytest.approx(min(share, table.loc["t", "p_attentive"]))  # tie-only: the prior at most
+    with pytest.raises(cm.errors.ConfigError, match="uninformative must be one of"):
+        em.filter(votes, uninformative="ignore")
+    with pytest.raises(cm.errors.ConfigError, match="needs the columns"):
+        cm.filter_votes(votes, table[["p_attentive"]], uninformative="drop")

@@ -9,7 +9,8 @@ from scipy.optimize import minimize
 
 from comparemode import simulate_votes
 from comparemode.errors import ConfigError, NotIdentifiableError
-from comparemode.inference.joint import JointEM, _bt_mm_step, _bt_objective, fit_bradley_terry
+from comparemode.inference.bradley_terry import bt_mm_step, bt_objective, fit_bradley_terry, log_sigmoid
+from comparemode.inference.joint import JointEM
 
 from conftest import assert_monotone
 
@@ -48,7 +49,7 @@ def test_joint_recovers_strengths_and_types(hard_sim):
     assert acc >= oracle - 0.02
     board = em.leaderboard_
     assert board["rank"].tolist() == list(range(1, 13)) and board["strength"].is_monotonic_decreasing
-    assert board["games"].sum() == 2 * (hard_sim.votes["winner"] != "tie").sum()
+    assert board["decisive"].sum() == 2 * (hard_sim.votes["winner"] != "tie").sum()
 
 
 def test_joint_beats_plain_bradley_terry_when_careless_users_click_first(hard_sim):
@@ -69,13 +70,13 @@ def test_mm_step_never_lowers_the_objective_and_reaches_the_optimum():
     a_won = rng.random(n) < 1 / (1 + np.exp(-(beta_true[a] - beta_true[b])))
     w = rng.random(n)
     beta = np.zeros(n_models)
-    obj = _bt_objective(beta, a, b, a_won, w, 1.0)
+    obj = bt_objective(beta, a, b, a_won, w, 1.0)
     for _ in range(300):
-        beta = _bt_mm_step(beta, a, b, a_won, w, 1.0, n_models)
-        new = _bt_objective(beta, a, b, a_won, w, 1.0)
+        beta = bt_mm_step(beta, a, b, a_won, w, 1.0, n_models)
+        new = bt_objective(beta, a, b, a_won, w, 1.0)
         assert new >= obj - 1e-10
         obj = new
-    direct = minimize(lambda x: -_bt_objective(x, a, b, a_won, w, 1.0), np.zeros(n_models), method="BFGS", options={"gtol": 1e-10})
+    direct = minimize(lambda x: -bt_objective(x, a, b, a_won, w, 1.0), np.zeros(n_models), method="BFGS", options={"gtol": 1e-10})
     np.testing.assert_allclose(beta, direct.x, atol=1e-5)
 
 
@@ -145,8 +146,6 @@ def test_joint_pymc_likelihood_equals_joint_em(joint_sim):
     without its prior term."""
     import pytensor
 
-    from comparemode.inference.joint import _log_sigmoid
-
     em = JointEM(prior_games=1.0).fit(joint_sim.votes)
     model = BayesianTwoType(model_config={"mu": "joint"}).build_model(joint_sim.votes)
     p = em.params_
@@ -156,7 +155,7 @@ def test_joint_pymc_likelihood_equals_joint_em(joint_sim):
     models = list(model.coords["model"])
     beta = em.strengths_.reindex(models).to_numpy()  # centred: the likelihood ignores a shift
     value = float(fn(beta, *[p[n] for n in names]))
-    prior = float(np.sum(_log_sigmoid(beta_raw) + _log_sigmoid(-beta_raw)))
+    prior = float(np.sum(log_sigmoid(beta_raw) + log_sigmoid(-beta_raw)))
     assert value == pytest.approx(em.loglik_ - prior, rel=1e-9)
 
 
@@ -323,8 +322,6 @@ def test_joint_em_recovers_davidson_ties(davidson_sim):
 def test_joint_pymc_davidson_likelihood_equals_joint_em(davidson_sim):
     import pytensor
 
-    from comparemode.inference.joint import _log_sigmoid
-
     votes = davidson_sim.votes[davidson_sim.votes["user"] < "u0300"]
     em = JointEM(ties="davidson").fit(votes)
     model = BayesianTwoType(model_config={"mu": "joint", "ties": "davidson"}).build_model(votes)
@@ -334,7 +331,7 @@ def test_joint_pymc_davidson_likelihood_equals_joint_em(davidson_sim):
     beta = em.strengths_.reindex(list(model.coords["model"])).to_numpy()
     value = float(fn(beta, *[p[n] for n in names]))
     raw = em._problem_params["strengths"]
-    prior = float(np.sum(_log_sigmoid(raw) + _log_sigmoid(-raw)))
+    prior = float(np.sum(log_sigmoid(raw) + log_sigmoid(-raw)))
     assert value == pytest.approx(em.loglik_ - prior, rel=1e-9)
     assert np.all(np.isfinite(model.compile_dlogp()(model.initial_point())))
 

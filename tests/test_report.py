@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import comparemode as cm
+
 from comparemode import simulate_votes
 from comparemode.errors import OutputExistsError
 from comparemode.report import write_report
@@ -42,12 +44,18 @@ def homogeneous_report(homogeneous_votes, tmp_path_factory):
     return res, out.read_text(encoding="utf-8")
 
 
-def test_report_on_homogeneous_data_finds_no_careless_users_and_keeps_everyone(homogeneous_report):
+def test_report_on_homogeneous_data_finds_no_careless_users_and_says_to_keep_everyone(homogeneous_report, homogeneous_votes):
+    """The decision is comparemode run's default (one rule for both commands: the FDR rule at
+    0.1 on the same EM fit), and where the model comparison finds no careless users the report
+    says that keeping everyone is what the comparison supports (issue 14: the report used to
+    keep everyone here, so the two commands kept different users without saying so)."""
     res, page = homogeneous_report
     assert not res.evidence_of_careless
-    assert res.decision["users_kept"] == res.decision["users_in"] == 150
-    assert res.decision["votes_kept"] == res.decision["votes_in"]
-    assert "No evidence of careless users" in page and "keep everyone" in page
+    votes = homogeneous_votes.votes
+    run_default = cm.TwoTypeEM(random_seed=0).fit(votes, mu=homogeneous_votes.mu).filter_fdr(votes, 0.1)
+    assert res.decision["users_kept"] == run_default.summary["users_kept"] and res.decision["users_in"] == 150
+    assert set(res.kept_users) == set(run_default.users.index[run_default.users["keep"]])
+    assert "No evidence of careless users" in page and "keeping every user is what it supports" in page
 
 
 def test_report_is_self_contained_and_complete(homogeneous_report):

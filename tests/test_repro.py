@@ -117,7 +117,7 @@ def test_cli_outputs_load_back_exactly(tmp_path):
     assert main(["run", str(votes_path), "--mu", "model_x=0.7", "--out", str(out), "--quiet"]) == 0
     votes = cm.load_votes(votes_path)
     em = cm.TwoTypeEM(random_seed=0).fit(votes, mu={"model_x": 0.7})
-    result = em.filter(votes)
+    result = em.filter_fdr(votes, 0.1)  # the default rule of run (and report)
     back = read_results(out)  # ids read as the text they were written as
     users = back["users"]
     pd.testing.assert_frame_equal(users, result.users, check_exact=True)  # floats round-trip through CSV
