@@ -12,8 +12,10 @@ user, uniformly drawn pairs).
    Bayesian HDIs.
 2. Rigging (``--rigging N`` seeds, default 10; 5% of accounts partisan for the model of true
    rank 15, at least 50 votes each): per leaderboard (plain BT, BT weighted by the joint EM's
-   P(attentive), BT on the votes the FDR rule keeps, the joint EM), Spearman with the true
-   strengths, where the target lands, and coverage.
+   P(attentive), BT on the votes the FDR rule keeps, the joint EM, the robust leaderboard of
+   :class:`comparemode.PartisanScreen`), Spearman with the true strengths, where the target
+   lands, whether its true rank is in its rank interval, coverage; the partisan AUC and flags;
+   and on arenas without partisans the careless-user AUC with and without the partisan type.
 3. LLMFAO (``../shared/data/llmfao``): runtimes of each leaderboard and the largest difference
    from Evalica's reference Bradley-Terry scores.
 
@@ -75,11 +77,15 @@ def coverage(args) -> None:
 
 def rigging(args) -> None:
     print(f"\n2. Rigging: {args.rigging} seeds, 3,000 users, 30 models, 25% careless, 5% partisan accounts (>= 50 votes) for true rank 15")
-    rows = []
+    rows, users = [], []
     for seed in range(args.rigging):
         arena = simulate_arena(3000, 30, careless=0.25, partisans=0.05, random_seed=1000 + seed)
         votes, truth = arena.votes, arena.strengths
+        true_rank = int((-truth).rank()[arena.target])
         em = cm.JointEM(random_seed=0, checks=False).fit(votes)
+        t0 = time.perf_counter()
+        screen = cm.PartisanScreen().fit(em, votes)
+        t_screen = time.perf_counter() - t0
         p = em.users_["p_attentive"].reindex(votes["user"]).to_numpy()
         kept = cm.filter_fdr(votes, em, alpha=0.1).kept
         boards = {
@@ -87,23 +93,40 @@ def rigging(args) -> None:
             "BT weighted by P(attentive)": cm.BradleyTerry().fit(votes, weights=p).leaderboard_,
             "BT on FDR-kept votes": cm.BradleyTerry().fit(kept).leaderboard_,
             "joint EM (bootstrap)": em.bootstrap_leaderboard(n_boot=args.boot, random_seed=seed),
+            "robust (PartisanScreen, sandwich)": screen.leaderboard_,
         }
-        partisan = arena.users["role"] == "partisan"
-        auc_careless = _auc(-em.users_["p_attentive"].reindex(arena.users.index).to_numpy()[~partisan], (arena.users["role"] == "careless").to_numpy()[~partisan])
         for name, board in boards.items():
-            rows.append({"leaderboard": name, "seed": seed, "spearman": spearmanr(board["strength"], truth.reindex(board.index)).statistic,
-                         "target rank": int(board.loc[arena.target, "rank"]), "target rank_best": board.loc[arena.target, "rank_best"],
-                         "target rank_worst": board.loc[arena.target, "rank_worst"], "coverage": covered(board, truth).mean(),
-                         "partisans kept as attentive": float((em.users_["p_attentive"].reindex(arena.users.index[partisan]) >= 0.5).mean()),
-                         "careless AUC": auc_careless})
+            row = board.loc[arena.target]
+            rows.append({"leaderboard": name, "spearman": spearmanr(board["strength"], truth.reindex(board.index)).statistic,
+                         "target rank": int(row["rank"]), "within 2": abs(int(row["rank"]) - true_rank) <= 2,
+                         "true rank in interval": bool(row["rank_best"] <= true_rank <= row["rank_worst"]), "coverage": covered(board, truth).mean()})
+        u = screen.users_
+        role = arena.users["role"].reindex(u.index).to_numpy()
+        part = role == "partisan"
+        users.append({"partisan AUC": _auc(u["p_partisan"].to_numpy(), part), "honest flagged": float(u["flagged"].to_numpy()[~part].mean()),
+                      "partisans flagged": float(u["flagged"].to_numpy()[part].mean()),
+                      "target named (flagged)": float((u.loc[u["flagged"] & part, "target"] == arena.target).mean()), "screen seconds": t_screen})
+        if args.verbose:
+            print(f"   seed {seed}: robust rank {int(screen.leaderboard_.loc[arena.target, 'rank'])}, joint {int(em.leaderboard_.loc[arena.target, 'rank'])}, true {true_rank}", flush=True)
     table = pd.DataFrame(rows).groupby("leaderboard", sort=False).agg(
-        spearman=("spearman", "mean"), target_rank=("target rank", "median"), target_rank_best=("target rank_best", "median"),
-        target_rank_worst=("target rank_worst", "median"), coverage=("coverage", "mean"))
-    print("   true rank of the target: 15; medians over seeds for its rank and rank interval")
+        spearman=("spearman", "mean"), target_rank_median=("target rank", "median"), within_2=("within 2", "mean"),
+        true_rank_in_interval=("true rank in interval", "mean"), coverage=("coverage", "mean"))
+    print("   true rank of the target: 15. Target: robust within 2 and true rank in its interval in >= 90% of seeds")
     print(table.round(3).to_string())
-    r = pd.DataFrame(rows)
-    print(f"   joint EM: partisans kept as attentive (P >= 0.5): {r['partisans kept as attentive'].mean():.2f}; careless-user AUC {r['careless AUC'].mean():.3f}")
-    print("   (no partisan user type yet: the robust leaderboard and partisan AUC of issue 14 are not built)")
+    print("   partisan screen, mean over seeds: " + ", ".join(f"{k} {v:.3f}" for k, v in pd.DataFrame(users).mean().items()))
+    print("   targets: partisan AUC >= 0.9, honest flagged <= 0.01")
+    # without partisans: the careless-user AUC with and without the third type
+    aucs = []
+    for seed in range(args.rigging):
+        arena = simulate_arena(3000, 30, careless=0.25, random_seed=2000 + seed)
+        em = cm.JointEM(random_seed=0, checks=False).fit(arena.votes)
+        screen = cm.PartisanScreen().fit(em, arena.votes)
+        careless = (arena.users["role"].reindex(em.users_.index) == "careless").to_numpy()
+        aucs.append((_auc(1 - em.users_["p_attentive"].to_numpy(), careless), _auc(screen.users_["p_careless"].to_numpy(), careless),
+                     float(screen.users_["flagged"].mean())))
+    a = np.array(aucs)
+    print(f"   no partisans ({args.rigging} seeds): careless AUC joint EM {a[:, 0].mean():.4f}, with the partisan type {a[:, 1].mean():.4f} "
+          f"(drop {a[:, 0].mean() - a[:, 1].mean():+.4f}; target <= 0.01); users flagged {a[:, 2].mean():.4f}")
 
 
 def _auc(score: np.ndarray, positive: np.ndarray) -> float:
@@ -133,12 +156,21 @@ def real_data(args) -> None:
     timed("BradleyTerry + user bootstrap (200)", lambda: cm.BradleyTerry(ties="half", interval="bootstrap").fit(votes))
     em = timed("JointEM fit", lambda: cm.JointEM(random_seed=0).fit(votes))
     board = timed(f"JointEM bootstrap ({args.boot})", lambda: em.bootstrap_leaderboard(n_boot=args.boot))
+    screen = timed("PartisanScreen", lambda: cm.PartisanScreen().fit(em, votes))
     scores = np.exp(s) / np.exp(s).sum()
     print(f"   largest |score - Evalica's| (ties half, no prior, scores normalised): {np.abs(scores.reindex(golden.index) - golden).max():.1e}")
     for name, t in timings.items():
         print(f"   {name:<48} {t:7.2f} s")
     top = board.head(5)[["rank", "strength", "lower", "upper", "rank_best", "rank_worst", "decisive"]]
     print("   joint EM top 5:\n" + "\n".join("     " + line for line in top.round(3).to_string().splitlines()))
+    u = screen.users_
+    flagged = u[u["flagged"]]
+    robust = screen.leaderboard_
+    print(f"   partisan screen: {len(flagged)} of {len(u)} workers flagged (P(partisan) > 0.5)"
+          + (": " + ", ".join(f"{i} for {t!r} ({int(k)} of {int(n)} picks, {e:.1f} expected)" for i, t, k, n, e in
+                               zip(flagged.index, flagged["target"], flagged["target_picks"], flagged["target_shown"], flagged["target_picks_expected"])) if len(flagged) else ""))
+    print(f"   robust against joint EM leaderboard: Spearman {spearmanr(robust['strength'], board['strength'].reindex(robust.index)).statistic:.4f}; "
+          f"largest rank change {int((robust['rank'] - board['rank'].reindex(robust.index)).abs().max())}")
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,10 @@ Main entry points:
 - :func:`simulate_votes`: draw votes and the truth from the generative model;
 - :class:`TwoTypeEM`: the two-type (attentive / careless) user model fitted by EM;
 - :class:`JointEM`: many models, no reference: Bradley-Terry strengths and user types
-  estimated together;
+  estimated together, with bootstrap leaderboards (``bootstrap_leaderboard``);
+  :class:`PartisanScreen`: users who favour one model whatever the opponent, and the
+  leaderboard without their rigged votes; :class:`BradleyTerry`: plain Bradley-Terry with
+  user-clustered intervals;
 - :class:`BayesianTwoType`: the same model fitted by MCMC (PyMC), with per-user posterior
   probabilities averaged over the draws;
 - :func:`filter_votes`, :func:`filter_fdr`, :func:`filter_credible`: keep or drop each
@@ -55,6 +58,7 @@ from comparemode.inference.filter import (
 from comparemode.inference.joint import JointEM
 from comparemode.inference.leaderboard import leaderboard_table, plot_leaderboard
 from comparemode.inference.mcmc import BayesianTwoType
+from comparemode.inference.partisan import PartisanScreen
 from comparemode.inference.model_checks import (
     compare_models,
     posterior_predictive_check,
@@ -82,6 +86,7 @@ __all__ = [
     "BradleyTerry",
     "leaderboard_table",
     "plot_leaderboard",
+    "PartisanScreen",
     "filter_votes",
     "filter_fdr",
     "filter_credible",

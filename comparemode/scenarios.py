@@ -342,7 +342,7 @@ def simulate_arena(n_users: int = 3000, n_models: int = 30, *, careless: float =
         raise ConfigError(f"n_models must be an integer from 3 to 10,000, got {n_models!r}")
     if not (0 <= careless < 1 and 0 <= partisans < 1 and 0 <= ties < 1):
         raise ConfigError("careless, partisans and ties are shares in [0, 1)")
-    if not (1 <= target_rank <= n_models):
+    if partisans > 0 and not (1 <= target_rank <= n_models):
         raise ConfigError(f"target_rank must lie in 1 .. {n_models}, got {target_rank!r}")
     rng = np.random.default_rng(random_seed)
     beta = rng.standard_normal(n_models)

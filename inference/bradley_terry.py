@@ -208,7 +208,8 @@ class BradleyTerry:
         ``elo_anchor``: a number (the mean rating) or ``(model, rating)``.
 
     ``fit(votes)`` takes a votes table (with ``weights``, one non-negative weight per vote) or
-    :class:`~comparemode.models.counts.VoteCounts`. Results: ``strengths_`` (log-strengths by
+    :class:`~comparemode.models.counts.VoteCounts` (``weights``: one per counts entry, each
+    multiplying the entry's votes). Results: ``strengths_`` (log-strengths by
     model, mean zero, sorted strongest first), ``cov_`` (the sandwich covariance of the centred
     strengths, with ``interval="sandwich"``), ``leaderboard_`` (rank, strength, lower, upper,
     rank_best, rank_worst, wins, decisive, ties; on the chosen scale), ``n_iter_``,
@@ -246,23 +247,14 @@ class BradleyTerry:
         """The votes as weighted units: (user, model_a, model_b, outcome, weight) codes, the
         model names and the user count; a unit is a vote, or an entry of the counts."""
         if isinstance(votes, VoteCounts):
-            if weights is not None:
-                raise ConfigError("weights= are per vote: give the votes, not vote counts")
+            w = votes.count * _check_weights(weights, votes.count.size, "counts entry", "entries")
             ctx = votes.contexts
             return (votes.user, ctx[MODEL_A].to_numpy()[votes.context], ctx[MODEL_B].to_numpy()[votes.context], votes.outcome,
-                    votes.count.astype(float), pd.Index(votes.models.astype(str), name="model"), votes.n_users)
+                    w, pd.Index(votes.models.astype(str), name="model"), votes.n_users)
         votes = validate_votes(votes)
         n = len(votes)
         codes, models = pd.factorize(np.concatenate([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]))
-        if weights is None:
-            w = np.ones(n)
-        else:
-            try:
-                w = np.asarray(weights, dtype=float)
-            except (TypeError, ValueError):
-                raise ConfigError(f"weights must be numbers, one per vote; got values such as {list(weights)[:5]!r}") from None
-            if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any():
-                raise ConfigError(f"weights must be one finite, non-negative number per vote ({n:,} votes); got shape {w.shape}")
+        w = _check_weights(weights, n, "vote", "votes")
         user, users = pd.factorize(votes[USER], sort=False) if self.interval is not None else (np.zeros(n, np.int64), [0])
         return user, codes[:n], codes[n:], outcome_codes(votes[WINNER]), w, pd.Index(models.astype(str), name="model"), len(users)
 
@@ -342,6 +334,19 @@ class BradleyTerry:
         self.boot_strengths_ = draws
         q = (1.0 - self.level) / 2.0
         return np.quantile(draws, q, axis=0), np.quantile(draws, 1.0 - q, axis=0)
+
+
+def _check_weights(weights, n: int, unit: str, units: str) -> np.ndarray:
+    """One finite, non-negative weight per unit (ones when None)."""
+    if weights is None:
+        return np.ones(n)
+    try:
+        w = np.asarray(weights, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"weights must be numbers, one per {unit}; got values such as {list(weights)[:5]!r}") from None
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ConfigError(f"weights must be one finite, non-negative number per {unit} ({n:,} {units}); got shape {w.shape}")
+    return w
 
 
 def fit_bradley_terry(votes, *, ties: str = "drop", weights=None, prior_games: float = DEFAULT_PRIOR_GAMES, max_iter: int = 100, tol: float = 1e-10) -> pd.Series:

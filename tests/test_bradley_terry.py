@@ -124,8 +124,12 @@ def test_counts_and_votes_give_the_same_strengths_and_intervals():
         np.testing.assert_allclose(v.strengths_.to_numpy(), c.strengths_.reindex(v.strengths_.index).to_numpy(), atol=1e-10)
         cols = ["lower", "upper", "wins", "decisive", "ties"]
         np.testing.assert_allclose(v.leaderboard_[cols].to_numpy(float), c.leaderboard_.loc[v.leaderboard_.index, cols].to_numpy(float), atol=1e-9)
-    with pytest.raises(ConfigError, match="weights"):
-        cm.BradleyTerry().fit(cm.count_votes(votes), weights=np.ones(len(votes)))
+    counts = cm.count_votes(votes)
+    with pytest.raises(ConfigError, match="per counts entry"):
+        cm.BradleyTerry().fit(counts, weights=np.ones(len(votes)))
+    # a weight per counts entry multiplies its votes: doubling every entry is halving the virtual games
+    twice = cm.BradleyTerry(interval=None).fit(counts, weights=np.full(counts.count.size, 2.0)).strengths_
+    np.testing.assert_allclose(twice.to_numpy(), cm.BradleyTerry(interval=None, prior_games=0.5).fit(counts).strengths_.reindex(twice.index).to_numpy(), atol=1e-9)
 
 
 def test_user_clustered_intervals_cover_where_vote_level_ones_would_not():

@@ -205,8 +205,10 @@ def test_every_fitter_takes_counts():
         assert model is not None
     with pytest.raises(ConfigError, match="keep no order"):
         cm.TwoTypeEM().fit(c2, order="time", **sim.reference)
-    with pytest.raises(ConfigError, match="per vote"):
+    # weights of counts are one per counts entry (issue 14: the robust leaderboard weights them)
+    with pytest.raises(ConfigError, match="per counts entry"):
         cm.fit_bradley_terry(cm_, weights=np.ones(len(many.votes)))
+    pd.testing.assert_series_equal(cm.fit_bradley_terry(cm_, weights=np.ones(cm_.count.size)), bt_c)
 
 
 # --------------------------------------------------------------------------- the command line
