@@ -32,6 +32,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from comparemode._progress import Progress
 from comparemode.constants import (
@@ -60,6 +61,8 @@ from comparemode.reference import Reference
 
 __all__ = ["JointEM", "encode_joint"]
 
+#: Bootstrap intervals of the joint EM leaderboard (``JointEM.bootstrap_leaderboard``).
+BOOTSTRAP_KINDS = ("normal", "basic", "percentile")
 #: Bounds on Davidson's log tie parameter (nu from 1e-8 to e^10).
 _LOG_NU_MIN, _LOG_NU_MAX = math.log(1e-8), 10.0
 
@@ -402,17 +405,24 @@ class JointEM(TwoTypeEM):
         return self
 
     def bootstrap_leaderboard(self, n_boot: int = 200, *, level: float = LEADERBOARD_LEVEL, random_seed: int | None = 0, scale: str = "bt",
-                              elo_anchor=ELO_ANCHOR, verbose: bool | None = None) -> pd.DataFrame:
+                              elo_anchor=ELO_ANCHOR, kind: str = "normal", verbose: bool | None = None) -> pd.DataFrame:
         """The leaderboard with user-clustered bootstrap intervals: the users are resampled with
         replacement ``n_boot`` times (a user's votes stay together: they are not independent of
         each other), the joint EM refitted on each resample from this fit's estimates (one
-        start, no misfit checks), and the ``level`` percentile interval of each centred strength
-        reported, with Arena's rank interval (:func:`~comparemode.inference.leaderboard.
+        start, no misfit checks), and a ``level`` interval of each centred strength reported, with
+        Arena's rank interval. ``kind``: ``"normal"`` (the default: the estimate plus or minus
+        the normal quantile times the replicates' standard deviation), ``"basic"`` (the
+        replicates' quantiles reflected about the estimate) or ``"percentile"`` (their
+        quantiles, as Chatbot Arena publishes them). On simulated arenas the percentile interval
+        covers the true strengths less often than it says (``benchmarks/leaderboard.py``); the
+        other two correct, to first order, the joint EM's pull of the strengths towards zero (:func:`~comparemode.inference.leaderboard.
         rank_intervals`). Sets and returns ``leaderboard_``; the replicates are kept as
         ``boot_strengths_`` (one row per resample). A resample in which the strengths are not
         identifiable (possible with ``prior_games=0``) is drawn again; ``attrs["n_redrawn"]``
         counts them."""
         counts = self._fitted("_counts")
+        if kind not in BOOTSTRAP_KINDS:
+            raise ConfigError(f"kind must be one of {BOOTSTRAP_KINDS}, got {kind!r}")
         if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 20:
             raise ConfigError(f"n_boot must be an integer of at least 20 (percentile intervals need replicates), got {n_boot!r}")
         if not (isinstance(level, float) and 0 < level < 1):
@@ -442,10 +452,18 @@ class JointEM(TwoTypeEM):
                 progress(f"bootstrap: {len(draws)}/{n_boot} resamples of the users ({time.perf_counter() - t0:.1f}s)")
         self.boot_strengths_ = pd.DataFrame(np.array(draws), columns=models)
         q = (1.0 - level) / 2.0
-        lower, upper = self.boot_strengths_.quantile(q).to_numpy(), self.boot_strengths_.quantile(1.0 - q).to_numpy()
+        est = self.strengths_.to_numpy(dtype=float)
+        lo_q, hi_q = self.boot_strengths_.quantile(q).to_numpy(), self.boot_strengths_.quantile(1.0 - q).to_numpy()
+        if kind == "percentile":
+            lower, upper = lo_q, hi_q
+        elif kind == "basic":
+            lower, upper = 2.0 * est - hi_q, 2.0 * est - lo_q
+        else:
+            half = norm.ppf(1.0 - q) * self.boot_strengths_.std(ddof=1).to_numpy()
+            lower, upper = est - half, est + half
         self.leaderboard_ = leaderboard_table(self.strengths_, lower, upper, **self._votes_per_model, scale=scale, elo_anchor=elo_anchor, level=level,
-                                              interval="bootstrap", tie_rule=self.ties_)
-        self.leaderboard_.attrs.update(n_boot=int(n_boot), n_redrawn=redrawn, random_seed=random_seed)
+                                              interval=f"bootstrap ({kind})", tie_rule=self.ties_)
+        self.leaderboard_.attrs.update(n_boot=int(n_boot), n_redrawn=redrawn, random_seed=random_seed, bootstrap=kind)
         return self.leaderboard_
 
     def _users_table(self, stats, pat, problem, p, user_index):

@@ -60,7 +60,16 @@ def test_joint_bootstrap_intervals_are_reproducible_and_rank_intervals_nest():
     pd.testing.assert_frame_equal(board, again)
     assert (board["lower"] < board["upper"]).all()
     assert (board["rank_best"] <= board["rank"]).all() and (board["rank"] <= board["rank_worst"]).all()
-    assert board.attrs["interval"] == "bootstrap" and board.attrs["level"] == 0.95 and board.attrs["n_boot"] == 40
+    assert board.attrs["interval"] == "bootstrap (normal)" and board.attrs["level"] == 0.95 and board.attrs["n_boot"] == 40
+    draws, est = em.boot_strengths_[board.index], em.strengths_.reindex(board.index)
+    np.testing.assert_allclose(board["upper"] - est, 1.959963984540054 * draws.std(ddof=1), rtol=1e-12)
+    pct = em.bootstrap_leaderboard(n_boot=40, random_seed=5, kind="percentile").loc[board.index]
+    np.testing.assert_allclose(pct["lower"], draws.quantile(0.025), rtol=1e-12)
+    basic = em.bootstrap_leaderboard(n_boot=40, random_seed=5, kind="basic").loc[board.index]
+    np.testing.assert_allclose(basic["upper"], 2 * est - draws.quantile(0.025), rtol=1e-12)
+    with pytest.raises(cm.errors.ConfigError, match="kind must be one of"):
+        em.bootstrap_leaderboard(n_boot=40, kind="bca")
+    board = em.bootstrap_leaderboard(n_boot=40, random_seed=5)
     elo = em.bootstrap_leaderboard(n_boot=40, random_seed=5, scale="elo")
     np.testing.assert_allclose((elo["upper"] - elo["lower"]).to_numpy(), 400 / np.log(10) * (board["upper"] - board["lower"]).to_numpy())
     with pytest.raises(cm.errors.ConfigError, match="n_boot"):
