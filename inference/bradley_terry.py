@@ -47,7 +47,7 @@ from comparemode.constants import (
 )
 from comparemode.data import validate_votes
 from comparemode.errors import ConfigError, NotIdentifiableError
-from comparemode.inference.leaderboard import leaderboard_table
+from comparemode.inference.leaderboard import leaderboard_table, model_vote_counts
 from comparemode.models.counts import VoteCounts, outcome_codes
 
 __all__ = [
@@ -287,12 +287,8 @@ class BradleyTerry:
             lower, upper = beta - half, beta + half
         elif self.interval == "bootstrap":
             lower, upper = self._bootstrap(beta, n_models, prior)
-        n_unit = votes.count.astype(float) if isinstance(votes, VoteCounts) else np.ones(outcome.size)  # votes, not weights
-        dec = ~tie
-        wins = np.bincount(np.where(outcome == CODE_A, a, b)[dec], weights=n_unit[dec], minlength=n_models)
-        games = np.bincount(a[dec], weights=n_unit[dec], minlength=n_models) + np.bincount(b[dec], weights=n_unit[dec], minlength=n_models)
-        ties = np.bincount(a[tie], weights=n_unit[tie], minlength=n_models) + np.bincount(b[tie], weights=n_unit[tie], minlength=n_models)
-        self.leaderboard_ = leaderboard_table(pd.Series(beta, index=models), lower, upper, wins=wins, decisive=games, ties=ties,
+        per_model = model_vote_counts(a, b, outcome, n_models, votes.count if isinstance(votes, VoteCounts) else None)  # votes, not weights
+        self.leaderboard_ = leaderboard_table(pd.Series(beta, index=models), lower, upper, **per_model,
                                               scale=self.scale, elo_anchor=self.elo_anchor, level=self.level if self.interval else None,
                                               interval=self.interval)
         self.strengths_ = pd.Series(beta, index=models, name="strength").loc[self.leaderboard_.index]

@@ -344,11 +344,12 @@ class TwoTypeEM:
         """``(counts, reference, time order)`` through the front door
         (:func:`comparemode.counting.count_and_resolve`), the votes' row order kept for the
         drift check; counts (and lazy votes, counted on Dask) keep no order."""
-        ordered = not (is_lazy_input(votes) or isinstance(votes, VoteCounts))
+        lazy = is_lazy_input(votes)
+        ordered = not (lazy or isinstance(votes, VoteCounts))
         if not ordered and order is not None:
             raise ConfigError("order= orders the votes in time, and vote counts keep no order: fit the votes in memory to check for drift")
         counts, ref, table = count_and_resolve(votes, keep_rows=ordered, progress=progress, **reference)
-        if is_lazy_input(votes):
+        if lazy:
             self.n_passes_ = 1
         else:
             self.__dict__.pop("n_passes_", None)  # a previous Dask fit's count does not describe this one

@@ -52,14 +52,14 @@ from comparemode.inference.bradley_terry import (
     log_sigmoid,
 )
 from comparemode.inference.em import TwoTypeEM
-from comparemode.inference.leaderboard import leaderboard_table
+from comparemode.inference.leaderboard import leaderboard_table, model_vote_counts
 from comparemode.inference.steps import Problem
 from comparemode.models.counts import VoteCounts, count_votes
 from comparemode.models.likelihood import JOINT_TIE_MODES, davidson_logp
 from comparemode.models.stats import EncodedVotes, Patterns
 from comparemode.reference import Reference
 
-__all__ = ["JointEM", "encode_joint"]
+__all__ = ["JointEM", "encode_joint", "careless_first_rate"]
 
 #: Bootstrap intervals of the joint EM leaderboard (``JointEM.bootstrap_leaderboard``).
 BOOTSTRAP_KINDS = ("normal", "basic", "percentile")
@@ -192,6 +192,21 @@ def _resample_users(counts: VoteCounts, order: np.ndarray, starts: np.ndarray, r
     offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     take = order[np.repeat(starts[chosen], sizes) + offsets]
     return VoteCounts(np.arange(counts.n_users), counts.models, counts.contexts, new_user, counts.context[take], counts.outcome[take], counts.count[take])
+
+
+def careless_first_rate(careless: str, p: dict, n_first, n_decisive) -> np.ndarray:
+    """Each user's plug-in first-position rate if careless: the posterior mean
+    ``(a + f) / (a + b + d)`` (``careless="beta"``, ``p["careless_first"] = (a, b)``), the
+    shared rate or 1/2; ``n_first``/``n_decisive`` per user (``p`` as ``user_params()``)."""
+    n_dec = np.asarray(n_decisive, dtype=float)
+    if careless == "beta":
+        ca, cb = p["careless_first"]
+        rho = (ca + np.asarray(n_first, dtype=float)) / (ca + cb + n_dec)
+    elif careless == "shared":
+        rho = np.full(n_dec.shape, float(p["careless_first"]))
+    else:
+        rho = np.full(n_dec.shape, 0.5)
+    return np.clip(rho, 1e-12, 1 - 1e-12)
 
 
 class _JointProblem(Problem):
@@ -392,15 +407,9 @@ class JointEM(TwoTypeEM):
         beta = self._problem_params["strengths"]
         d = self._design
         self.strengths_ = pd.Series(beta - beta.mean(), index=d["models"], name="strength")
-        winner = np.where(d["a_won"], d["a"], d["b"])
         n_models = len(d["models"])
-        tie = d["all_outcome"] == CODE_TIE
         nan = np.full(n_models, np.nan)
-        self._votes_per_model = {
-            "wins": np.bincount(winner, minlength=n_models),
-            "decisive": np.bincount(d["a"], minlength=n_models) + np.bincount(d["b"], minlength=n_models),
-            "ties": np.bincount(d["all_a"][tie], minlength=n_models) + np.bincount(d["all_b"][tie], minlength=n_models),
-        }
+        self._votes_per_model = model_vote_counts(d["all_a"], d["all_b"], d["all_outcome"], n_models)
         self.leaderboard_ = leaderboard_table(self.strengths_, nan, nan, **self._votes_per_model, tie_rule=self.ties_)
         return self
 
@@ -495,17 +504,7 @@ class JointEM(TwoTypeEM):
         return cached if cached is not None else super()._favoured_counts(stats, p)
 
     def _careless_rate(self, stats, p) -> np.ndarray:
-        """Each user's plug-in first-position rate if careless: the posterior mean
-        ``(a + f) / (a + b + d)`` (``"beta"``), the shared rate or 1/2."""
-        n_dec = (stats.n - stats.t).astype(float)
-        if self.careless == "beta":
-            ca, cb = p["careless_first"]
-            rho = (ca + stats.f) / (ca + cb + n_dec)
-        elif self.careless == "shared":
-            rho = np.full(n_dec.shape, float(p["careless_first"]))
-        else:
-            rho = np.full(n_dec.shape, 0.5)
-        return np.clip(rho, 1e-12, 1 - 1e-12)
+        return careless_first_rate(self.careless, p, stats.f, stats.n - stats.t)
 
     def _params_series(self, p, ref, ties):
         q = {k: v for k, v in p.items() if k not in ("strengths", "log_nu")}

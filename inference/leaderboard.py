@@ -22,12 +22,28 @@ import math
 import numpy as np
 import pandas as pd
 
-from comparemode.constants import ELO_ANCHOR, ELO_SCALE
+from comparemode.constants import CODE_A, CODE_TIE, ELO_ANCHOR, ELO_SCALE
 from comparemode.errors import ConfigError
 
-__all__ = ["leaderboard_table", "rank_intervals", "to_elo", "plot_leaderboard", "LEADERBOARD_SCALES"]
+__all__ = ["leaderboard_table", "model_vote_counts", "rank_intervals", "to_elo", "plot_leaderboard", "LEADERBOARD_SCALES"]
 
 LEADERBOARD_SCALES = ("bt", "elo")
+
+
+def model_vote_counts(a, b, outcome, n_models: int, count=None) -> dict:
+    """Per model, the votes behind a leaderboard row: ``wins`` and ``decisive`` votes, and
+    ``ties``, from each vote's (or counts entry's) model codes ``a``, ``b`` and outcome code;
+    ``count``: votes per entry (1 each when None)."""
+    a, b, outcome = np.asarray(a), np.asarray(b), np.asarray(outcome)
+    count = np.ones(outcome.size) if count is None else np.asarray(count, dtype=float)
+    tie = outcome == CODE_TIE
+    dec = ~tie
+
+    def per_model(mask):
+        return np.bincount(a[mask], weights=count[mask], minlength=n_models) + np.bincount(b[mask], weights=count[mask], minlength=n_models)
+
+    wins = np.bincount(np.where(outcome == CODE_A, a, b)[dec], weights=count[dec], minlength=n_models)
+    return {"wins": wins, "decisive": per_model(dec), "ties": per_model(tie)}
 
 
 def rank_intervals(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

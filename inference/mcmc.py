@@ -34,7 +34,7 @@ from comparemode.errors import ConfigError, MuError, NotFittedError
 from comparemode.inference.diagnostics import sampler_diagnostics
 from comparemode.inference.em import TwoTypeEM
 from comparemode.inference.joint import JointEM, encode_joint
-from comparemode.inference.leaderboard import leaderboard_table
+from comparemode.inference.leaderboard import leaderboard_table, model_vote_counts
 from comparemode.inference.misfit import favoured_counts, favoured_from_counts
 from comparemode.inference.sampling import (
     DEFAULT_SAMPLER_CONFIG,
@@ -474,12 +474,10 @@ class BayesianTwoType:
         draws = draws - draws.mean(axis=-1, keepdims=True)
         bounds = np.asarray(az.hdi(xr.DataArray(draws, dims=("chain", "draw", "model")), prob=interval_prob).values)
         flat = draws.reshape(-1, len(models))
-        d, n = getattr(self, "_joint_design", None), len(models)
+        d = getattr(self, "_joint_design", None)
         counts = dict.fromkeys(("wins", "decisive", "ties"))  # unknown for a model loaded from a file
         if d is not None:
-            winner, tie = np.where(d["a_won"], d["a"], d["b"]), d["all_outcome"] == 2
-            counts = {"wins": np.bincount(winner, minlength=n), "decisive": np.bincount(d["a"], minlength=n) + np.bincount(d["b"], minlength=n),
-                      "ties": np.bincount(d["all_a"][tie], minlength=n) + np.bincount(d["all_b"][tie], minlength=n)}
+            counts = model_vote_counts(d["all_a"], d["all_b"], d["all_outcome"], len(models))
         table = leaderboard_table(
             pd.Series(flat.mean(axis=0), index=models), bounds[:, 0], bounds[:, 1], **counts,
             scale=scale, elo_anchor=elo_anchor, level=interval_prob, interval="hdi", tie_rule=self.model_config["ties"],

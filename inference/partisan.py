@@ -50,6 +50,7 @@ from comparemode.constants import CODE_A, CODE_TIE, LEADERBOARD_LEVEL, MODEL_A, 
 from comparemode.counting import count_votes
 from comparemode.errors import ConfigError, NotFittedError
 from comparemode.inference.bradley_terry import BradleyTerry, log_sigmoid
+from comparemode.inference.joint import careless_first_rate
 from comparemode.models.counts import VoteCounts
 
 __all__ = ["PartisanScreen", "PARTISAN_LEVEL"]
@@ -107,14 +108,20 @@ class PartisanScreen:
         self._rows = _Rows(np.concatenate([u, u]), np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([won_a, ~won_a]),
                            np.concatenate([n_dec, n_dec]), np.concatenate([np.ones(u.size, bool), np.zeros(u.size, bool)]), n_models)
         rows = self._rows
-        shown = np.bincount(rows.key_of, weights=rows.n, minlength=rows.key_user.size)
+        shown = np.bincount(rows.key_of, weights=rows.n, minlength=rows.key_user.size)  # per (user, model) key
+        picks = np.bincount(rows.key_of, weights=rows.n * rows.picked, minlength=rows.key_user.size)
         self._eligible = shown >= self.min_shown  # a partisan for m shows it: fewer views cannot tell
+        self._entry_keys = self._keys_of_entries(counts, m_of)
         p_att = users["p_attentive"].to_numpy(dtype=float)
         l_att0 = users["loglik_attentive"].to_numpy(dtype=float)
         l_care = users["loglik_careless"].to_numpy(dtype=float)
         pi = float(params["pi"])
         beta0 = strengths.to_numpy(dtype=float)
-        dec_att0 = np.bincount(u, weights=n_dec * np.where(won_a, log_sigmoid(beta0[a] - beta0[b]), log_sigmoid(beta0[b] - beta0[a])), minlength=n_users)
+
+        def decisive_attentive(beta):  # per user, the attentive log-likelihood of the decisive picks
+            return np.bincount(u, weights=n_dec * np.where(won_a, log_sigmoid(beta[a] - beta[b]), log_sigmoid(beta[b] - beta[a])), minlength=n_users)
+
+        dec_att0 = decisive_attentive(beta0)
         # the EM: shares of partisans per activity band and model, q, strengths
         self._band = np.searchsorted(np.asarray(ACTIVITY_BANDS), users["n_votes"].to_numpy(), side="right")
         n_bands = len(ACTIVITY_BANDS) + 1
@@ -123,18 +130,15 @@ class PartisanScreen:
         key_band = self._band[rows.key_user]
         bt = BradleyTerry(ties=self.ties, prior_games=self.prior_games, interval=None)
         for it in range(1, self.max_iter + 1):
-            dec_att = np.bincount(u, weights=n_dec * np.where(won_a, log_sigmoid(beta[a] - beta[b]), log_sigmoid(beta[b] - beta[a])), minlength=n_users)
-            l_att = l_att0 - dec_att0 + dec_att
+            l_att = l_att0 - dec_att0 + decisive_attentive(beta)
             post_a, post_c, r, untested = self._posteriors(l_att, l_care, pi, shares, q, beta)
             cell = key_band * n_models + rows.key_model
             seen_r = np.bincount(cell, weights=r, minlength=n_bands * n_models).reshape(n_bands, n_models)
             seen_u = np.bincount(cell, weights=untested[rows.key_user], minlength=n_bands * n_models).reshape(n_bands, n_models)
             all_u = np.bincount(self._band, weights=untested, minlength=n_bands)[:, None]
             new_shares = (seen_r + shares * (all_u - seen_u)) / np.maximum(band_size, 1.0)[:, None]
-            picks = np.bincount(rows.key_of, weights=rows.n * rows.picked, minlength=rows.key_user.size)
-            shown = np.bincount(rows.key_of, weights=rows.n, minlength=rows.key_user.size)
             new_q = min(max(float(np.dot(r, picks) / max(np.dot(r, shown), 1e-300)), _Q_BOUNDS[0]), _Q_BOUNDS[1])
-            weights = self._vote_weights(counts, post_c, r, m_of)
+            weights = self._vote_weights(counts, post_c, r)
             new_beta = bt.fit(counts, weights=weights).strengths_.reindex(models).to_numpy()
             change = max(float(np.max(np.abs(new_shares - shares))), abs(new_q - q), float(np.max(np.abs(new_beta - beta))))
             shares, q, beta = np.maximum(new_shares, 1e-12), new_q, new_beta
@@ -145,8 +149,9 @@ class PartisanScreen:
         self.q_ = q
         labels = [f"{lo}-{hi - 1}" for lo, hi in zip((1, *ACTIVITY_BANDS), ACTIVITY_BANDS)] + [f"{ACTIVITY_BANDS[-1]}+"]
         self.shares_ = pd.DataFrame(shares, index=pd.Index(labels, name="votes per user"), columns=models)
-        self.users_ = self._users_table(users.index, models, r, post_a, post_c, p_att, beta, params, users)
-        weights = self._vote_weights(counts, post_c, r, m_of)
+        rho = careless_first_rate(joint.careless, joint.user_params(), users["n_first"], users["n_decisive"])
+        self.users_ = self._users_table(users.index, models, r, post_a, post_c, p_att, beta, rho)
+        weights = self._vote_weights(counts, post_c, r)
         robust = BradleyTerry(ties=self.ties, prior_games=self.prior_games, interval="sandwich", level=self.interval_level)
         self.leaderboard_ = robust.fit(counts, weights=weights).leaderboard_
         self.leaderboard_.attrs["weights"] = "P(attentive or partisan for another model) per vote (PartisanScreen)"
@@ -178,20 +183,28 @@ class PartisanScreen:
         untested_per_share = np.exp(l_att - log_z)  # times a share: the posterior of a partisan for an unseen model
         return np.exp(log_a - log_z), np.exp(log_c - log_z), r, untested_per_share
 
-    def _vote_weights(self, counts, post_c, r, m_of):
+    def _keys_of_entries(self, counts, m_of) -> np.ndarray:
+        """For each counts entry and each of its two models (shape ``(2, entries)``), the row of
+        its (user, model) key in the posteriors, or ``-1`` where the user never voted
+        decisively with that model shown."""
+        rows = self._rows
+        keys = rows.key_user.astype(np.int64) * rows.n_models + rows.key_model  # sorted (np.unique)
+        out = np.empty((2, counts.count.size), dtype=np.intp)
+        for i, side in enumerate((MODEL_A, MODEL_B)):
+            key = counts.user.astype(np.int64) * rows.n_models + m_of[counts.contexts[side].to_numpy()][counts.context]
+            at = np.minimum(np.searchsorted(keys, key), keys.size - 1)
+            out[i] = np.where(keys[at] == key, at, -1)
+        return out
+
+    def _vote_weights(self, counts, post_c, r):
         """Per counts entry, the posterior that its user cast it as an attentive user would:
         ``1 - P(careless) - P(partisan for either model in the vote)`` (a partisan for a model
         not in the vote votes attentively)."""
-        rows = self._rows
-        lookup = pd.Series(r, index=rows.key_user.astype(np.int64) * rows.n_models + rows.key_model)
-        ctx = counts.contexts
-        out = 1.0 - post_c[counts.user]
-        for side in (MODEL_A, MODEL_B):
-            model = m_of[ctx[side].to_numpy()][counts.context]
-            out -= lookup.reindex(counts.user.astype(np.int64) * rows.n_models + model).fillna(0.0).to_numpy()
+        r_or_0 = np.append(r, 0.0)  # key -1: never shown decisively, no partisan posterior
+        out = 1.0 - post_c[counts.user] - r_or_0[self._entry_keys[0]] - r_or_0[self._entry_keys[1]]
         return np.clip(out, 0.0, 1.0)
 
-    def _users_table(self, index, models, r, post_a, post_c, p_att, beta, params, users):
+    def _users_table(self, index, models, r, post_a, post_c, p_att, beta, rho):
         rows = self._rows
         n_users = index.size
         p_partisan = np.bincount(rows.key_user, weights=r, minlength=n_users)
@@ -202,25 +215,23 @@ class PartisanScreen:
         target = np.full(n_users, None, dtype=object)
         target[rows.key_user[best]] = models.to_numpy(dtype=object)[rows.key_model[best]]
         # the test: picks of the suspected model under the user's honest mixture, per vote
-        ca, cb = params.get("careless_first_a", np.nan), params.get("careless_first_b", np.nan)
-        if np.isfinite(ca) and np.isfinite(cb):
-            rho = ((ca + users["n_first"]) / (ca + cb + users["n_decisive"])).to_numpy(dtype=float)
-        else:
-            rho = np.full(n_users, float(params.get("careless_first", 0.5)))
-        p_value, picks, expected, shown = np.full(n_users, np.nan), np.zeros(n_users), np.zeros(n_users), np.zeros(n_users)
         n_tested = np.bincount(rows.key_user, minlength=n_users)
         chosen_key = np.full(n_users, -1)
         chosen_key[rows.key_user[best]] = best
-        row_key = rows.key_of
-        sel = chosen_key[rows.user] == row_key
+        sel = chosen_key[rows.user] == rows.key_of
         pu, pm, po, pick, cnt, first_shown = rows.user[sel], rows.model[sel], rows.opp[sel], rows.picked[sel], rows.n[sel].astype(np.int64), rows.first[sel]
         p0 = p_att[pu] * expit(beta[pm] - beta[po]) + (1.0 - p_att[pu]) * np.where(first_shown, rho[pu], 1.0 - rho[pu])
-        for user_id in np.unique(pu[p_partisan[pu] >= _TESTED]):  # the test where the posterior suspects at all
-            s = pu == user_id
-            probs = np.repeat(p0[s], cnt[s])
-            k = int(np.sum(cnt[s] * pick[s]))
-            picks[user_id], expected[user_id], shown[user_id] = k, float(probs.sum()), int(cnt[s].sum())
-            p_value[user_id] = min(1.0, _poisson_binomial_tail(probs, k) * max(int(n_tested[user_id]), 1))
+        picks = np.bincount(pu, weights=cnt * pick, minlength=n_users)
+        shown = np.bincount(pu, weights=cnt, minlength=n_users)
+        expected = np.bincount(pu, weights=cnt * p0, minlength=n_users)
+        p_value = np.full(n_users, np.nan)
+        order = np.argsort(pu, kind="stable")
+        bounds = np.searchsorted(pu[order], np.arange(n_users + 1))
+        for user_id in np.flatnonzero(p_partisan >= _TESTED):  # the test where the posterior suspects at all
+            rows_of_user = order[bounds[user_id] : bounds[user_id + 1]]
+            if rows_of_user.size:
+                probs = np.repeat(p0[rows_of_user], cnt[rows_of_user])
+                p_value[user_id] = min(1.0, _poisson_binomial_tail(probs, int(picks[user_id])) * max(int(n_tested[user_id]), 1))
         table = pd.DataFrame(
             {"p_partisan": p_partisan, "target": target, "target_shown": shown, "target_picks": picks, "target_picks_expected": expected,
              "p_value": p_value, "p_attentive": post_a, "p_careless": post_c},
