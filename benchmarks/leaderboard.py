@@ -35,6 +35,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 import comparemode as cm
+from comparemode.inference.diagnostics import diagnostics_passed
 from comparemode.scenarios import simulate_arena
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ def share(hits: list) -> str:
 
 def coverage(args) -> None:
     print(f"\n1. Coverage of 95% intervals: {args.coverage} data sets x 30 models (2,000 users, 25% careless, no partisans)")
-    joint, plain, bayes = {"normal": [], "basic": [], "percentile": []}, [], []
+    joint, plain, bayes, passed = {"normal": [], "basic": [], "percentile": []}, [], [], []
     t0 = time.perf_counter()
     for seed in range(args.coverage):
         arena = simulate_arena(2000, 30, careless=0.25, random_seed=seed)
@@ -71,13 +72,16 @@ def coverage(args) -> None:
             model.fit(arena.votes)
             hdi = model.leaderboard(interval_prob=0.95)
             bayes.append(covered(hdi.rename(columns={c: c.replace("hdi_", "") for c in hdi.columns}), arena.strengths))
+            passed.append(diagnostics_passed(model.diagnostics()))
         if args.verbose:
-            print(f"   data set {seed + 1}: joint {joint['normal'][-1].mean():.2f}, plain {plain[-1].mean():.2f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            extra = f", Bayes {bayes[-1].mean():.2f} (diagnostics {'pass' if passed[-1] else 'FAIL'})" if seed < args.bayes else ""
+            print(f"   data set {seed + 1}: joint {joint['normal'][-1].mean():.2f}, plain {plain[-1].mean():.2f}{extra} ({time.perf_counter() - t0:.0f} s)", flush=True)
     for kind, hits in joint.items():
         print(f"   joint EM, user bootstrap ({args.boot} resamples), {kind:<10}: {share(hits)}   target 0.93-0.97")
     print(f"   plain Bradley-Terry, user sandwich:            {share(plain)}   (careless votes shrink it: no target)")
     if bayes:
         print(f"   Bayesian joint model, 95% HDI ({len(bayes)} data sets):  {share(bayes)}   target 0.93-0.97")
+        print(f"   sampler diagnostics passed on {sum(passed)} of {len(passed)} data sets")
     print(f"   ({time.perf_counter() - t0:.0f} s)")
 
 

@@ -32,16 +32,21 @@ Main entry points:
   continuous-quality models), :func:`posterior_predictive_check`, :func:`compare_models`
   (user-level PSIS-LOO with a verdict), :func:`sampler_diagnostics`;
 - :func:`write_report`: the posterior diagnostic report as one HTML file;
+- :mod:`datasets`: data that ship with the package, read offline
+  (``datasets.load_llmfao()``: LLMFAO's real crowd votes, GPT-4 verdicts and response texts);
+- :func:`to_preference_pairs`, :func:`write_preference_pairs`: kept votes as training pairs
+  (``prompt``, ``chosen``, ``rejected``, ``weight``, ``label_flip_prob``) for TRL / datasets;
 - :func:`read_results`: a ``comparemode run`` results directory, trusted only with a complete
   manifest.
 """
 
-from comparemode import errors, scenarios
+from comparemode import datasets, errors, scenarios
 from comparemode._output import read_results
 from comparemode._version import __version__  # noqa: E402  (one source: pyproject.toml)
 from comparemode.constants import DEFAULT_THRESHOLD, INTERVAL_PROB
 from comparemode.counting import count_votes
-from comparemode.data import load_votes, read_arena, read_llmfao, validate_votes
+from comparemode.data import load_votes, read_arena, read_llmfao, to_input_layout, validate_votes
+from comparemode.export import to_preference_pairs, write_preference_pairs
 from comparemode.inference.alternatives import BayesianAlternative, HomogeneousEM
 from comparemode.inference.bradley_terry import BradleyTerry, fit_bradley_terry
 from comparemode.inference.checks import EMvsMCMC, compare_em_mcmc
@@ -70,10 +75,14 @@ from comparemode.report import write_report
 
 __all__ = [
     "errors",
+    "datasets",
     "load_votes",
     "read_arena",
     "read_llmfao",
     "validate_votes",
+    "to_input_layout",
+    "to_preference_pairs",
+    "write_preference_pairs",
     "count_votes",
     "VoteCounts",
     "read_strengths",

@@ -46,6 +46,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
+
 from comparemode._atomic import file_mode  # noqa: F401  (re-exported: the mode a new file gets)
 from comparemode._version import __version__
 from comparemode.data import read_csv_text
@@ -421,8 +423,9 @@ def read_results(path) -> dict:
     """Read a ``comparemode run`` results directory, trusting it only when its manifest is
     complete and every file it lists has the listed size and SHA-256.
 
-    Returns ``{"users": DataFrame, "kept_votes": DataFrame, "summary": dict, "manifest": dict}``
-    (``"leaderboard"`` too where the run wrote one). User ids and model names are read as the
+    Returns ``{"users": DataFrame, "kept_votes": DataFrame, "dropped_votes": DataFrame,
+    "summary": dict, "manifest": dict}`` (``"leaderboard"`` too where the run wrote one), from
+    whichever format the run wrote (CSV, Parquet, JSON lines). User ids and model names are read as the
     text they were written as. Raises :class:`~comparemode.errors.ResultSetError` otherwise.
     """
     d = Path(path)
@@ -448,12 +451,22 @@ def read_results(path) -> dict:
         raise ResultSetError(f"{str(d)!r} holds files the manifest does not list: {extra}")
     out: dict = {"manifest": manifest}
     files = manifest["files"]
-    ids = ["user", "model_a", "model_b", "winner", "prompt_id", "model"]
-    for name, key in (("users.csv", "users"), ("kept_votes.csv", "kept_votes"), ("leaderboard.csv", "leaderboard")):
-        if name in files:
-            frame = read_csv_text(d / name, lambda cols: [c for c in cols if c in ids])
-            first = frame.columns[0]
-            out[key] = frame.set_index(first).rename_axis(None if str(first).startswith("Unnamed") else first)
     if "summary.json" in files:
         out["summary"] = json.loads((d / "summary.json").read_text(encoding="utf-8"))
+    layout = out.get("summary", {}).get("outputs", {}).get("layout", {}).get("columns", {})
+    ids = ["user", "model_a", "model_b", "winner", "prompt_id", "model"]
+    ids += [src for canon, src in layout.items() if canon in ids]  # the votes tables use the input's names
+    for key in ("users", "kept_votes", "dropped_votes", "leaderboard"):
+        for ext in ("csv", "parquet", "jsonl"):
+            name = f"{key}.{ext}"
+            if name not in files:
+                continue
+            if ext == "csv":
+                frame = read_csv_text(d / name, lambda cols: [c for c in cols if c in ids])
+            elif ext == "parquet":
+                frame = pd.read_parquet(d / name)
+            else:
+                frame = pd.read_json(d / name, lines=True, dtype=False)
+            first = frame.columns[0]
+            out[key] = frame.set_index(first).rename_axis(None if str(first).startswith("Unnamed") else first)
     return out

@@ -1,17 +1,23 @@
-"""Command line: ``comparemode run [VOTES] [options]``.
+"""Command line: ``comparemode run | count | report | export``.
 
-With a votes file, fits the two-type user model by EM, filters users and writes the per-user
-table, the kept votes and a JSON summary to ``--out``. Without one, runs on votes simulated
-from the package's own generative model and prints the true parameters against the
-recovered ones and the accuracy of the user classification.
+``run`` with a votes file fits the user model (the two-type EM; the joint EM on many models
+without a reference), filters users and writes to ``--out`` the per-user table, the kept and
+the dropped votes (in the input's own columns, with a weight and the decision per vote), the
+leaderboard where there is one, and a JSON summary; tables as CSV, Parquet or JSON lines
+(``--format``). Without a votes file it runs on votes simulated from the package's own
+generative model and prints the true parameters against the recovered ones. ``export`` turns
+a run's kept votes into preference pairs for training; ``count`` adds votes to a counts file;
+``report`` writes the HTML diagnostic report.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -23,25 +29,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from comparemode._output import COMMITTED, ResultSet, sha256_file, signals_held
-from comparemode._progress import Progress
+from comparemode._output import (
+    COMMITTED,
+    ResultSet,
+    read_results,
+    sha256_file,
+    signals_held,
+)
+from comparemode._progress import LOGGER, Progress, StderrHandler
 from comparemode._version import __version__
 from comparemode.constants import (
+    DEFAULT_FDR_ALPHA,
     DEFAULT_MAX_ITER,
     DEFAULT_N_STARTS,
-    DEFAULT_FDR_ALPHA,
     DEFAULT_THRESHOLD,
     DEFAULT_TOL,
     INTERVAL_PROB,
     PROGRESS_MIN_VOTES,
 )
 from comparemode.counting import count_votes
-from comparemode.data import is_dask_collection, load_votes
+from comparemode.data import is_dask_collection, load_votes, read_table, to_input_layout
 from comparemode.errors import ComparemodeError, ConfigError
+from comparemode.export import (
+    EXPORT_FORMATS,
+    LLMFAO_WIDE,
+    to_preference_pairs,
+    write_preference_pairs,
+)
 from comparemode.inference.continuous import ContinuousQuality
 from comparemode.inference.crossfit import filter_crossfit
 from comparemode.inference.em import TwoTypeEM
-from comparemode.inference.filter import filter_fdr, filter_votes
+from comparemode.inference.filter import FilterResult, filter_fdr, filter_votes
 from comparemode.inference.joint import JointEM
 from comparemode.inference.mcmc import BayesianTwoType
 from comparemode.models.counts import VoteCounts
@@ -50,7 +68,18 @@ from comparemode.report import write_report
 
 #: Resamples of the users behind the joint leaderboard's bootstrap intervals (``--boot``).
 DEFAULT_BOOT = 100
-OUTPUT_FILES = ("users.csv", "kept_votes.csv", "summary.json", "posterior.nc", "leaderboard.csv")
+#: Formats of the tables ``run`` writes (``--format``); ``auto`` is CSV up to
+#: :data:`PARQUET_ABOVE` input rows and Parquet above.
+TABLE_FORMATS = ("csv", "parquet", "jsonl")
+#: Above this many votes ``--format auto`` writes Parquet: a spreadsheet opens at most
+#: 1,048,576 rows, so a larger CSV is read by programs anyway, and formatting CSV text is then
+#: most of a run's time (Parquet writes the same table about ten times faster and smaller).
+PARQUET_ABOVE = 1_000_000
+TABLES = ("users", "kept_votes", "dropped_votes", "leaderboard")
+OUTPUT_FILES = tuple(f"{t}.{f}" for t in TABLES for f in TABLE_FORMATS) + ("summary.json", "posterior.nc")
+EXPORT_FILES = ("pairs.jsonl", "pairs.parquet", "summary.json")
+#: Input layouts (``--layout``), named so that a layout given to ``--format`` is told apart.
+LAYOUTS = ("auto", "canonical", "arena", "llmfao")
 
 
 def _mu_arg(text: str) -> dict:
@@ -93,10 +122,18 @@ def _merge_mu(values) -> dict | None:
     )
 
 
+def _table_format(text: str) -> str:
+    if text in LAYOUTS[1:]:
+        raise argparse.ArgumentTypeError(f"{text!r} is a layout of the votes, not an output format: --layout {text}")
+    if text not in ("auto",) + TABLE_FORMATS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one of auto, {', '.join(TABLE_FORMATS)}")
+    return text
+
+
 def _add_layout_args(p: argparse.ArgumentParser):
     """The layout of VOTES (shared by run, report and count); returns the group."""
     data = p.add_argument_group("input layout")
-    data.add_argument("--format", default="auto", choices=["auto", "canonical", "arena", "llmfao"], help="layout of VOTES")
+    data.add_argument("--layout", default="auto", choices=list(LAYOUTS), help="layout of VOTES (default: detected from its columns)")
     for canon in ("user", "model_a", "model_b", "winner", "prompt_id"):
         data.add_argument(
             f"--{canon.replace('_', '-')}-col",
@@ -114,7 +151,8 @@ def _add_input_args(p: argparse.ArgumentParser) -> None:
         "votes",
         nargs="?",
         metavar="VOTES",
-        help="votes file (CSV, Parquet, JSON lines, JSON; arena and LLMFAO layouts are detected). "
+        help="votes file (CSV, TSV, Parquet, JSON lines, JSON; arena and LLMFAO layouts are detected), or - for "
+        "standard input (its format is told from its first bytes). "
         "Omit to run on simulated data",
     )
     data = _add_layout_args(p)
@@ -152,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
             "and filter their votes."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     run = sub.add_parser(
@@ -244,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--sim-mu", type=float, default=0.7, help="true P(model_x beats model_y)")
     out = run.add_argument_group("output")
     out.add_argument("--out", default="comparemode-output", metavar="DIR", help="directory for the results")
+    out.add_argument("--format", default="auto", metavar="FMT", type=_table_format,
+                     help="format of the tables: csv, parquet or jsonl; auto (default) writes CSV, and Parquet above "
+                     f"{PARQUET_ABOVE:,} votes")
     out.add_argument("--force", action="store_true", help="overwrite existing results in --out")
     out.add_argument("--quiet", action="store_true", help="no progress messages")
 
@@ -288,14 +330,149 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--title", help="report title")
     o.add_argument("--force", action="store_true", help="overwrite an existing report")
     o.add_argument("--quiet", action="store_true", help="no progress messages")
+
+    exp = sub.add_parser(
+        "export",
+        help="write the kept votes as preference pairs for training (prompt, chosen, rejected, weight)",
+        description=(
+            "Join the kept votes of a run to their texts and write one row per kept decisive vote: prompt, chosen, "
+            "rejected, weight (the vote's weight from the run: its user's P(attentive), or the rule's weight), "
+            "label_flip_prob = (1 - weight) / 2, tie, user, chosen_model, rejected_model, the key columns and the "
+            "vote's row. Decisions come from --results DIR (a comparemode run on the same VOTES) or, without it, "
+            "from a run with the default settings. The output loads with datasets.load_dataset('json' or 'parquet')."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    exp.add_argument("votes", metavar="VOTES", help="the votes file the run decided on (- for standard input)")
+    _add_layout_args(exp)
+    tx = exp.add_argument_group("texts")
+    tx.add_argument("--texts", required=True, metavar="FILE",
+                    help="responses table (CSV, TSV, Parquet, JSON lines): one row per answer (key columns, --model-col, "
+                    "--response-col, --prompt-col), or one row per pair with model_x/result_x and model_y/result_y "
+                    "side by side (LLMFAO's pairs-crowd.jsonl; detected)")
+    tx.add_argument("--on", action="append", metavar="COL",
+                    help="vote column(s) naming the prompt or pair the answers belong to, present in both tables "
+                    "(default: id where both have it, else prompt_id); give it again for more columns")
+    tx.add_argument("--model-col", default="model", metavar="COL", help="the responses table's model column (one row per answer)")
+    tx.add_argument("--response-col", default="response", metavar="COL", help="the responses table's answer text column")
+    tx.add_argument("--prompt-col", default="prompt", metavar="COL", help="the prompt text: a column of the responses table or of the votes")
+    tx.add_argument("--models", metavar="FILE",
+                    help="where the responses table names models by an id: a table of id and name (LLMFAO's models.jsonl)")
+    tx.add_argument("--models-cols", default="id,name", metavar="ID,NAME", help="the two columns of --models")
+    tx.add_argument("--ties", default="drop", choices=["drop", "keep"], help="kept tie votes left out, or kept with tie=true")
+    tx.add_argument("--missing", default="error", choices=["error", "drop"], help="a kept vote without a text: an error, or left out and counted")
+    eo = exp.add_argument_group("output")
+    eo.add_argument("--results", metavar="DIR", help="the decisions: the --out of a comparemode run on the same VOTES")
+    eo.add_argument("--format", default="jsonl", choices=list(EXPORT_FORMATS),
+                    help="jsonl: text columns; trl: TRL's conversational messages; parquet: text columns")
+    eo.add_argument("--out", default="comparemode-export", metavar="DIR", help="directory for pairs.<format> and summary.json")
+    eo.add_argument("--force", action="store_true", help="overwrite an existing export in --out")
+    eo.add_argument("--quiet", action="store_true", help="no progress messages")
     return parser
+
+
+def export(args) -> int:
+    """``comparemode export``: the kept votes of a run as preference pairs with their texts."""
+    say = Progress(not args.quiet)
+    with ResultSet(args.out, kind="dir", names=EXPORT_FILES, force=args.force, option="--out") as target:
+        votes = _load_votes_arg(args)
+        source = _votes_path(args)
+        if args.results is None:
+            say("no --results: deciding with comparemode run's default settings")
+            fit_dir = Path(tempfile.gettempdir()) / "export-run"
+            layout = [f"--layout={args.layout}"] + [f"--{c.replace('_', '-')}-col={getattr(args, c + '_col')}"
+                      for c in ("user", "model_a", "model_b", "winner", "prompt_id", "mu") if getattr(args, c + "_col")]
+            run(build_parser().parse_args(["run", os.fspath(source), "--out", os.fspath(fit_dir), "--boot", "0", *layout]
+                                          + (["--quiet"] if args.quiet else [])))
+            results_dir = fit_dir
+        else:
+            results_dir = Path(args.results)
+        back = read_results(results_dir)
+        made_from = back.get("summary", {}).get("data_integrity", {}).get("input_sha256")
+        if made_from != sha256_file(source):
+            raise ConfigError(f"--results {args.results}: those results were made from another input (checksum "
+                              f"{str(made_from)[:12]}...), not from {args.votes}: give the votes the run decided on")
+        if "kept_votes" not in back:
+            raise ConfigError(f"--results {args.results}: the run wrote no kept votes (a run from --counts): run it on VOTES")
+        kept_rows = back["kept_votes"]
+        weight_col = next((c for c in kept_rows.columns if c in ("weight", "comparemode_weight")), None)
+        if weight_col is None:
+            raise ConfigError(f"--results {args.results}: its kept votes have no weight column (written before version "
+                              "0.1.0's export): run comparemode run again")
+        row_ids = pd.to_numeric(pd.Index(kept_rows.index), errors="raise")
+        weights = pd.Series(kept_rows[weight_col].to_numpy(dtype=float), index=row_ids)
+        decided = FilterResult(kept=votes.loc[row_ids], dropped=votes.drop(index=row_ids), users=back["users"], weights=weights, summary={})
+        say(f"reading the texts {args.texts}")
+        texts = read_table(args.texts)
+        wide = LLMFAO_WIDE if all(c in texts.columns for pair in LLMFAO_WIDE for c in pair) else None
+        names = None
+        if args.models is not None:
+            cols = args.models_cols.split(",")
+            table = read_table(args.models)
+            if len(cols) != 2 or not set(cols) <= set(table.columns):
+                raise ConfigError(f"--models-cols {args.models_cols!r}: give the id and name columns of {args.models}, "
+                                  f"which has {list(table.columns)[:12]}")
+            names = pd.Series(table[cols[1]].to_numpy(), index=table[cols[0]].to_numpy())
+        on = args.on or (["id"] if "id" in texts.columns and "id" in votes.columns else ["prompt_id"])
+        pairs = to_preference_pairs(votes, decided, texts, on=on, model=args.model_col, response=args.response_col,
+                                    prompt=args.prompt_col, wide=wide, model_names=names, ties=args.ties, missing=args.missing)
+        name = f"pairs.{'parquet' if args.format == 'parquet' else 'jsonl'}"
+        target.write(name, lambda p: write_preference_pairs(pairs, p, args.format))
+        summary = {"comparemode_version": __version__, "votes": os.fspath(args.votes), "texts": os.fspath(args.texts),
+                   "results": os.fspath(args.results) if args.results else "a run with the default settings",
+                   "format": args.format, "on": on, "texts_layout": "pairs side by side" if wide else "one row per answer",
+                   "columns": list(pairs.columns), **pairs.attrs["comparemode"]}
+        target.write_text("summary.json", json.dumps(_clean(summary), indent=2, default=_json_default) + "\n")
+        target.commit()
+    print(f"export: {len(pairs):,} preference pairs from {summary['votes_kept']:,} kept votes in {Path(args.out) / name} "
+          f"({summary['ties_kept_left_out']:,} kept ties left out, {summary['missing_text']:,} without text)")
+    return 0
+
+
+def _stdin_file() -> Path:
+    """Standard input copied to a file in the run's private temporary directory, named by
+    what its first bytes say it is: Parquet (``PAR1``), JSON (``[``), JSON lines (``{``), TSV
+    (a tab and no comma in the first line) or CSV."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ConfigError("VOTES is '-' (standard input) but nothing is piped in: e.g. cat votes.csv | comparemode run -")
+    head = b""
+    while len(head) < 4096 and (chunk := sys.stdin.buffer.read(4096 - len(head))):
+        head += chunk
+    if not head.strip():
+        raise ConfigError("standard input is empty: there are no votes")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    first_line = text.split(b"\n", 1)[0]
+    if head.startswith(b"PAR1"):
+        ext = ".parquet"
+    elif text.startswith(b"["):
+        ext = ".json"
+    elif text.startswith(b"{"):
+        ext = ".jsonl"
+    elif b"\t" in first_line and b"," not in first_line:
+        ext = ".tsv"
+    else:
+        ext = ".csv"
+    with tempfile.NamedTemporaryFile(delete=False, dir=tempfile.gettempdir(), prefix="stdin-", suffix=ext) as fh:
+        fh.write(head)
+        while chunk := sys.stdin.buffer.read(1 << 20):
+            fh.write(chunk)
+    return Path(fh.name)
+
+
+def _votes_path(args):
+    """Where VOTES is read from: the path given, or standard input's copy for ``-``."""
+    if args.votes != "-":
+        return args.votes
+    if getattr(args, "stdin_path", None) is None:
+        args.stdin_path = _stdin_file()
+    return args.stdin_path
 
 
 def _load_votes_arg(args):
     """The VOTES file, read with the layout options of the command line."""
     return load_votes(
-        args.votes,
-        format=args.format,
+        _votes_path(args),
+        format=args.layout,
         user=args.user_col,
         model_a=args.model_a_col,
         model_b=args.model_b_col,
@@ -329,10 +506,13 @@ def report(args) -> int:
         source=source,
         force=args.force,
         quiet=args.quiet,
+        command=shlex.join(["comparemode", *args.argv]) if getattr(args, "argv", None) is not None else None,
     )
     if res.reference != "given":
         print(f"report: no --mu or --strengths: reference = {res.reference}")
     print(f"report: {res.path} ({res.n_figures} figures, {res.seconds:.0f} s). {res.verdict}")
+    if res.failures:
+        print(f"report: the numbers are not trustworthy until these pass ({len(res.failures)}): " + "; ".join(map(str, res.failures)))
     return 0
 
 
@@ -452,7 +632,10 @@ def _fit_em(args, votes, reference, sim):
     }
     if not joint:
         settings["mu_spread"] = args.mu_spread
+    say = Progress(not args.quiet and not settings["verbose"])  # the EM speaks for itself where verbose
+    say(f"fitting the {'joint ' if joint else ''}EM ({args.starts} starts)")
     em = (JointEM if joint else TwoTypeEM)(**settings).fit(votes, order=args.order, **reference)
+    say(f"EM {em.stop_reason_} after {em.n_iter_} iterations; misfit checks " + ("passed" if em.checks_["passed"].all() else "FAILED"))
     estimates = {k: (float(v), None, None) for k, v in em.params_.items()}
     if joint:
         estimates.update({f"strength[{m}]": (float(v), None, None) for m, v in em.strengths_.items()})
@@ -651,7 +834,7 @@ def _data_integrity(args, votes, result, sim) -> dict:
     if sim is not None:
         line.update(input_sha256=None, simulation_seed=args.seed)
     else:
-        line.update(_input_checksum(args.counts or args.votes))
+        line.update(_input_checksum(args.counts or _votes_path(args)))
     return line
 
 
@@ -723,6 +906,7 @@ def _run(args, results):
             alpha = DEFAULT_FDR_ALPHA if args.fdr is None else args.fdr
             result = filter_fdr(votes, decider, alpha=alpha, uninformative=args.uninformative)
             rule = f"expected careless share <= {alpha:g}" + (" (the default rule)" if args.fdr is None else "")
+        sim_part = _report_simulation(sim, estimates, users, args, print) if sim is not None else None
     warned = _warnings_once(caught)
     summary = {
         "comparemode_version": __version__,
@@ -733,19 +917,56 @@ def _run(args, results):
         "warnings": warned,
     }
     if sim is not None:
-        summary["simulation"] = _report_simulation(sim, estimates, users, args, print)
-    say(f"writing results to {out_dir}")
-    results.write("users.csv", lambda p: result.users.to_csv(p))
+        summary["simulation"] = sim_part
+    fmt = args.format if args.format != "auto" else ("parquet" if n_votes > PARQUET_ABOVE else "csv")
+    meta = votes.attrs.get("comparemode", {}) if isinstance(votes, pd.DataFrame) else {}
+    summary["outputs"] = {
+        "format": fmt,
+        "layout": {"format": meta.get("format"), "columns": {k: _clean(v) for k, v in meta.get("columns", {}).items()}},
+        "votes_tables": "the canonical columns (files read lazily by Dask are split as they are, without weight and "
+        "decision columns; users.csv has each user's decision)" if is_dask_collection(result.kept) else
+        "the input's columns in its order and its winner values, then weight (the user's P(attentive) "
+        "or the rule's weight) and decision (kept/dropped); the row id is the vote's 0-based data row",
+    }
+    say(f"writing results to {out_dir} ({fmt})")
+    write_table(results, "users", result.users, fmt)
     if is_dask_collection(result.kept):  # the kept rows of the files, split lazily and written in one pass
-        results.write("kept_votes.csv", lambda p: result.kept.to_csv(p, single_file=True))
+        for stem, part in (("kept_votes", result.kept), ("dropped_votes", result.dropped)):
+            results.write(f"{stem}.csv", lambda p, part=part: part.to_csv(p, single_file=True))
     elif args.counts is None:  # counts hold no vote rows to keep
-        results.write("kept_votes.csv", lambda p: result.kept.to_csv(p))
+        for stem, part, decision in (("kept_votes", result.kept, "kept"), ("dropped_votes", result.dropped, "dropped")):
+            write_table(results, stem, _votes_out(part, result.weights, decision, meta), fmt)
     if hasattr(model, "save"):
         results.write("posterior.nc", model.save)
     if hasattr(model, "leaderboard_"):
-        results.write("leaderboard.csv", lambda p: model.leaderboard_.to_csv(p))
+        write_table(results, "leaderboard", model.leaderboard_, fmt)
     results.write_text("summary.json", json.dumps(_clean(summary), indent=2, default=_json_default) + "\n")
     return result, rule, out_dir, estimates, done
+
+
+def _free_name(name: str, taken) -> str:
+    """``name``, or ``comparemode_<name>`` where the input already has a column of that name."""
+    return name if name not in taken else f"comparemode_{name}"
+
+
+def _votes_out(part: pd.DataFrame, weights: pd.Series, decision: str, meta: dict) -> pd.DataFrame:
+    """Votes as written: the input's layout, a weight and the decision per vote, a named row id."""
+    taken = set(meta.get("input_columns") or part.columns)
+    w, d = _free_name("weight", taken), _free_name("decision", taken)
+    extra = part.assign(**{w: weights.reindex(part.index).to_numpy(dtype=float), d: decision})
+    out = to_input_layout(extra, meta, extra=[w, d]) if meta.get("input_columns") else extra
+    return out.rename_axis(_free_name("row", taken))
+
+
+def write_table(results, stem: str, frame: pd.DataFrame, fmt: str) -> None:
+    """One table of a result set as ``stem.fmt``: the index is its first column, named."""
+    name = f"{stem}.{fmt}"
+    if fmt == "csv":
+        results.write(name, lambda p: frame.to_csv(p))
+    elif fmt == "parquet":
+        results.write(name, lambda p: frame.reset_index().to_parquet(p, index=False))
+    else:
+        results.write(name, lambda p: frame.reset_index().to_json(p, orient="records", lines=True, force_ascii=False, date_format="iso", double_precision=15))
 
 
 def _warnings_once(caught) -> list[dict]:
@@ -758,8 +979,36 @@ def _warnings_once(caught) -> list[dict]:
             continue
         seen.add(key)
         out.append({"category": key[0], "message": key[1]})
-        print(f"comparemode: warning ({key[0]}): {key[1]}", file=sys.stderr)
+        LOGGER.warning(key[1], extra={"category": key[0]})
     return out
+
+
+#: Libraries whose INFO lines (PyMC's "Initializing NUTS", the sampler's settings, Dask's
+#: cluster) would interleave with the command's own output; they still say WARNING and worse.
+FOREIGN_LOGGERS = ("pymc", "pytensor", "arviz", "numba", "distributed", "nutpie", "h5py", "matplotlib")
+
+
+@contextmanager
+def _cli_logging():
+    """The command line's logging: the package's records as one line each on stderr, foreign
+    libraries' INFO lines quieted; everything restored afterwards (main() is called in-process
+    by tests and programs)."""
+    handler = StderrHandler()
+    saved = (LOGGER.level, LOGGER.propagate, {name: logging.getLogger(name).level for name in FOREIGN_LOGGERS})
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False
+    for name in FOREIGN_LOGGERS:
+        if logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(saved[0])
+        LOGGER.propagate = saved[1]
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
 
 
 class _PrivateTempdir:
@@ -825,10 +1074,14 @@ def main(argv=None) -> int:
     file left behind."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"run": run, "report": report, "count": count}
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"run": run, "report": report, "count": count, "export": export}
     try:
-        with _signal_boundary(), _PrivateTempdir():
-            return commands[args.command](args)
+        with _signal_boundary(), _PrivateTempdir(), _cli_logging(), warnings.catch_warnings(record=True) as caught:
+            try:  # warnings outside a run's fit (a report's, a count's) printed once each, in plain words too
+                return commands[args.command](args)
+            finally:
+                _warnings_once(caught)
     except ComparemodeError as exc:
         print(f"comparemode: error: {exc}", file=sys.stderr)
         return 1

@@ -61,6 +61,9 @@ ELO_ANCHOR = 1000.0
 #: Number of votes above which the command line reports progress stage by stage.
 PROGRESS_MIN_VOTES = 100_000
 
+#: Seconds between two progress lines of a long loop (the bootstrap's resamples).
+PROGRESS_EVERY = 5.0
+
 #: Sampler diagnostics thresholds (named, passed explicitly to checks and reports):
 #: largest R-hat, smallest bulk and tail ESS, most divergences, smallest E-BFMI per chain.
 DIAGNOSTIC_THRESHOLDS = {"r_hat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "divergences_max": 0, "bfmi_min": 0.3}
@@ -74,9 +77,6 @@ PARETO_K_MAX = 0.7
 #: the difference (and by more than ``ELPD_MIN_DIFF`` in absolute terms).
 ELPD_SE_FACTOR = 2.0
 ELPD_MIN_DIFF = 4.0
-
-#: Posterior predictive p-values outside [PPP_EXTREME, 1 - PPP_EXTREME] are flagged.
-PPP_EXTREME = 0.01
 
 #: Misfit checks of every EM fit (docs/design.md section 9): family-wise false-alarm level of the
 #: checks together (each of the m checks that run is held to MISFIT_LEVEL / m, Bonferroni),

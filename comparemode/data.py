@@ -54,7 +54,7 @@ import gzip
 import json
 import os
 import stat
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,8 @@ from .errors import (
 __all__ = [
     "load_votes",
     "validate_votes",
+    "to_input_layout",
+    "read_table",
     "read_arena",
     "read_llmfao",
     "FORMATS",
@@ -107,6 +109,9 @@ TIES_OPTIONS = ("model", "drop")
 FILE_EXTENSIONS = {
     ".csv": "csv",
     ".csv.gz": "csv",
+    ".tsv": "tsv",
+    ".tsv.gz": "tsv",
+    ".tab": "tsv",
     ".parquet": "parquet",
     ".pq": "parquet",
     ".jsonl": "jsonl",
@@ -310,7 +315,8 @@ def load_votes(
     if winner_values is not None:
         values_map.update(winner_values)
 
-    out = _validate(out, winner_values=values_map, sources=renamed, from_file=from_file)
+    written: dict = {}
+    out = _validate(out, winner_values=values_map, sources=renamed, from_file=from_file, written=written)
 
     ties_dropped = 0
     if ties == "drop":
@@ -332,9 +338,34 @@ def load_votes(
         "format": fmt,
         "source": source_desc,
         "columns": renamed,
+        "input_columns": list(df.columns),
+        "winner_written": written,
         "ties": ties,
     }
     return out
+
+
+def to_input_layout(votes: pd.DataFrame, meta: Mapping[str, Any] | None = None, *, extra: Sequence = ()) -> pd.DataFrame:
+    """Rows of canonical votes back in the layout they were read in: the input's column names
+    and order, its winner values (``left``/``right`` for LLMFAO), then the ``extra`` columns
+    (e.g. ``weight``, ``decision``). ``meta`` is ``load_votes``' ``attrs["comparemode"]``
+    (default: ``votes.attrs``); without it the votes are returned as they are. A winner value
+    written several ways in the input (``A`` and ``a``) stays canonical. The index (the input's
+    row labels) is kept."""
+    meta = votes.attrs.get("comparemode", {}) if meta is None else meta
+    order = meta.get("input_columns")
+    if not order:
+        return votes
+    back = {canon: src for canon, src in meta.get("columns", {}).items()}
+    out = votes.rename(columns=back) if back else votes.copy(deep=False)
+    written = meta.get("winner_written") or {}
+    win = back.get(WINNER, WINNER)
+    if written and win in out.columns:
+        codes, uniq = pd.factorize(out[win])
+        values = np.array([written.get(v, v) for v in uniq], dtype=object)
+        out[win] = values[codes] if len(codes) else out[win]
+    cols = [c for c in order if c in out.columns] + [c for c in extra if c in out.columns]
+    return out.loc[:, cols]
 
 
 def validate_votes(votes: pd.DataFrame) -> pd.DataFrame:
@@ -468,12 +499,12 @@ PANDAS_NA_STRINGS = (
 )
 
 
-def _csv_header(path: Path) -> list[str] | None:
+def _csv_header(path: Path, sep: str = ",") -> list[str] | None:
     """The header fields exactly as written (pandas renames duplicates to ``x.1``)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as fh:
-            for row in csv.reader(fh):
+            for row in csv.reader(fh, delimiter=sep):
                 if any(f.strip() for f in row):
                     return row
     except (OSError, csv.Error, EOFError):
@@ -524,9 +555,10 @@ def _read_file(path: Path, text_columns=lambda cols: []) -> pd.DataFrame:
     if st.st_size == 0:
         raise EmptyVotesError(f"{str(path)!r} is empty: there are no votes")
     try:
-        if kind == "csv":
-            _check_duplicate_header(path, _csv_header(path))
-            df = read_csv_text(path, text_columns, low_memory=False)
+        if kind in ("csv", "tsv"):
+            sep = "\t" if kind == "tsv" else ","
+            _check_duplicate_header(path, _csv_header(path, sep))
+            df = read_csv_text(path, text_columns, low_memory=False, sep=sep)
         elif kind == "parquet":
             df = _keep_index(pd.read_parquet(path), path)
         else:
@@ -548,7 +580,7 @@ def _read_file(path: Path, text_columns=lambda cols: []) -> pd.DataFrame:
             "pd.read_csv(path, encoding='latin-1').to_csv(new_path, index=False)") from exc
     except (ValueError, OSError) as exc:
         raise VotesError(f"cannot read {str(path)!r} as {kind}: {exc}") from exc
-    if kind == "csv" and not isinstance(df.index, pd.RangeIndex):
+    if kind in ("csv", "tsv") and not isinstance(df.index, pd.RangeIndex):
         # pandas turns the leading fields into an index when every data row has more fields
         # than the header; dropping that index would shift every value one column over
         extra = df.index.nlevels
@@ -566,6 +598,12 @@ def _read_file(path: Path, text_columns=lambda cols: []) -> pd.DataFrame:
                 f"pd.read_csv(path, sep={seps[0]!r}).to_csv(new_path, index=False), or pass that DataFrame"
             )
     return df
+
+
+def read_table(path) -> pd.DataFrame:
+    """A table file (CSV, TSV, Parquet, JSON lines, JSON) read with the votes reader's checks
+    and messages, without the votes' layout: e.g. the responses table of an export."""
+    return _read_file(Path(path))
 
 
 def _keep_index(df: pd.DataFrame, where) -> pd.DataFrame:
@@ -1083,9 +1121,11 @@ def _check_models(out: pd.DataFrame, ctx: _Context) -> dict[str, pd.Series]:
 
 
 def _winner_column(
-    s: pd.Series, winner_values: Mapping[Any, str], ctx: _Context
+    s: pd.Series, winner_values: Mapping[Any, str], ctx: _Context, written: dict | None = None
 ) -> pd.Series | None:
-    """Validate the winner column; return the canonical column, or None if unchanged."""
+    """Validate the winner column; return the canonical column, or None if unchanged.
+    ``written``, when given, receives {canonical value: the value as written} for every
+    canonical value written one way only (the back-map of :func:`to_input_layout`)."""
     norm_map = {
         k.strip().lower(): v for k, v in winner_values.items() if isinstance(k, str)
     }
@@ -1136,6 +1176,11 @@ def _winner_column(
             "(e.g. winner_values={'A': 'model_a', 'B': 'model_b', 'draw': 'tie'}) to map "
             "other values, or drop those rows"
         )
+    if written is not None:
+        ways: dict[str, list] = {}
+        for v, c in mapped.items():
+            ways.setdefault(c, []).append(v)
+        written.update({c: vs[0] for c, vs in ways.items() if len(vs) == 1})
     identity = all(isinstance(v, str) and v == c for v, c in mapped.items())
     if identity and (isinstance(s.dtype, pd.StringDtype) or s.dtype == object):
         return None
@@ -1210,12 +1255,13 @@ def _validate(
     winner_values: Mapping[Any, str],
     sources: Mapping[str, Any],
     from_file: bool,
+    written: dict | None = None,
 ) -> pd.DataFrame:
     """Row checks on a table with canonical column names; returns ``out`` or a new frame."""
     ctx = _Context(out.index, sources, from_file)
     _check_user(out[USER], ctx)
     changed = _check_models(out, ctx)
-    new_winner = _winner_column(out[WINNER], winner_values, ctx)
+    new_winner = _winner_column(out[WINNER], winner_values, ctx, written)
     if new_winner is not None:
         changed[WINNER] = new_winner
     _check_same_model(changed.get(MODEL_A, out[MODEL_A]), changed.get(MODEL_B, out[MODEL_B]), ctx)

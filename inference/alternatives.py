@@ -14,6 +14,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from comparemode._params import ParamsMixin
 from comparemode._progress import Progress
 from comparemode.constants import (
     DEFAULT_MAX_ITER,
@@ -27,7 +28,13 @@ from comparemode.errors import ConfigError, LikelihoodDecreaseError, NotFittedEr
 from comparemode.inference.continuous import ContinuousQuality
 from comparemode.inference.diagnostics import sampler_diagnostics
 from comparemode.inference.sampling import DEFAULT_SAMPLER_CONFIG as _TWO_TYPE_SAMPLER
-from comparemode.inference.sampling import merge_config, sample_nuts
+from comparemode.inference.sampling import (
+    add_user_log_likelihood,
+    check_log_likelihood,
+    merge_config,
+    sample_nuts,
+    user_coordinate,
+)
 from comparemode.inference.steps import fit_tie_beta
 from comparemode.models.alternatives import (
     ALT_CARELESS_MODES,
@@ -62,7 +69,7 @@ def _check(careless, ties, kind="homogeneous"):
         raise ConfigError(f"ties must be one of {_ALT_TIES}, got {ties!r}")
 
 
-class HomogeneousEM:
+class HomogeneousEM(ParamsMixin):
     """The homogeneous model (no user effect on the picks) fitted by EM.
 
     Every decisive vote is attentive with probability ``theta`` and careless otherwise
@@ -84,9 +91,6 @@ class HomogeneousEM:
         self.max_iter = max_iter
         self.tol = tol
         self.verbose = verbose
-
-    def get_params(self) -> dict:
-        return {"careless": self.careless, "ties": self.ties, "max_iter": self.max_iter, "tol": self.tol, "verbose": self.verbose}
 
     def fit(self, votes: pd.DataFrame, *, mu=None, strengths=None, scale: str = "bt") -> "HomogeneousEM":
         _check(self.careless, self.ties)
@@ -150,7 +154,7 @@ class HomogeneousEM:
         return self
 
 
-class BayesianAlternative:
+class BayesianAlternative(ParamsMixin):
     """The homogeneous (``kind="homogeneous"``) or continuous-quality (``"continuous"``)
     model fitted by MCMC (PyMC), for model checking against the two-type model.
 
@@ -162,11 +166,13 @@ class BayesianAlternative:
     ``quality_mean``/``quality_kappa``, ``careless_first`` or ``careless_first_mean``/
     ``careless_first_kappa``, ``tie_mean``/``tie_kappa``).
     ``sampler_config`` as for :class:`~comparemode.BayesianTwoType` (``draws``, ``tune``,
-    ``chains``, ``cores``, ``target_accept``, ``random_seed``, ``progressbar``).
+    ``chains``, ``cores``, ``target_accept``, ``random_seed``, ``progressbar``,
+    ``log_likelihood``).
 
-    ``fit`` returns the DataTree (also ``idata_``); :meth:`pattern_log_likelihood` gives the
-    per-user log-likelihood terms for LOO; for the continuous model ``users_`` holds each
-    user's posterior mean attentive share ``quality`` (a quality score, docs/design.md section 7)
+    ``fit`` returns the DataTree (also ``idata_``), with a ``log_likelihood`` group of one term
+    per user (``votes``, dim ``user``) for ``arviz.loo`` / ``arviz.compare``;
+    :meth:`pattern_log_likelihood` gives the same terms per count pattern. For the continuous
+    model ``users_`` holds each user's posterior mean attentive share ``quality`` (a quality score, docs/design.md section 7)
     and ``p_attentive``, the posterior probability that the share is at least 1/2 (what the
     filters read).
     """
@@ -176,7 +182,7 @@ class BayesianAlternative:
     _DEFAULT_CARELESS = {"homogeneous": "shared", "continuous": "beta"}
     #: The two-type model's sampler defaults (PyMC's NUTS; nutpie is not offered here).
     DEFAULT_SAMPLER_CONFIG = {
-        k: _TWO_TYPE_SAMPLER[k] for k in ("draws", "tune", "chains", "cores", "target_accept", "random_seed", "progressbar")
+        k: _TWO_TYPE_SAMPLER[k] for k in ("draws", "tune", "chains", "cores", "target_accept", "random_seed", "progressbar", "log_likelihood")
     }
 
     def __init__(self, kind: str = "continuous", model_config: dict | None = None, sampler_config: dict | None = None):
@@ -187,6 +193,7 @@ class BayesianAlternative:
         if self.model_config["careless"] is None:
             self.model_config["careless"] = self._DEFAULT_CARELESS[kind]
         self.sampler_config = merge_config(self.DEFAULT_SAMPLER_CONFIG, sampler_config, "sampler_config")
+        check_log_likelihood(self.sampler_config["log_likelihood"])
         _check(self.model_config["careless"], self.model_config["ties"], kind)
         check_priors(self.model_config["priors"])
         self.model = None
@@ -234,7 +241,8 @@ class BayesianAlternative:
         say = Progress(cfg["progressbar"])
         say(f"sampling the {self.kind} model on {self._vt.size:,} patterns ({cfg['chains']} chains x {cfg['draws']} draws)")
         idata = sample_nuts(self.model, cfg, initvals=self._em_initvals())
-        idata["user_data"] = xr.DataTree(xr.Dataset({"user_pattern": (USER, np.asarray(self._vt.inverse, dtype=np.int64))}))
+        users = {USER: user_coordinate(self._user_index)}
+        idata["user_data"] = xr.DataTree(xr.Dataset({"user_pattern": (USER, np.asarray(self._vt.inverse, dtype=np.int64))}, coords=users))
         idata.attrs.update(
             {
                 "comparemode_model_id": f"comparemode.BayesianAlternative.{self.kind}",
@@ -244,6 +252,7 @@ class BayesianAlternative:
         )
         self.idata_ = idata
         self.__dict__.pop("_quality_cache", None)
+        add_user_log_likelihood(idata, self.pattern_log_likelihood, idata["user_data"]["user_pattern"], cfg["log_likelihood"])
         return idata
 
     def _em_initvals(self) -> dict:

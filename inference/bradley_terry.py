@@ -34,6 +34,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
 from scipy.stats import norm
 
+from comparemode._params import ParamsMixin
 from comparemode.constants import (
     CODE_A,
     CODE_B,
@@ -183,7 +184,7 @@ def _information(pa, pb, wa, wb, n_models, prior_games, beta):
     return info
 
 
-class BradleyTerry:
+class BradleyTerry(ParamsMixin):
     """Bradley-Terry strengths of all votes, with user-clustered intervals and a leaderboard.
 
     Parameters
@@ -221,9 +222,6 @@ class BradleyTerry:
         self.ties, self.prior_games, self.interval, self.level = ties, prior_games, interval, level
         self.n_boot, self.random_seed, self.tol, self.max_iter = n_boot, random_seed, tol, max_iter
         self.scale, self.elo_anchor = scale, elo_anchor
-
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in ("ties", "prior_games", "interval", "level", "n_boot", "random_seed", "tol", "max_iter", "scale", "elo_anchor")}
 
     def _check(self) -> None:
         if self.ties not in BT_TIES:

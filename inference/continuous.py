@@ -23,6 +23,7 @@ import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import digamma, expit, logit, logsumexp
 
+from comparemode._params import ParamsMixin
 from comparemode._progress import Progress
 from comparemode.constants import USER
 from comparemode.counting import encode_any
@@ -96,7 +97,7 @@ def _objective(x: np.ndarray, vt, terms, careless: str):
     return -value, -grad
 
 
-class ContinuousQuality:
+class ContinuousQuality(ParamsMixin):
     """The continuous-quality model fitted by maximum likelihood (see the module docstring).
 
     Parameters
@@ -129,9 +130,6 @@ class ContinuousQuality:
         self.attentive_share = attentive_share
         self.n_starts = n_starts
         self.verbose = verbose
-
-    def get_params(self) -> dict:
-        return {"careless": self.careless, "ties": self.ties, "attentive_share": self.attentive_share, "n_starts": self.n_starts, "verbose": self.verbose}
 
     def _check(self) -> None:
         if self.careless not in CONTINUOUS_CARELESS_MODES:

@@ -1,6 +1,10 @@
 """Sampler diagnostics in one place (issue 5): R-hat, bulk and tail ESS, divergences and
 E-BFMI, each judged against named thresholds (:data:`comparemode.constants.DIAGNOSTIC_THRESHOLDS`),
-plus rank and energy plots. A failed diagnostic is reported as failed, never dropped."""
+plus rank and energy plots. A failed diagnostic is reported as failed, never dropped.
+
+E-BFMI and both plots are ArviZ's (``arviz.bfmi``, ``arviz.plot_rank``, ``arviz.plot_energy``,
+from arviz-stats and arviz-plots), drawn with matplotlib; the functions here keep the
+package's names and return types (an array per chain, a matplotlib Figure with labelled axes)."""
 
 from __future__ import annotations
 
@@ -13,11 +17,11 @@ __all__ = ["sampler_diagnostics", "bfmi", "plot_ranks", "plot_energy", "diagnost
 
 
 def bfmi(idata) -> np.ndarray:
-    """E-BFMI of each chain from the sampler's energy: ``sum(diff(E)^2) / sum((E - mean E)^2)``."""
-    energy = np.asarray(idata["sample_stats"]["energy"].values, dtype=float)
-    num = np.sum(np.diff(energy, axis=1) ** 2, axis=1)
-    den = np.sum((energy - energy.mean(axis=1, keepdims=True)) ** 2, axis=1)
-    return num / den
+    """E-BFMI of each chain from the sampler's energy (``arviz.bfmi``:
+    ``sum(diff(E)^2) / sum((E - mean E)^2)``), an array in chain order."""
+    import arviz as az
+
+    return np.asarray(az.bfmi(idata)["energy"].transpose("chain").values, dtype=float).reshape(-1)
 
 
 def sampler_diagnostics(idata, names: list[str], thresholds: dict | None = None) -> pd.DataFrame:
@@ -64,59 +68,74 @@ def diagnostics_passed(table: pd.DataFrame) -> bool:
 
 
 def plot_ranks(idata, names: list[str], max_params: int = 8, bins: int = 20):
-    """Rank plots: for each parameter, the histogram of its draws' ranks (pooled over chains)
-    per chain. Uniform bars mean the chains mix; a chain's histogram sloping or humped means
-    it sits elsewhere. Returns the matplotlib Figure."""
-    import matplotlib.pyplot as plt
-    from scipy.stats import rankdata
+    """Rank plots (``arviz.plot_rank``): for each parameter (a vector parameter's elements one
+    by one, at most ``max_params`` panels), each chain's fractional ranks of its draws among all
+    chains, as the difference of their ECDF from the uniform one with ArviZ's simultaneous
+    multi-chain test. Lines near zero mean the chains mix; a chain's line leaving zero means it
+    sits elsewhere. One chain is split into its two halves (as split R-hat does). ``bins`` is no longer used (the ECDF needs none; kept for callers). Returns
+    the matplotlib Figure."""
+    import arviz as az
+    import xarray as xr
 
     post = idata["posterior"]
-    series = []
+    series = {}
     for n in names:
-        v = np.asarray(post[n].values, dtype=float)
-        if v.ndim == 2:
-            series.append((n, v))
-        else:
-            flat = v.reshape(v.shape[0], v.shape[1], -1)
-            labels = post[n][post[n].dims[-1]].values
-            series += [(f"{n}[{labels[j]}]", flat[:, :, j]) for j in range(flat.shape[-1])]
-    series = series[:max_params]
+        v = post[n]
+        extra = [d for d in v.dims if d not in ("chain", "draw")]
+        if not extra:
+            series[n] = v.transpose("chain", "draw").drop_vars([c for c in v.coords if c not in ("chain", "draw")])
+            continue
+        flat = v.stack(_element=extra).transpose("chain", "draw", "_element")
+        for j in range(flat.sizes["_element"]):
+            label = ",".join(map(str, np.atleast_1d(flat["_element"].values[j])))
+            series[f"{n}[{label}]"] = xr.DataArray(flat.values[:, :, j], dims=("chain", "draw"),
+                                                   coords={"chain": v["chain"].values, "draw": v["draw"].values})
+    series = dict(list(series.items())[:max_params])
+    halves = post.sizes["chain"] < 2  # one chain: rank its two halves against each other (as split R-hat does)
+    if halves:
+        half = post.sizes["draw"] // 2
+        series = {k: xr.DataArray(v.values[0, : 2 * half].reshape(2, half), dims=("chain", "draw"),
+                                  coords={"chain": [0, 1], "draw": np.arange(half)}) for k, v in series.items()}
     cols = min(4, len(series))
     rows = int(np.ceil(len(series) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
-    for ax, (label, v) in zip(axes.ravel(), series):
-        ranks = rankdata(v.reshape(-1)).reshape(v.shape)
-        edges = np.linspace(0, ranks.size, bins + 1)
-        for c in range(v.shape[0]):
-            h, _ = np.histogram(ranks[c], bins=edges)
-            ax.step(np.arange(bins), h, where="mid", label=f"chain {c}")
-        ax.axhline(v.shape[1] / bins, color="k", lw=0.8, ls="--")
-        ax.set_title(label, fontsize=9)
-        ax.set_yticks([])
-    for ax in axes.ravel()[len(series):]:
-        ax.axis("off")
-    axes.ravel()[0].legend(fontsize=7)
-    fig.suptitle("Rank plots (dashed: uniform)", fontsize=10)
-    fig.tight_layout()
+    pc = az.plot_rank(
+        xr.DataTree.from_dict({"posterior": xr.Dataset(series)}),
+        backend="matplotlib",
+        visuals={"remove_axis": False},
+        figure_kwargs={"figsize": (3.2 * cols, 2.6 * rows)},
+    )
+    pc.add_legend("chain")
+    fig = pc.viz["figure"].item()
+    for ax in fig.axes:
+        if ax.axison:  # the grid's unused cells are switched off
+            ax.set_ylabel("ECDF difference")
+            ax.set_xlabel("fractional rank")
+    fig.suptitle("Rank plots (ECDF difference from uniform, per " + ("half of the one chain)" if halves else "chain)"), fontsize=10)
+    fig.set_layout_engine("constrained")
     return fig
 
 
 def plot_energy(idata):
-    """Energy plot: the marginal energy distribution against the energy transitions, centred;
-    a transition distribution much narrower than the marginal one (low E-BFMI) means the
-    sampler explores the tails poorly. Returns the matplotlib Figure."""
-    import matplotlib.pyplot as plt
+    """Energy plot (``arviz.plot_energy``): the marginal energy distribution against the energy
+    transitions, and each chain's E-BFMI against the package's threshold; a transition
+    distribution much narrower than the marginal one (low E-BFMI) means the sampler explores
+    the tails poorly. Returns the matplotlib Figure."""
+    import arviz as az
 
-    energy = np.asarray(idata["sample_stats"]["energy"].values, dtype=float)
-    marginal = (energy - energy.mean(axis=1, keepdims=True)).ravel()
-    transition = np.diff(energy, axis=1).ravel()
-    fig, ax = plt.subplots(figsize=(5, 3))
-    bins = np.histogram_bin_edges(np.concatenate([marginal, transition]), bins=40)
-    ax.hist(marginal, bins=bins, alpha=0.6, density=True, label="marginal energy")
-    ax.hist(transition, bins=bins, alpha=0.6, density=True, label="energy transition")
-    b = bfmi(idata)
-    ax.set_title("Energy (E-BFMI per chain: " + ", ".join(f"{x:.2f}" for x in b) + ")", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.set_yticks([])
-    fig.tight_layout()
+    pc = az.plot_energy(
+        idata,
+        backend="matplotlib",
+        threshold=DIAGNOSTIC_THRESHOLDS["bfmi_min"],
+        visuals={"remove_axis": False},
+        figure_kwargs={"figsize": (8, 3)},
+    )
+    fig = pc.viz["figure"].item()
+    plots = pc.viz["plot"]
+    b_ax, e_ax = plots.sel(column="bfmi").item(), plots.sel(column="energy").item()
+    b_ax.set_xlabel(f"E-BFMI (dashed: {DIAGNOSTIC_THRESHOLDS['bfmi_min']:g})")
+    b_ax.set_ylabel("chain")
+    e_ax.set_xlabel("energy, centred")
+    e_ax.set_ylabel("density")
+    e_ax.set_title("Energy (E-BFMI per chain: " + ", ".join(f"{x:.2f}" for x in bfmi(idata)) + ")", fontsize=9)
+    fig.set_layout_engine("constrained")
     return fig

@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from comparemode._params import ParamsMixin
 from comparemode._progress import Progress
 from comparemode.constants import (
     BOUNDARY_TOL,
@@ -171,7 +172,7 @@ def _estimates_mu(ref) -> bool:
     return ref.kind == "scalar" and ref.mu is None
 
 
-class TwoTypeEM:
+class TwoTypeEM(ParamsMixin):
     """Two-type (attentive / careless) user model fitted by EM on compressed statistics.
 
     Parameters
@@ -281,23 +282,7 @@ class TwoTypeEM:
         self.mu_spread = mu_spread
         self.warm_start = warm_start
 
-    # -- configuration ---------------------------------------------------------------
-    def get_params(self) -> dict:
-        """The constructor settings as a plain JSON-able dict."""
-        return {
-            "careless": self.careless,
-            "ties": self.ties,
-            "n_starts": self.n_starts,
-            "max_iter": self.max_iter,
-            "tol": self.tol,
-            "random_seed": self.random_seed,
-            "verbose": self.verbose,
-            "checks": self.checks,
-            "check_draws": self.check_draws,
-            "mu_spread": self.mu_spread,
-            "warm_start": self.warm_start,
-        }
-
+    # -- configuration (get_params / set_params / repr: ParamsMixin) ---------------------
     def _check_settings(self) -> None:
         if self.careless not in CARELESS_MODES:
             raise ConfigError(f"careless must be one of {CARELESS_MODES}, got {self.careless!r}")

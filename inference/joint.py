@@ -43,6 +43,7 @@ from comparemode.constants import (
     LEADERBOARD_LEVEL,
     MODEL_A,
     MODEL_B,
+    PROGRESS_EVERY,
 )
 from comparemode.errors import BoundaryWarning, ConfigError, NotIdentifiableError
 from comparemode.inference.bradley_terry import (
@@ -296,11 +297,6 @@ class JointEM(TwoTypeEM):
                          checks=checks, check_draws=check_draws, warm_start=warm_start)
         self.prior_games = prior_games
 
-    def get_params(self) -> dict:
-        params = super().get_params() | {"prior_games": self.prior_games}
-        params.pop("mu_spread")  # two models only
-        return params
-
     def _check_settings(self) -> None:
         ties = self.ties
         if ties not in JOINT_TIE_MODES:
@@ -443,7 +439,7 @@ class JointEM(TwoTypeEM):
         order = np.argsort(counts.user, kind="stable")
         starts = np.searchsorted(counts.user[order], np.arange(counts.n_users + 1))
         draws, redrawn = [], 0
-        t0 = time.perf_counter()
+        t0 = said = time.perf_counter()
         while len(draws) < n_boot:
             boot = _resample_users(counts, order, starts, rng)
             em = JointEM(**(self.get_params() | {"checks": False, "n_starts": 1, "warm_start": True, "verbose": False}))
@@ -458,8 +454,9 @@ class JointEM(TwoTypeEM):
                     raise NotIdentifiableError(f"more than {n_boot} resamples of the users left the strengths unidentifiable: use prior_games > 0") from None
                 continue
             draws.append(s - s.mean())
-            if len(draws) % 20 == 0:
-                progress(f"bootstrap: {len(draws)}/{n_boot} resamples of the users ({time.perf_counter() - t0:.1f}s)")
+            if len(draws) == n_boot or time.perf_counter() - said >= PROGRESS_EVERY:
+                said = time.perf_counter()
+                progress(f"bootstrap: {len(draws)}/{n_boot} resamples of the users ({said - t0:.1f}s)")
         self.boot_strengths_ = pd.DataFrame(np.array(draws), columns=models)
         q = (1.0 - level) / 2.0
         est = self.strengths_.to_numpy(dtype=float)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from comparemode._atomic import atomic_write
+from comparemode._params import ParamsMixin
 from comparemode._progress import Progress
 from comparemode._version import __version__
 from comparemode.constants import (
@@ -39,9 +40,11 @@ from comparemode.inference.misfit import favoured_counts, favoured_from_counts
 from comparemode.inference.sampling import (
     DEFAULT_SAMPLER_CONFIG,
     SAMPLERS,
+    add_user_log_likelihood,
     check_sampler_config,
     merge_config,
     sample_nuts,
+    user_coordinate,
 )
 from comparemode.models.likelihood import (
     CARELESS_MODES,
@@ -150,7 +153,7 @@ def _id_from_json(v):
     return {"b": bool, "i": int, "f": float}[tag](value)
 
 
-class BayesianTwoType:
+class BayesianTwoType(ParamsMixin):
     """The two-type user model fitted by MCMC (PyMC), on compressed count patterns.
 
     Parameters
@@ -162,7 +165,13 @@ class BayesianTwoType:
         ``priors`` (merged over :data:`comparemode.models.pymc_model.DEFAULT_PRIORS`).
     sampler_config : dict, merged over :data:`DEFAULT_SAMPLER_CONFIG`
         ``draws``, ``tune``, ``chains``, ``cores``, ``target_accept``, ``sampler``
-        ("pymc" or "nutpie"), ``random_seed``, ``progressbar``, ``user_draws``.
+        ("pymc" or "nutpie"), ``random_seed``, ``progressbar``, ``user_draws``, ``init``,
+        ``log_likelihood`` (the DataTree's ``log_likelihood`` group: "auto", True, False; see
+        :func:`~comparemode.inference.sampling.add_user_log_likelihood`).
+
+    Settings follow scikit-learn (``get_params``, ``set_params``, ``sklearn.base.clone``); the
+    DataTree has a ``log_likelihood`` group with one term per user (variable ``votes``, dim
+    ``user``), so ``arviz.loo(model.idata_)`` and ``arviz.compare`` run on it.
 
     Attributes (after ``fit``)
     --------------------------
@@ -267,6 +276,7 @@ class BayesianTwoType:
         idata = sample_nuts(self.model, cfg, initvals=initvals)
         self.idata_ = self._decorate(idata, cfg)
         self.__dict__.pop("_user_cache", None)
+        add_user_log_likelihood(self.idata_, self.pattern_log_likelihood, self.idata_[_GROUP_USERS]["user_pattern"], cfg["log_likelihood"])
         return self.idata_
 
     def _em_initvals(self, votes, mu, strengths, scale) -> dict | None:
@@ -303,9 +313,7 @@ class BayesianTwoType:
 
 
         users = self._user_index
-        coord = users.to_numpy()
-        if coord.dtype == object:
-            coord = np.array([str(u) for u in coord])  # element-wise: tuple ids are not sequences here
+        coord = user_coordinate(users)
         st = self._stats
         data = {
             "user_pattern": (USER, np.asarray(self._pat.inverse, dtype=np.int64)),
@@ -621,9 +629,7 @@ class BayesianTwoType:
             rng=rng,
             pairs=(self._joint_design["all_a"], self._joint_design["all_b"]) if self.model_config["mu"] == "joint" else None,
         )
-        users = self._user_index.to_numpy()
-        if users.dtype == object:
-            users = np.array([str(u) for u in users])
+        users = user_coordinate(self._user_index)
         size = params["pi"].shape[0]
         coords = {"chain": [0], "draw": np.arange(size), USER: users}
         rep = xr.Dataset({k: (("chain", "draw", USER), v[None]) for k, v in reps.items()}, coords=coords)
@@ -687,6 +693,8 @@ class BayesianTwoType:
         obj = cls(model_config=model_config, sampler_config=sampler_config)
         obj.idata_ = idata
         obj._ties = ties
+        if "log_likelihood" not in idata.children:  # saved before the group was stored: computed here
+            add_user_log_likelihood(idata, obj.pattern_log_likelihood, idata[_GROUP_USERS]["user_pattern"], obj.sampler_config["log_likelihood"])
         return obj
 
     @property

@@ -2,7 +2,7 @@
 two-type model and user-level PSIS-LOO comparison of the homogeneous, two-type and
 continuous-quality models, with a plain-language verdict.
 
-Thresholds are named constants in :mod:`comparemode.constants` (``PPP_EXTREME``,
+Thresholds are named constants in :mod:`comparemode.constants` (``INTERVAL_PROB``,
 ``PARETO_K_MAX``, ``ELPD_SE_FACTOR``, ``ELPD_MIN_DIFF``) and can be passed explicitly.
 """
 
@@ -16,8 +16,8 @@ import pandas as pd
 from comparemode.constants import (
     ELPD_MIN_DIFF,
     ELPD_SE_FACTOR,
+    INTERVAL_PROB,
     PARETO_K_MAX,
-    PPP_EXTREME,
     USER,
 )
 from comparemode.errors import ConfigError
@@ -26,6 +26,7 @@ __all__ = [
     "PPCResult",
     "posterior_predictive_check",
     "ppc_statistics",
+    "plot_rate_distributions",
     "ModelComparison",
     "compare_models",
     "user_loo",
@@ -75,8 +76,9 @@ def ppc_statistics(n_votes, n_ties, n_first, n_stronger=None) -> dict[str, np.nd
 @dataclass
 class PPCResult:
     """Posterior predictive check: ``table`` (one row per statistic: observed value, mean and
-    94% interval of the replicated values, ``ppp`` = P(T_rep >= T_obs), ``flagged`` when the
-    p-value is below ``ppp_extreme`` or above ``1 - ppp_extreme``), the replicated statistics
+    central ``interval_prob`` interval of the replicated values, ``ppp`` = P(T_rep >= T_obs),
+    ``flagged`` exactly when the observed value lies outside that interval: the flag and the
+    interval shown use one probability), the replicated statistics
     ``replicated`` (statistic -> array over draws) and the per-user observed and replicated
     rates for plots."""
 
@@ -84,7 +86,7 @@ class PPCResult:
     replicated: dict = field(repr=False)
     observed_rates: dict = field(repr=False)
     replicated_rates: dict = field(repr=False)
-    ppp_extreme: float = PPP_EXTREME
+    interval_prob: float = INTERVAL_PROB
 
     @property
     def flagged(self) -> list[str]:
@@ -99,17 +101,8 @@ class PPCResult:
         fig, axes = plt.subplots(2, len(kinds), figsize=(4.2 * len(kinds), 6), squeeze=False)
         bins = np.linspace(0, 1, 21)
         for j, kind in enumerate(kinds):
-            ax = axes[0, j]
-            obs = self.observed_rates[kind]
-            reps = self.replicated_rates[kind]
-            for r in reps[: min(len(reps), 40)]:
-                h, _ = np.histogram(r[np.isfinite(r)], bins=bins, density=True)
-                ax.step(bins[:-1], h, where="post", color="tab:blue", alpha=0.15, lw=0.8)
-            h, _ = np.histogram(obs[np.isfinite(obs)], bins=bins, density=True)
-            ax.step(bins[:-1], h, where="post", color="k", lw=2, label="observed")
-            ax.plot([], [], color="tab:blue", alpha=0.5, label="replicated")
-            ax.set_title(f"per-user {kind} rate", fontsize=10)
-            ax.legend(fontsize=8)
+            plot_rate_distributions(axes[0, j], self.observed_rates[kind], self.replicated_rates[kind], kind, bins)
+            axes[0, j].set_title(f"per-user {kind} rate", fontsize=10)
             ax2 = axes[1, j]
             stat = f"{kind} dispersion"
             rep = self.replicated[stat]
@@ -118,17 +111,36 @@ class PPCResult:
             ax2.axvline(row["observed"], color="k" if not row["flagged"] else "tab:red", lw=2)
             ax2.set_title(f"{stat}: ppp = {row['ppp']:.3f}" + ("  FLAGGED" if row["flagged"] else ""), fontsize=10,
                           color="tab:red" if row["flagged"] else "k")
-            ax2.set_yticks([])
+            ax2.set_xlabel(f"{stat} (replicated, with the observed value)")
+            ax2.set_ylabel("replicated data sets")
         fig.tight_layout()
         return fig
 
 
-def posterior_predictive_check(model, *, draws: int = 200, random_seed=None, ppp_extreme: float = PPP_EXTREME) -> PPCResult:
+def plot_rate_distributions(ax, observed, replicated, kind: str, bins=None):
+    """On ``ax``: the distribution over users of the observed per-user ``kind`` rate (black)
+    against up to 40 replicated data sets' (blue), as step histograms, axes labelled."""
+    bins = np.linspace(0, 1, 21) if bins is None else bins
+    for r in replicated[: min(len(replicated), 40)]:
+        h, _ = np.histogram(r[np.isfinite(r)], bins=bins, density=True)
+        ax.step(bins[:-1], h, where="post", color="tab:blue", alpha=0.15, lw=0.8)
+    h, _ = np.histogram(observed[np.isfinite(observed)], bins=bins, density=True)
+    ax.step(bins[:-1], h, where="post", color="k", lw=2, label="observed")
+    ax.plot([], [], color="tab:blue", alpha=0.5, label="replicated")
+    ax.set_xlabel(f"per-user {kind} rate")
+    ax.set_ylabel("density of users")
+    ax.legend(fontsize=8)
+
+
+def posterior_predictive_check(model, *, draws: int = 200, random_seed=None, interval_prob: float = INTERVAL_PROB) -> PPCResult:
     """Posterior predictive check of a fitted :class:`~comparemode.BayesianTwoType`: replicate
     every user's counts under ``draws`` posterior draws (``model.sample_posterior_predictive``)
-    and compare the statistics of :func:`ppc_statistics` with the observed ones."""
-    if not 0 < ppp_extreme < 0.5:
-        raise ConfigError(f"ppp_extreme must lie in (0, 0.5), got {ppp_extreme!r}")
+    and compare the statistics of :func:`ppc_statistics` with the observed ones. A statistic is
+    flagged when its observed value lies outside the central ``interval_prob`` interval of the
+    replicated ones (the interval the table and the plot show)."""
+    if isinstance(interval_prob, bool) or not isinstance(interval_prob, (int, float)) or not 0 < interval_prob < 1:
+        raise ConfigError(f"interval_prob must lie in (0, 1), got {interval_prob!r}")
+    q = (1.0 - float(interval_prob)) / 2.0
     pp = model.sample_posterior_predictive(draws=draws, random_seed=random_seed)
     rep = pp["posterior_predictive"]
     obs = pp["observed_data"]
@@ -147,9 +159,9 @@ def posterior_predictive_check(model, *, draws: int = 200, random_seed=None, ppp
     for name, value in obs_stats.items():
         r = rep_stats[name]
         ppp = float(np.mean(r >= float(value)))
-        lo, hi = np.quantile(r, [0.03, 0.97])
+        lo, hi = np.quantile(r, [q, 1.0 - q])
         rows.append({"statistic": name, "observed": float(value), "replicated_mean": float(r.mean()), "replicated_lower": float(lo),
-                     "replicated_upper": float(hi), "ppp": ppp, "flagged": ppp < ppp_extreme or ppp > 1 - ppp_extreme})
+                     "replicated_upper": float(hi), "ppp": ppp, "flagged": not (lo <= float(value) <= hi)})
     table = pd.DataFrame(rows).set_index("statistic")
 
     def rates(t, f, k):
@@ -167,7 +179,7 @@ def posterior_predictive_check(model, *, draws: int = 200, random_seed=None, ppp
         replicated=rep_stats,
         observed_rates=rates(o_t, o_f, o_k),
         replicated_rates=rates(rep_t, rep_f, rep_k),
-        ppp_extreme=ppp_extreme,
+        interval_prob=float(interval_prob),
     )
 
 

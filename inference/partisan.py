@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from comparemode._params import ParamsMixin
 from comparemode.constants import CODE_A, CODE_TIE, LEADERBOARD_LEVEL, MODEL_A, MODEL_B
 from comparemode.counting import count_votes
 from comparemode.errors import ConfigError, NotFittedError
@@ -66,7 +67,7 @@ ACTIVITY_BANDS = (10, 50, 200)
 _TESTED = 0.05
 
 
-class PartisanScreen:
+class PartisanScreen(ParamsMixin):
     """Partisan users and the robust leaderboard of a fitted joint EM (see the module docstring).
 
     Parameters: ``level`` (the test's level), ``min_shown`` (a user is a candidate partisan for
@@ -82,9 +83,6 @@ class PartisanScreen:
                  prior_games: float = 1.0, interval_level: float = LEADERBOARD_LEVEL):
         self.level, self.min_shown, self.max_iter, self.tol = level, min_shown, max_iter, tol
         self.ties, self.prior_games, self.interval_level = ties, prior_games, interval_level
-
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in ("level", "min_shown", "max_iter", "tol", "ties", "prior_games", "interval_level")}
 
     def fit(self, joint, votes) -> "PartisanScreen":
         if not (isinstance(self.level, float) and 0 < self.level < 1):

@@ -3,6 +3,10 @@
 :class:`~comparemode.inference.mcmc.BayesianTwoType` and
 :class:`~comparemode.inference.alternatives.BayesianAlternative`. PyMC is imported only when
 sampling runs.
+
+Every posterior DataTree of those models gets a ``log_likelihood`` group
+(:func:`add_user_log_likelihood`): one term per user (the unit of leave-one-out), so
+``arviz.loo`` and ``arviz.compare`` run on the fits as they are.
 """
 
 from __future__ import annotations
@@ -12,9 +16,24 @@ import warnings
 
 import numpy as np
 
+from comparemode.constants import USER
 from comparemode.errors import ConfigError
 
-__all__ = ["SAMPLERS", "DEFAULT_SAMPLER_CONFIG", "merge_config", "check_sampler_config", "sample_nuts"]
+__all__ = [
+    "SAMPLERS",
+    "DEFAULT_SAMPLER_CONFIG",
+    "LOG_LIKELIHOOD_MAX_VALUES",
+    "merge_config",
+    "check_sampler_config",
+    "sample_nuts",
+    "user_coordinate",
+    "add_user_log_likelihood",
+    "check_log_likelihood",
+]
+
+#: ``sampler_config["log_likelihood"] = "auto"`` stores the per-user log-likelihood (chains x
+#: draws x users float64 values) only up to this many values (800 MB); ``True`` always.
+LOG_LIKELIHOOD_MAX_VALUES = 100_000_000
 
 SAMPLERS = ("pymc", "nutpie")
 DEFAULT_SAMPLER_CONFIG = {
@@ -28,6 +47,9 @@ DEFAULT_SAMPLER_CONFIG = {
     "progressbar": True,
     "user_draws": 1000,  # posterior draws kept per pattern for per-user intervals and rules
     "init": "em",  # start the chains at the EM estimate ("em") or at PyMC's default point ("default")
+    # the DataTree's log_likelihood group, one term per user: "auto" (unless larger than
+    # LOG_LIKELIHOOD_MAX_VALUES), True or False
+    "log_likelihood": "auto",
 }
 
 
@@ -56,6 +78,7 @@ def check_sampler_config(cfg: dict) -> dict:
             raise ConfigError("sampler 'nutpie' needs the nutpie package: pip install 'comparemode[nutpie]'") from None
     if cfg["init"] not in ("em", "default"):
         raise ConfigError(f"sampler_config init must be 'em' or 'default', got {cfg['init']!r}")
+    check_log_likelihood(cfg["log_likelihood"])
     for key in ("draws", "tune", "chains", "user_draws"):
         v = cfg[key]
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if key == "tune" else 1):
@@ -95,3 +118,56 @@ def sample_nuts(model, cfg: dict, initvals: dict | None = None):
             compute_convergence_checks=False,
             model=model,
         )
+
+
+def check_log_likelihood(value):
+    """``sampler_config["log_likelihood"]``: True, False or "auto" (returned), else a ConfigError."""
+    if not (value is True or value is False or (isinstance(value, str) and value == "auto")):
+        raise ConfigError(f"sampler_config log_likelihood must be True, False or 'auto', got {value!r}")
+    return value
+
+
+def user_coordinate(users) -> np.ndarray:
+    """The values of a DataTree's ``user`` coordinate for these user ids: the ids themselves, or
+    ``str(id)`` for object ids (netCDF stores no Python objects; tuple ids stay whole)."""
+    coord = np.asarray(users.to_numpy() if hasattr(users, "to_numpy") else users)
+    if coord.dtype == object:
+        coord = np.array([str(u) for u in coord])  # element-wise: tuple ids are not sequences here
+    return coord
+
+
+def add_user_log_likelihood(idata, pattern_log_likelihood, user_pattern, setting="auto"):
+    """Add the ``log_likelihood`` group to a posterior DataTree: variable ``votes`` with dims
+    (chain, draw, user), each user's log-likelihood of all their votes (the user's type or
+    quality summed out) under each draw. The user is the unit of leave-one-out, so
+    ``arviz.loo(idata)`` leaves out one user at a time and ``arviz.compare`` compares fits of the
+    same votes user by user.
+
+    ``pattern_log_likelihood`` is called (no arguments) for the (chain, draw, pattern) array of
+    the model's count patterns; ``user_pattern`` is the DataArray (dim ``user``, with the ids as
+    coordinate) mapping each user to their pattern. ``setting`` is
+    ``sampler_config["log_likelihood"]``: False adds nothing; "auto" adds nothing, with a
+    warning, when the group would hold more than :data:`LOG_LIKELIHOOD_MAX_VALUES` values.
+    Returns the DataTree."""
+    import xarray as xr
+
+    check_log_likelihood(setting)
+    if setting is False:
+        return idata
+    post = idata["posterior"]
+    inv = np.asarray(user_pattern.values, dtype=np.int64)
+    size = post.sizes["chain"] * post.sizes["draw"] * inv.size
+    if setting == "auto" and size > LOG_LIKELIHOOD_MAX_VALUES:
+        warnings.warn(
+            f"the log_likelihood group (one term per user and draw) would hold {size:,} values, more than "
+            f"{LOG_LIKELIHOOD_MAX_VALUES:,}: left out of the DataTree, so arviz.loo / arviz.compare cannot run on it "
+            "(the package's compare_models works per count pattern and still does). sampler_config "
+            "log_likelihood=True stores it anyway, False silences this",
+            UserWarning,
+            stacklevel=3,
+        )
+        return idata
+    ll = np.asarray(pattern_log_likelihood(), dtype=float)[..., inv]
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values, USER: user_pattern[USER].values}
+    idata["log_likelihood"] = xr.DataTree(xr.Dataset({"votes": (("chain", "draw", USER), ll)}, coords=coords))
+    return idata

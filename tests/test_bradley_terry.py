@@ -21,7 +21,6 @@ from comparemode.inference.bradley_terry import bt_mm_step, bt_objective
 from comparemode.inference.leaderboard import rank_intervals
 
 HERE = Path(__file__).resolve().parent
-LLMFAO = HERE.parents[1] / "shared/data/llmfao/crowd-comparisons.csv"
 
 
 def perturbed_users(seed: int, n_users: int, n_models: int = 8, tau: float = 0.8, ties: float = 0.2):
@@ -44,9 +43,7 @@ def perturbed_users(seed: int, n_users: int, n_models: int = 8, tau: float = 0.8
 
 @pytest.fixture(scope="module")
 def llmfao():
-    if not LLMFAO.exists():
-        pytest.skip(f"{LLMFAO} is not there (../shared beside the repository)")
-    return cm.load_votes(LLMFAO)
+    return cm.datasets.load_llmfao().votes  # the LLMFAO copy shipped with the package
 
 
 def test_ties_half_matches_evalica_reference_scores_for_llmfao(llmfao):

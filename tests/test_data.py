@@ -11,6 +11,7 @@ import pytest
 
 from comparemode.constants import REQUIRED_COLUMNS, WINNER_VALUES
 from comparemode.data import load_votes, read_arena, read_llmfao, validate_votes
+from comparemode.datasets import llmfao_path
 from comparemode.errors import (
     ComparemodeError,
     ConfigError,
@@ -20,8 +21,6 @@ from comparemode.errors import (
     MissingColumnError,
     MuError,
 )
-
-LLMFAO = Path(__file__).resolve().parents[1].parent / "shared/data/llmfao/crowd-comparisons.csv"
 
 
 @pytest.fixture
@@ -40,10 +39,10 @@ def votes() -> pd.DataFrame:
     )
 
 
-def _llmfao_or_skip() -> Path:
-    if not LLMFAO.exists():
-        pytest.skip(f"LLMFAO data not found at {LLMFAO} (kept outside the repo)")
-    return LLMFAO
+def _llmfao_file(directory: Path) -> Path:
+    """The original LLMFAO crowd file, byte for byte, written to ``directory`` from the copy
+    shipped with the package (comparemode/_data/llmfao)."""
+    return llmfao_path("crowd-comparisons.csv", directory)
 
 
 # --------------------------------------------------------------------------- positive
@@ -315,8 +314,8 @@ def test_llmfao_like_small_table():
     ]
 
 
-def test_real_llmfao_file():
-    path = _llmfao_or_skip()
+def test_real_llmfao_file(tmp_path):
+    path = _llmfao_file(tmp_path)
     out = load_votes(path)
     raw = pd.read_csv(path)
     assert out.attrs["comparemode"]["format"] == "llmfao"

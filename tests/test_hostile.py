@@ -445,7 +445,7 @@ CASES: list[Case] = [
     Case("alt-sampler-config-list", "BayesianAlternative", lambda c: A("homogeneous", None, [1]), ConfigError, "must be a dict"),
     Case("compare-middle-min-bad", "compare_models", lambda c: A({"two-type": c.fixture("bayes_fit")}, middle_min=1.5), ConfigError, "middle_min"),
     Case("compare-one-model", "compare_models", lambda c: A({"two-type": c.fixture("bayes_fit")}), ConfigError, "needs at least"),
-    Case("ppc-extreme-out-of-range", "posterior_predictive_check", lambda c: A(c.fixture("bayes_fit"), ppp_extreme=0.7), ConfigError, "ppp_extreme"),
+    Case("ppc-extreme-out-of-range", "posterior_predictive_check", lambda c: A(c.fixture("bayes_fit"), interval_prob=1.5), ConfigError, "interval_prob"),
     Case("ppc-unfitted", "posterior_predictive_check", lambda c: A(cm.BayesianTwoType()), NotFittedError, "fit"),
     Case("cli-out-is-a-file", "comparemode run", lambda c: A("--sim-users", 20, "--out", c.write("f", "x")), ConfigError, "--out"),
     Case("cli-existing-results", "comparemode run", lambda c: A("--sim-users", 20, "--out", existing_results(c)), OutputExistsError, "--force"),

@@ -99,14 +99,9 @@ def test_joint_refuses_all_ties_and_bad_prior(hard_sim):
 
 
 def test_joint_on_llmfao_runs_and_is_monotone():
-    from pathlib import Path
+    from comparemode.datasets import load_llmfao
 
-    path = Path(__file__).resolve().parents[1].parent / "shared/data/llmfao/crowd-comparisons.csv"
-    if not path.exists():
-        pytest.skip(f"LLMFAO data not found at {path} (shared/ sits beside the repository in CI)")
-    from comparemode import load_votes
-
-    em = JointEM().fit(load_votes(path))
+    em = JointEM().fit(load_llmfao().votes)  # the LLMFAO copy shipped with the package
     assert_monotone(em.loglik_history_)
     assert len(em.strengths_) == 59 and len(em.users_) == 124
     assert em.converged_
@@ -203,14 +198,9 @@ def test_joint_mcmc_refuses_a_reference_and_leaderboard_needs_joint(joint_sim, b
 def test_joint_em_inside_joint_posterior_on_llmfao():
     """Issue 4: joint EM and MCMC agree on LLMFAO: every EM strength inside its 94% HDI,
     diagnostics reported."""
-    from pathlib import Path
+    from comparemode.datasets import load_llmfao
 
-    from comparemode import load_votes
-
-    path = Path(__file__).resolve().parents[1].parent / "shared/data/llmfao/crowd-comparisons.csv"
-    if not path.exists():
-        pytest.skip(f"LLMFAO data not found at {path} (shared/ sits beside the repository in CI)")
-    votes = load_votes(path)
+    votes = load_llmfao().votes  # the LLMFAO copy shipped with the package
     em = JointEM().fit(votes)
     model = BayesianTwoType(
         model_config={"mu": "joint"},

@@ -20,11 +20,11 @@ FOLDERS = {"comparemode": "comparemode", "models": "comparemode.models", "infere
 
 #: From the bottom up. Within a layer modules may import each other (the graph stays acyclic).
 LAYERS = [
-    ("constants and errors", {"comparemode.constants", "comparemode.errors", "comparemode._version", "comparemode._atomic", "comparemode._progress"}),
-    ("models, the data contract, the reference", {"comparemode.data", "comparemode.reference", "comparemode.scenarios", "comparemode._output", "comparemode.models.*"}),
+    ("constants and errors", {"comparemode.constants", "comparemode.errors", "comparemode._version", "comparemode._atomic", "comparemode._progress", "comparemode._params"}),
+    ("models, the data contract, the reference", {"comparemode.data", "comparemode.datasets", "comparemode.reference", "comparemode.scenarios", "comparemode._output", "comparemode.models.*"}),
     ("the counting front door", {"comparemode.counting", "comparemode.dask_backend"}),
     ("inference", {"comparemode.inference.*"}),
-    ("command line, report, package root", {"comparemode", "comparemode.cli", "comparemode.report"}),
+    ("command line, report, package root", {"comparemode", "comparemode.cli", "comparemode.report", "comparemode.export"}),
 ]
 
 

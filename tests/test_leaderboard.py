@@ -120,11 +120,7 @@ def test_run_and_report_keep_the_same_users_on_llmfao(tmp_path, capsys):
     """One default decision rule for both commands (the Bayesian FDR rule at alpha = 0.1 on the
     fit comparemode run makes: here the joint EM, chosen because LLMFAO has 59 models and no
     reference), so the same votes give the same kept users; both say which rule and model."""
-    from pathlib import Path
-
-    llmfao = Path(__file__).resolve().parents[1].parent / "shared/data/llmfao/crowd-comparisons.csv"
-    if not llmfao.exists():
-        pytest.skip(f"{llmfao} is not there (../shared beside the repository)")
+    llmfao = cm.datasets.llmfao_path()  # the shipped crowd-comparisons.csv.gz, a file on disk
     assert main(["run", str(llmfao), "--out", str(tmp_path / "run"), "--boot", "0"]) == 0
     said = capsys.readouterr()
     assert "--method joint" in said.err and "expected careless share <= 0.1 (the default rule)" in said.out

@@ -121,8 +121,12 @@ def test_cli_outputs_load_back_exactly(tmp_path):
     back = read_results(out)  # ids read as the text they were written as
     users = back["users"]
     pd.testing.assert_frame_equal(users, result.users, check_exact=True)  # floats round-trip through CSV
-    kept = back["kept_votes"]
-    pd.testing.assert_frame_equal(kept, result.kept, check_exact=True, check_index_type=False)
+    kept = back["kept_votes"]  # the input's columns, then the weight and the decision; the row id named
+    assert kept.index.name == "row" and list(kept.columns[-2:]) == ["weight", "decision"] and set(kept["decision"]) == {"kept"}
+    np.testing.assert_array_equal(kept["weight"].to_numpy(), result.weights.loc[result.kept.index].to_numpy())
+    pd.testing.assert_frame_equal(kept.drop(columns=["weight", "decision"]).rename_axis(None), result.kept, check_exact=True, check_index_type=False)
+    dropped = back["dropped_votes"]
+    pd.testing.assert_frame_equal(dropped.drop(columns=["weight", "decision"]).rename_axis(None), result.dropped, check_exact=True, check_index_type=False)
     summary = back["summary"]
     assert summary["params"] == em.params_.to_dict()
     assert summary["fit"]["loglik"] == em.loglik_
@@ -204,7 +208,7 @@ def test_cli_writes_nothing_outside_out(tmp_path, method):
     assert snapshot(work, skip=work / "results") == before_work
     assert snapshot(tmpdir) == before_tmp
     written = sorted(p.name for p in (work / "results").iterdir())
-    expected = {"em": ["kept_votes.csv", MANIFEST, "summary.json", "users.csv"]}
+    expected = {"em": ["dropped_votes.csv", "kept_votes.csv", MANIFEST, "summary.json", "users.csv"]}
     expected["joint"] = sorted(expected["em"] + ["leaderboard.csv"])
     expected["mcmc"] = sorted(expected["em"] + ["posterior.nc"])
     assert written == expected[method]
@@ -225,7 +229,7 @@ def test_cli_never_overwrites_any_result_without_force(tmp_path, capsys, existin
     assert sorted(p.name for p in out.iterdir()) == [existing]
     assert (out / existing).read_bytes() == b"old results\n"
     assert main(args + ["--force"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(["users.csv", "kept_votes.csv", "summary.json", MANIFEST])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["users.csv", "kept_votes.csv", "dropped_votes.csv", "summary.json", MANIFEST])
     read_results(out)  # one complete set
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging directory or lock left beside it
 
