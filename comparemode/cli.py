@@ -868,10 +868,12 @@ def _run(args, results):
         else:
             reference = {}
     if isinstance(data, pd.DataFrame):
-        n_votes, n_users, n_models = len(data), data["user"].nunique(), len(pd.unique(data[["model_a", "model_b"]].to_numpy().ravel()))
+        # the models of each column apart (no 2 x n object array); the users are counted by the fit
+        n_votes, n_models = len(data), len(pd.unique(np.concatenate([pd.unique(data["model_a"]), pd.unique(data["model_b"])])))
+        say(f"{n_votes:,} votes")
     else:  # vote counts
-        n_votes, n_users, n_models = data.n_votes, data.n_users, len(data.models)
-    say(f"{n_votes:,} votes from {n_users:,} users")
+        n_votes, n_models = data.n_votes, len(data.models)
+        say(f"{n_votes:,} votes from {data.n_users:,} users")
     has_mu = data.has_mu if isinstance(data, VoteCounts) else "mu" in data.columns
     if not reference and not has_mu and n_models > 2 and args.method != "joint":
         if args.method_given:

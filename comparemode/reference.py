@@ -376,7 +376,7 @@ def encode_rows(votes: pd.DataFrame, ref: Reference) -> tuple[EncodedVotes, pd.I
     return encode_counts(count_with(votes, ref, keep_rows=True), ref, rows=True)
 
 
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16  # small, so that the usual early exit reads a few thousand votes, not a million
 
 
 def _scan(arrays, found) -> bool:

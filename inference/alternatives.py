@@ -42,6 +42,7 @@ from comparemode.models.alternatives import (
     alternative_parameter_names,
     alternative_params,
     build_alternative_pymc_model,
+    careless_weights,
     continuous_loglik,
     continuous_prob_attentive,
     continuous_quality_mean,
@@ -185,6 +186,10 @@ class BayesianAlternative(ParamsMixin):
         k: _TWO_TYPE_SAMPLER[k] for k in ("draws", "tune", "chains", "cores", "target_accept", "random_seed", "progressbar", "log_likelihood")
     }
 
+    #: How the continuous model's likelihood is summed (``comparemode.models.alternatives.CONTINUOUS_METHODS``):
+    #: ``"buckets"`` is the previous formulation, kept for ``benchmarks/report_speed.py --legacy``.
+    _likelihood_method = "factored"
+
     def __init__(self, kind: str = "continuous", model_config: dict | None = None, sampler_config: dict | None = None):
         if kind not in ALTERNATIVE_KINDS:
             raise ConfigError(f"kind must be one of {ALTERNATIVE_KINDS}, got {kind!r}")
@@ -214,11 +219,13 @@ class BayesianAlternative(ParamsMixin):
         cfg = self.model_config
         vt = vote_types(enc, mu)
         self._ties_used = "model" if cfg["ties"] == "model" and int(vt.t.sum()) > 0 else "drop"
-        terms = continuous_terms(vt, cfg["careless"]) if self.kind == "continuous" else None
+        method = self._likelihood_method
+        terms = continuous_terms(vt, cfg["careless"], legacy=method == "buckets") if self.kind == "continuous" else None
         self._vt, self._terms, self._enc, self._mu = vt, terms, enc, mu
         self._user_index = user_index if user_index is not None else pd.RangeIndex(enc.n_users, name=USER)
         self.model = build_alternative_pymc_model(
-            vt, kind=self.kind, careless=cfg["careless"], ties=self._ties_used, priors=check_priors(cfg["priors"]), terms=terms
+            vt, kind=self.kind, careless=cfg["careless"], ties=self._ties_used, priors=check_priors(cfg["priors"]), terms=terms,
+            method=method,
         )
         return self.model
 
@@ -252,6 +259,7 @@ class BayesianAlternative(ParamsMixin):
         )
         self.idata_ = idata
         self.__dict__.pop("_quality_cache", None)
+        self.__dict__.pop("_pattern_ll_cache", None)
         add_user_log_likelihood(idata, self.pattern_log_likelihood, idata["user_data"]["user_pattern"], cfg["log_likelihood"])
         return idata
 
@@ -291,7 +299,19 @@ class BayesianAlternative(ParamsMixin):
         return vals, (post.sizes["chain"], post.sizes["draw"])
 
     def pattern_log_likelihood(self) -> np.ndarray:
-        """Each pattern's log-likelihood (one user's votes) for every draw: (chain, draw, pattern)."""
+        """Each pattern's log-likelihood (one user's votes) for every draw: (chain, draw, pattern).
+        Computed once per fit (the fit's ``log_likelihood`` group and
+        :func:`~comparemode.inference.model_checks.compare_models` both read it) and returned
+        read-only."""
+        cached = self.__dict__.get("_pattern_ll_cache")
+        if cached is not None and cached[0] is self._fitted():
+            return cached[1]
+        out = self._pattern_log_likelihood()
+        out.flags.writeable = False
+        self.__dict__["_pattern_ll_cache"] = (self.idata_, out)
+        return out
+
+    def _pattern_log_likelihood(self) -> np.ndarray:
         vals, shape = self._draw_params()
         size = shape[0] * shape[1]
         out = np.empty((size, self._vt.size))
@@ -301,7 +321,7 @@ class BayesianAlternative(ParamsMixin):
             if self.kind == "homogeneous":
                 out[s] = homogeneous_loglik(self._vt, p, self.model_config["careless"], tie=tie)
             else:
-                out[s] = continuous_loglik(self._vt, self._terms, p, tie=tie)
+                out[s] = continuous_loglik(self._vt, self._terms, p, tie=tie, method=self._likelihood_method)
         return out.reshape(*shape, self._vt.size)
 
     def summary(self, interval_prob: float = INTERVAL_PROB) -> pd.DataFrame:
@@ -330,8 +350,9 @@ class BayesianAlternative(ParamsMixin):
                 acc, acc_p = np.zeros(vt.size), np.zeros(vt.size)
                 for s in idx:
                     p = alternative_params(self.kind, self.model_config["careless"], self._ties(), {k: v[s] for k, v in vals.items()})
-                    acc += continuous_quality_mean(self._terms, p)
-                    acc_p += continuous_prob_attentive(self._terms, p)
+                    w = careless_weights(self._terms, p)  # once for both summaries
+                    acc += continuous_quality_mean(self._terms, p, weights=w)
+                    acc_p += continuous_prob_attentive(self._terms, p, weights=w)
                 cached = (acc / idx.size, acc_p / idx.size)
                 self.__dict__["_quality_cache"] = cached
             cols["quality"] = cached[0][vt.inverse]

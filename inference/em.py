@@ -17,6 +17,7 @@ import dataclasses
 import math
 import time
 import warnings
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -334,11 +335,31 @@ class TwoTypeEM(ParamsMixin):
         if not ordered and order is not None:
             raise ConfigError("order= orders the votes in time, and vote counts keep no order: fit the votes in memory to check for drift")
         counts, ref, table = count_and_resolve(votes, keep_rows=ordered, progress=progress, **reference)
+        # each vote's user as a position in users_ (the counts' user order), for the filter
+        self._vote_users = (weakref.ref(votes), counts.rows[0]) if ordered and counts.rows is not None else None
         if lazy:
             self.n_passes_ = 1
         else:
             self.__dict__.pop("n_passes_", None)  # a previous Dask fit's count does not describe this one
         return counts, ref, (_time_order(table, order) if ordered else None)
+
+    def user_codes_of(self, votes) -> np.ndarray | None:
+        """The position in ``users_`` of every vote's user, when ``votes`` is the very table this
+        estimator was fitted on (the codes the fit computed, so the filter does not look up
+        every user id again); None otherwise. A sample of rows is checked against the table's
+        user ids, so a table changed in place since the fit gets None."""
+        held = getattr(self, "_vote_users", None)
+        if held is None or held[0]() is not votes:
+            return None
+        codes = held[1]
+        if len(codes) != len(votes):
+            return None
+        rows = np.unique(np.linspace(0, len(codes) - 1, min(len(codes), 257)).astype(np.int64))
+        fitted = self.users_.index.take(codes[rows]).to_numpy(dtype=object)
+        written = votes[USER].take(rows).to_numpy(dtype=object)
+        if any(not (f == w) for f, w in zip(fitted, written)):
+            return None
+        return codes
 
     def fit_encoded(self, enc: EncodedVotes, *, mu: float | None = None, user_index=None) -> "TwoTypeEM":
         """Fit from integer-encoded votes (the fast path; see :class:`EncodedVotes`).

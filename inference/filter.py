@@ -109,8 +109,22 @@ def _p_attentive(users: pd.DataFrame) -> np.ndarray:
 
 
 def _reasons(p: np.ndarray, keep: np.ndarray, kept_text: str, dropped_text: str) -> np.ndarray:
-    shown = np.char.mod("%.3f", p)
-    return np.where(keep, np.char.add(np.char.add("P(attentive) ", shown), kept_text), np.char.add(np.char.add("P(attentive) ", shown), dropped_text))
+    """Each user's reason, ``P(attentive) 0.937`` and what the rule did: the few distinct
+    texts built once (three decimals give at most 1,001) and shared by the users they fit."""
+    codes, shown = pd.factorize(np.char.mod("%.3f", p), sort=False)
+    kept = np.array([f"P(attentive) {v}{kept_text}" for v in shown], dtype=object)
+    dropped = np.array([f"P(attentive) {v}{dropped_text}" for v in shown], dtype=object)
+    return np.where(keep, kept[codes], dropped[codes]) if codes.size else np.zeros(0, dtype=object)
+
+
+def _joined(reason: np.ndarray, what: np.ndarray, action: np.ndarray) -> np.ndarray:
+    """``f"{reason}; {what}{action}"`` row by row, each distinct combination built once (the
+    parts take few distinct values, the users may be millions)."""
+    parts = [pd.factorize(np.asarray(x, dtype=object), sort=False) for x in (reason, what, action)]
+    key = pd.MultiIndex.from_arrays([c for c, _ in parts])
+    combo, uniq = pd.factorize(key, sort=False)
+    texts = np.array([f"{parts[0][1][i]}; {parts[1][1][j]}{parts[2][1][k]}" for i, j, k in uniq], dtype=object)
+    return texts[combo] if combo.size else np.zeros(0, dtype=object)
 
 
 UNINFORMATIVE_POLICIES = ("keep", "drop", "weight")
@@ -162,7 +176,7 @@ def mark_uninformative(table: pd.DataFrame, policy: str = "keep") -> pd.DataFram
     else:
         action = np.where(keep[none], "; kept by the rule (uninformative='keep')", "; dropped by the rule")
     reason = table["reason"].to_numpy(dtype=object).copy()
-    reason[none] = [f"{r}; {w}{a}" for r, w, a in zip(reason[none], what, action)]
+    reason[none] = _joined(reason[none], what, action)
     table["reason"] = reason
     rule = dict(table.attrs.get("rule", {}))
     rule.update(uninformative=policy, users_uninformative=int(none.sum()), users_tie_only=int((none & (n_dec == 0)).sum()))
@@ -225,16 +239,20 @@ def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
     return table
 
 
-def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame) -> FilterResult:
+def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame, codes: np.ndarray | None = None) -> FilterResult:
     """Split votes by their user's ``keep`` decision (a table indexed by user). A Dask
-    DataFrame of votes is split lazily (:func:`comparemode.dask_backend.split_lazily`)."""
+    DataFrame of votes is split lazily (:func:`comparemode.dask_backend.split_lazily`).
+    ``codes``: each vote's user as a position in ``table`` where the caller has them (a fit's
+    own codes, :meth:`~comparemode.TwoTypeEM.user_codes_of`); otherwise every user id is
+    looked up."""
     if is_dask_collection(votes):
         return _apply_lazily(votes, table)
     if not isinstance(votes, pd.DataFrame):
         raise ConfigError(f"votes must be a pandas DataFrame, got {type(votes).__name__}")
     if USER not in votes.columns:
         raise MissingColumnError(f"the votes need a {USER!r} column; they have {list(votes.columns)}")
-    codes = user_codes(table.index, votes[USER])
+    if codes is None or len(codes) != len(votes):
+        codes = user_codes(table.index, votes[USER])
     keep_user = table["keep"].to_numpy(dtype=bool)
     keep_vote = keep_user[codes]
     weights = pd.Series(table["weight" if "weight" in table.columns else "p_attentive"].to_numpy(dtype=float)[codes], index=votes.index, name="weight")
@@ -348,7 +366,7 @@ def _decided(votes, users, decide, *args, uninformative: str = "keep") -> Filter
     """Apply ``decide(table, *args)`` to the user table of ``users`` (a table, or a fitted
     estimator with ``users_``) and, when its checks failed and it found a better-fitting
     model, to that model's user table as ``alternative``."""
-    table, alt = users, None
+    table, alt, codes = users, None, None
     if not isinstance(users, pd.DataFrame):  # a fitted estimator (an unfitted one raises NotFittedError)
         try:
             table, alt = users.users_, getattr(users, "alternative_users_", None)
@@ -356,9 +374,13 @@ def _decided(votes, users, decide, *args, uninformative: str = "keep") -> Filter
             raise
         except AttributeError:  # not an estimator: the table check names what it got
             pass
-    result = apply_decisions(votes, mark_uninformative(decide(table, *args), uninformative))
+        if hasattr(users, "user_codes_of") and isinstance(table, pd.DataFrame):
+            codes = users.user_codes_of(votes)  # the fit's own codes: no second lookup of every user id
+    decided = mark_uninformative(decide(table, *args), uninformative)
+    result = apply_decisions(votes, decided, codes if codes is not None and decided.index.equals(table.index) else None)
     if alt is not None and result.summary.get("promise", {}).get("status") == "void":
-        result.alternative = apply_decisions(votes, mark_uninformative(decide(alt, *args), uninformative))
+        alt_codes = codes if codes is not None and alt.index.equals(table.index) else None
+        result.alternative = apply_decisions(votes, mark_uninformative(decide(alt, *args), uninformative), alt_codes)
         result.alternative.summary["model"] = result.summary["promise"].get("better_fit")
         result.alternative.summary["promise"] = {
             "status": "alternative",

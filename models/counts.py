@@ -95,12 +95,22 @@ def _entries(user: np.ndarray, context: np.ndarray, outcome: np.ndarray, count: 
     key = (user.astype(np.int64) * max(n_contexts, 1) + context.astype(np.int64)) * 3 + outcome.astype(np.int64)
     if key.size == 0:
         return key, key, key.astype(np.int8), key
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    count = count.astype(np.int64)[order]
-    start = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-    total = np.add.reduceat(count, start)  # integer sums: exact
-    key = key[start]
+    space = int(key.max()) + 1
+    if space <= 16 * key.size + (1 << 20):  # a dense key space: one bincount, no sort
+        count = np.asarray(count, dtype=np.int64)
+        ones = bool((count == 1).all())
+        sums = np.bincount(key, minlength=space) if ones else np.bincount(key, weights=count, minlength=space)
+        key = np.flatnonzero(sums)
+        total = sums[key].astype(np.int64)  # float sums of integers below 2**53: exact
+        if not ones and int(count.sum()) != int(total.sum()):  # pragma: no cover - counts beyond 2**53
+            raise OverflowError("vote counts too large to sum exactly")
+    else:
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        count = count.astype(np.int64)[order]
+        start = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+        total = np.add.reduceat(count, start)  # integer sums: exact
+        key = key[start]
     outcome_out = (key % 3).astype(np.int8)
     rest = key // 3
     return rest // max(n_contexts, 1), rest % max(n_contexts, 1), outcome_out, total
@@ -362,6 +372,34 @@ class VoteCounts:
         return cls(users, models, contexts, codes, context, outcome, frame["count"].to_numpy(np.int64))
 
 
+def _model_codes(col_a: pd.Series, col_b: pd.Series):
+    """Codes of the two model columns into one list of models in order of first appearance
+    row by row (model_a, model_b, next row...): each column factorized on its own (no
+    interleaved copy of both), the two lists merged in that order."""
+    ca, ua = pd.factorize(col_a, sort=False)
+    cb, ub = pd.factorize(col_b, sort=False)
+    models = pd.Index(ua).append(pd.Index(ub))
+    first = np.full(len(ua) + len(ub), np.iinfo(np.int64).max, dtype=np.int64)
+    # each column's uniques appear first at their first row: model_a's at 2 * row, model_b's at 2 * row + 1
+    first[: len(ua)] = 2 * _first_rows(ca, len(ua))
+    first[len(ua):] = 2 * _first_rows(cb, len(ub)) + 1
+    codes, uniq = pd.factorize(models, sort=False)  # a model in both columns: one code
+    pos = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(pos, codes, first)
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[np.argsort(pos, kind="stable")] = np.arange(len(uniq))
+    final = rank[codes]
+    order = np.argsort(rank, kind="stable")
+    return final[: len(ua)][ca].astype(np.int64), final[len(ua):][cb].astype(np.int64), pd.Index(uniq[order])
+
+
+def _first_rows(codes: np.ndarray, n: int) -> np.ndarray:
+    """The first row of each code 0 .. n - 1."""
+    out = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(out, codes, np.arange(codes.size, dtype=np.int64))
+    return out
+
+
 def count_votes(votes, *, keep_rows: bool = False, validated: bool = False) -> VoteCounts:
     """Count a votes table (validated as :func:`comparemode.validate_votes` does): per user,
     per context (model shown first, model shown second, and the vote's ``mu`` where the table
@@ -378,9 +416,7 @@ def count_votes(votes, *, keep_rows: bool = False, validated: bool = False) -> V
     user, users = pd.factorize(votes[USER], sort=False)
     # row by row (model_a, model_b, next row...): the order of first appearance that merging
     # the counts of consecutive chunks reproduces
-    both = np.column_stack([votes[MODEL_A].to_numpy(dtype=object), votes[MODEL_B].to_numpy(dtype=object)]).ravel()
-    model_codes, models = pd.factorize(both, sort=False)
-    a, b = model_codes[0::2].astype(np.int64), model_codes[1::2].astype(np.int64)
+    a, b, models = _model_codes(votes[MODEL_A], votes[MODEL_B])
     mu = votes[MU].to_numpy(np.float64) if MU in votes.columns else np.full(n, np.nan)
     context, contexts = _context_codes(a, b, mu)
     outcome = outcome_codes(votes[WINNER])

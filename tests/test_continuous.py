@@ -7,6 +7,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate, stats
 from scipy.optimize import approx_fprime
@@ -19,6 +20,7 @@ from comparemode.models.alternatives import (
     _scalar_terms,
     continuous_loglik,
     continuous_prob_attentive,
+    continuous_quality_mean,
     continuous_terms,
     vote_types,
 )
@@ -226,3 +228,175 @@ def test_per_user_replicates_match_the_vote_by_vote_replicates():
     # picks of the model mu is about = picks of the favoured model under a per-vote mu of 0.7 / 0.3
     np.testing.assert_allclose(a["n_stronger"].mean(axis=0), b["n_favoured"].mean(axis=0), atol=0.25)
     np.testing.assert_allclose(a["n_stronger"].var(axis=0).mean(), b["n_favoured"].var(axis=0).mean(), rtol=0.05)
+
+
+# --------------------------------------------------------------------------- the factored likelihood (issue 16)
+
+
+def _random_params(rng, careless):
+    q, kappa = rng.uniform(0.05, 0.95), math.exp(rng.uniform(-3.0, 6.0))
+    p = {"quality": (q * kappa, (1 - q) * kappa), "tie": (1.3, 2.0)}
+    if careless == "beta":
+        a, k = rng.uniform(0.05, 0.95), math.exp(rng.uniform(-3.0, 8.0))
+        p["careless_first"] = (a * k, (1 - a) * k)
+    elif careless == "shared":
+        p["careless_first"] = rng.uniform(0.02, 0.98)
+    return p
+
+
+def _vote_types_of(per_vote: bool):
+    from comparemode.reference import encode_rows, resolve_reference
+
+    if per_vote:  # a per-vote mu: every user their own pattern; a few heavy users
+        sim = cm.simulate_votes(n_users=40, votes_per_user=12, strengths={"a": 1.0, "b": 0.0, "c": -0.7}, random_seed=5)
+        votes = sim.votes
+        heavy = votes[votes["user"].isin(votes["user"].unique()[:3])]
+        votes = pd.concat([votes] + [heavy] * 5, ignore_index=True)  # three users with 72 votes
+    else:  # two models, four vote types
+        sim = cm.simulate_votes(n_users=300, votes_per_user=14, random_seed=5)
+        votes = sim.votes
+    ref = resolve_reference(votes, **sim.reference)
+    enc, _ = encode_rows(votes, ref)
+    return vote_types(enc, ref.mu)
+
+
+def _bucket_reference(terms, params, what):
+    """The previous implementation of the per-pattern summaries, on the bucket layout."""
+    from scipy.special import betainc, logsumexp
+
+    from comparemode.models.alternatives import term_parts, term_values
+
+    c, d = params["quality"]
+    parts = term_parts(terms, params)
+    tail = 1.0 - betainc(c + terms.pair_i, d + terms.pair_D - terms.pair_i, 0.5)
+    out = np.empty(terms.n_patterns)
+    for b in terms.buckets:
+        vals = term_values(b, parts)
+        w = np.exp(vals - logsumexp(vals, axis=-1, keepdims=True))
+        out[b.rows] = np.sum(w * ((c + b.i) / (c + d + b.D[:, None]) if what == "mean" else tail[b.pair_index]), axis=-1)
+    return out
+
+
+@pytest.mark.parametrize("per_vote", [True, False])
+@pytest.mark.parametrize("careless", ["beta", "shared", "random"])
+def test_factored_likelihood_equals_the_previous_formulation(careless, per_vote):
+    """The factored sum (two one-dimensional polynomials per pattern, the compiled kernel)
+    gives the previous likelihood (the two-dimensional recursion, padded buckets, a Beta
+    function per term) to 1e-10 at random parameter points, and so do the quality summaries."""
+    vt = _vote_types_of(per_vote)
+    new = continuous_terms(vt, careless)
+    old = continuous_terms(vt, careless, legacy=True)
+    assert new.n_terms <= sum(b.logK.size for b in old.buckets)
+    finite = sum(int(np.isfinite(b.logK).sum()) for b in old.buckets)
+    assert new.n_terms == finite  # every term once, no padding
+    rng = np.random.default_rng(11)
+    for _ in range(6):
+        p = _random_params(rng, careless)
+        ll_new = continuous_loglik(vt, new, p)
+        ll_old = continuous_loglik(vt, old, p, method="buckets")
+        np.testing.assert_allclose(ll_new, ll_old, rtol=1e-10, atol=1e-10)
+        # the lazily built bucket layout (ContinuousQuality's objective) is the same sum
+        np.testing.assert_allclose(continuous_loglik(vt, new, p, method="buckets"), ll_old, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(continuous_quality_mean(new, p), _bucket_reference(old, p, "mean"), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(continuous_prob_attentive(new, p), _bucket_reference(old, p, "tail"), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ConfigError, match="method must be one of"):
+        continuous_loglik(vt, new, p, method="padded")
+
+
+def test_factored_kernel_is_exact_far_from_the_maxima():
+    """The kernel sums scaled products where that is safe and falls back to log space (or
+    leaves out what cannot matter) elsewhere: against brute force over every (g, s) term, with
+    inputs spread over thousands of nats, -inf entries, and the softmax weights."""
+    from scipy.special import logsumexp
+
+    from comparemode.models.alternatives import ContinuousTerms, factored_lse
+
+    rng = np.random.default_rng(3)
+    nf = rng.integers(0, 40, 30)
+    ns = rng.integers(0, 40, 30)
+    D = nf + ns
+    logf = [rng.normal(0, 1, n + 1) * rng.choice([1.0, 30.0, 400.0]) + rng.choice([0.0, -3000.0]) * np.arange(n + 1) / max(n, 1)
+            for n in nf]
+    logs = [rng.normal(0, 1, n + 1) * rng.choice([1.0, 30.0, 400.0]) for n in ns]
+    logf[0][-1] = -np.inf
+    terms = ContinuousTerms(n_patterns=30, careless="shared", D=D, n_first=nf, n_second=ns, logf=np.concatenate(logf),
+                            logs=np.concatenate(logs))
+    um = rng.normal(0, 50, terms.off_m[-1])
+    L, wf, ws, wm = factored_lse(terms, terms.logf, terms.logs, um, weights=True)
+    for p in range(30):
+        f, s, m = logf[p], logs[p], um[terms.off_m[p] : terms.off_m[p + 1]]
+        vals = f[:, None] + s[None, :] + m[np.add.outer(np.arange(f.size), np.arange(s.size))]
+        ref = logsumexp(vals)
+        assert L[p] == pytest.approx(ref, rel=1e-12, abs=1e-12)
+        w = np.exp(vals - ref)
+        np.testing.assert_allclose(wf[terms.off_f[p] : terms.off_f[p + 1]], w.sum(axis=1), rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(ws[terms.off_s[p] : terms.off_s[p + 1]], w.sum(axis=0), rtol=1e-9, atol=1e-15)
+        by_m = np.bincount(np.add.outer(np.arange(f.size), np.arange(s.size)).ravel(), weights=w.ravel(), minlength=m.size)
+        np.testing.assert_allclose(wm[terms.off_m[p] : terms.off_m[p + 1]], by_m, rtol=1e-9, atol=1e-15)
+    assert np.isnan(factored_lse(terms, np.where(np.arange(terms.logf.size) == 3, np.nan, terms.logf), terms.logs, um)[0])
+
+
+@pytest.mark.parametrize("careless", ["beta", "shared", "random"])
+def test_pymc_model_has_the_previous_log_density_and_gradient(careless):
+    """The PyMC model's log density and gradient equal the previous graph's (the bucket
+    formulation) to 1e-10 at random points, with the default (numba) backend and the C one,
+    and its likelihood equals the NumPy one."""
+    import pytensor
+
+    from comparemode.models.alternatives import build_alternative_pymc_model
+    from comparemode.models.pymc_model import check_priors
+
+    vt = _vote_types_of(True)
+    priors = check_priors({})
+    new = build_alternative_pymc_model(vt, kind="continuous", careless=careless, ties="model", priors=priors,
+                                       terms=continuous_terms(vt, careless))
+    old = build_alternative_pymc_model(vt, kind="continuous", careless=careless, ties="model", priors=priors,
+                                       terms=continuous_terms(vt, careless, legacy=True), method="buckets")
+    fns = {
+        "old": (old.compile_logp(), old.compile_dlogp()),
+        "numba": (new.compile_logp(), new.compile_dlogp()),
+        "c": (new.compile_logp(mode="FAST_RUN"), new.compile_dlogp(mode="FAST_RUN")),
+    }
+    rng = np.random.default_rng(7)
+    start = new.initial_point()
+    for _ in range(5):
+        point = {k: v + rng.normal(0, 1.0) for k, v in start.items()}
+        ref_lp, ref_g = fns["old"][0](point), fns["old"][1](point)
+        for name in ("numba", "c"):
+            assert fns[name][0](point) == pytest.approx(ref_lp, rel=1e-10), name
+            np.testing.assert_allclose(fns[name][1](point), ref_g, rtol=1e-9, atol=1e-9 * (1 + np.abs(ref_g).max()))
+    names = ["quality_mean", "quality_kappa"] + {"beta": ["careless_first_mean", "careless_first_kappa"], "shared": ["careless_first"],
+                                                  "random": []}[careless] + ["tie_mean", "tie_kappa"]
+    vals = dict(zip(names, [0.7, 1.5] + {"beta": [0.6, 3.0], "shared": [0.6], "random": []}[careless] + [0.2, 8.0]))
+    fn = pytensor.function([new[n] for n in names], new["loglik"])
+    from comparemode.models.alternatives import alternative_params
+
+    expected = float(np.dot(vt.weight, continuous_loglik(vt, continuous_terms(vt, careless), alternative_params("continuous", careless, "model", vals))))
+    assert float(fn(*vals.values())) == pytest.approx(expected, rel=1e-10)
+
+
+def test_compiled_model_survives_a_pickle_into_a_fresh_process(tmp_path):
+    """PyMC's chain processes get the compiled model by cloudpickle: the kernel's Op is found
+    by name in a process that never built a model."""
+    import subprocess
+    import sys
+
+    import cloudpickle
+
+    from comparemode.models.alternatives import build_alternative_pymc_model
+    from comparemode.models.pymc_model import check_priors
+
+    vt = _vote_types_of(True)
+    model = build_alternative_pymc_model(vt, kind="continuous", careless="beta", ties="model", priors=check_priors({}),
+                                         terms=continuous_terms(vt, "beta"))
+    f = model.logp_dlogp_function(ravel_inputs=True)
+    f.set_extra_values({})
+    x = np.linspace(-0.5, 0.5, len(f._grad_vars))
+    expected, _ = f(x)
+    path = tmp_path / "f.pkl"
+    path.write_bytes(cloudpickle.dumps(f))
+    code = ("import pickle, sys, numpy as np; f = pickle.loads(open(sys.argv[1], 'rb').read()); "
+            f"print(repr(float(f(np.linspace(-0.5, 0.5, {len(x)}))[0])))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip().splitlines()[-1]) == pytest.approx(float(expected), rel=1e-12)

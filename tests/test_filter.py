@@ -187,3 +187,25 @@ def test_users_without_evidence_get_the_reason_and_the_policy():
         em.filter(votes, uninformative="ignore")
     with pytest.raises(cm.errors.ConfigError, match="needs the columns"):
         cm.filter_votes(votes, table[["p_attentive"]], uninformative="drop")
+
+
+def test_the_fits_own_user_codes_split_the_votes_as_a_lookup_does():
+    """Filtering with the fitted estimator reuses the fit's per-vote user codes (no second
+    lookup of every id); the result equals the lookup's, and a table that is not the one fitted
+    (a copy, or the same object changed in place) is looked up again."""
+    import comparemode as cm
+
+    sim = cm.simulate_votes(n_users=3000, votes_per_user=6, random_seed=11)
+    votes = sim.votes
+    em = cm.TwoTypeEM(random_seed=0).fit(votes, **sim.reference)
+    codes = em.user_codes_of(votes)
+    assert codes is not None and len(codes) == len(votes)
+    assert (em.users_.index[codes] == votes["user"].to_numpy()).all()
+    fast, looked_up = cm.filter_fdr(votes, em, 0.1), cm.filter_fdr(votes, em.users_, 0.1)
+    pd.testing.assert_frame_equal(fast.kept, looked_up.kept)
+    pd.testing.assert_frame_equal(fast.dropped, looked_up.dropped)
+    pd.testing.assert_series_equal(fast.weights, looked_up.weights)
+    assert fast.summary == looked_up.summary
+    assert em.user_codes_of(votes.copy()) is None
+    votes["user"] = votes["user"].to_numpy()[::-1]  # changed in place after the fit
+    assert em.user_codes_of(votes) is None

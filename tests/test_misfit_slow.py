@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
 import comparemode as cm
+from comparemode.models.alternatives import alternative_params, continuous_loglik
 from comparemode.scenarios import simulate_scenario
 
 pytestmark = pytest.mark.slow
@@ -56,6 +58,19 @@ def test_loo_prefers_or_ties_the_continuum_on_partial_attention():
 
     assert continuum_middle_mass(fits["continuous"]) > 0.5  # theta ~ Beta(2, 2): 94% of users in between
     assert cmp.table.loc["continuous", "elpd_loo"] >= cmp.table.loc["two-type", "elpd_loo"] - 2 * cmp.table.loc["two-type", "se_diff"]
+    # the per-draw pattern log-likelihoods are computed once per fit: the log_likelihood group and the comparison read the same
+    for kind in ("homogeneous", "continuous"):
+        fit = fits[kind]
+        ll = fit.pattern_log_likelihood()
+        assert ll is fit.pattern_log_likelihood() and not ll.flags.writeable
+        users = fit.idata_["user_data"]["user_pattern"].values
+        np.testing.assert_array_equal(fit.idata_["log_likelihood"]["votes"].values, ll[..., users])
+    cont = fits["continuous"]
+    p = {"quality_mean": 0.5, "quality_kappa": 4.0, "careless_first_mean": 0.6, "careless_first_kappa": 5.0, "tie_mean": 0.2, "tie_kappa": 8.0}
+    params, tie = alternative_params("continuous", "beta", cont._ties(), p), cont._ties() == "model"
+    ref = continuous_loglik(cont._vt, cont._terms, params, tie=tie, method="buckets")  # the previous formulation, on these votes
+    new = continuous_loglik(cont._vt, cont._terms, params, tie=tie)
+    np.testing.assert_allclose(new, ref, rtol=1e-10)
 
 
 def test_loo_prefers_two_types_on_two_type_data():
