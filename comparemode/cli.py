@@ -389,7 +389,7 @@ def export(args) -> int:
             results_dir = Path(args.results)
         back = read_results(results_dir)
         made_from = back.get("summary", {}).get("data_integrity", {}).get("input_sha256")
-        if made_from != sha256_file(source):
+        if made_from != _input_checksum(source)["input_sha256"]:  # as the run computed it (a file or Parquet files)
             raise ConfigError(f"--results {args.results}: those results were made from another input (checksum "
                               f"{str(made_from)[:12]}...), not from {args.votes}: give the votes the run decided on")
         if "kept_votes" not in back:
