@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from comparemode._columnar import write_parquet
 from comparemode._output import (
     COMMITTED,
     ResultSet,
@@ -468,7 +469,7 @@ def _votes_path(args):
     return args.stdin_path
 
 
-def _load_votes_arg(args):
+def _load_votes_arg(args, categorical: bool = False):
     """The VOTES file, read with the layout options of the command line."""
     return load_votes(
         _votes_path(args),
@@ -479,6 +480,7 @@ def _load_votes_arg(args):
         winner=args.winner_col,
         prompt_id=args.prompt_id_col,
         mu=args.mu_col,
+        categorical=categorical,
     )
 
 
@@ -855,7 +857,7 @@ def _run(args, results):
             votes = data.to_votes()
         else:
             say(f"reading {args.votes}")
-            votes = data = _load_votes_arg(args)
+            votes = data = _load_votes_arg(args, categorical=True)  # models and winners as Categoricals: less memory, faster
             if is_dask_collection(votes):  # Parquet files read lazily: one counting pass on Dask
                 if args.crossfit or args.order is not None:
                     raise ConfigError("--crossfit and --order need the votes themselves; a directory or glob of Parquet files is counted instead")
@@ -955,7 +957,12 @@ def _votes_out(part: pd.DataFrame, weights: pd.Series, decision: str, meta: dict
     """Votes as written: the input's layout, a weight and the decision per vote, a named row id."""
     taken = set(meta.get("input_columns") or part.columns)
     w, d = _free_name("weight", taken), _free_name("decision", taken)
-    extra = part.assign(**{w: weights.reindex(part.index).to_numpy(dtype=float), d: decision})
+    index = weights.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and part.index.dtype.kind == "i":
+        weight = weights.to_numpy(dtype=float)[part.index.to_numpy()]  # row labels are positions: no lookup
+    else:
+        weight = weights.reindex(part.index).to_numpy(dtype=float)
+    extra = part.assign(**{w: weight, d: pd.Categorical.from_codes(np.zeros(len(part), dtype=np.int8), categories=pd.Index([decision], dtype='str'))})
     out = to_input_layout(extra, meta, extra=[w, d]) if meta.get("input_columns") else extra
     return out.rename_axis(_free_name("row", taken))
 
@@ -966,7 +973,7 @@ def write_table(results, stem: str, frame: pd.DataFrame, fmt: str) -> None:
     if fmt == "csv":
         results.write(name, lambda p: frame.to_csv(p))
     elif fmt == "parquet":
-        results.write(name, lambda p: frame.reset_index().to_parquet(p, index=False))
+        results.write(name, lambda p: write_parquet(frame.reset_index(), p))
     else:
         results.write(name, lambda p: frame.reset_index().to_json(p, orient="records", lines=True, force_ascii=False, date_format="iso", double_precision=15))
 

@@ -50,8 +50,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
+from comparemode._dist import beta_pdf
 from comparemode.errors import ConfigError
 
 __all__ = ["SCENARIOS", "Scenario", "simulate_scenario", "oracle_leave_one_out", "Arena", "simulate_arena", "simulate_tie_habits"]
@@ -252,7 +253,7 @@ def _two_type_posterior(name: str, n, t, f, k_alpha, mu: float) -> np.ndarray:
 def _grid(a: float, b: float):
     """Midpoint grid on (0, 1) with Beta(a, b) weights (normalised)."""
     x = (np.arange(_GRID) + 0.5) / _GRID
-    w = stats.beta.pdf(x, a, b)
+    w = beta_pdf(x, a, b)
     return x, w / w.sum()
 
 

@@ -32,8 +32,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
-from scipy.stats import norm
 
+from comparemode._dist import norm_ppf
 from comparemode._params import ParamsMixin
 from comparemode.constants import (
     CODE_A,
@@ -281,7 +281,7 @@ class BradleyTerry(ParamsMixin):
         self.cov_ = None
         if self.interval == "sandwich":
             self.cov_ = self._sandwich(beta, wa, wb, n_models, prior)
-            half = norm.ppf(0.5 + self.level / 2.0) * np.sqrt(np.diag(self.cov_))
+            half = norm_ppf(0.5 + self.level / 2.0) * np.sqrt(np.diag(self.cov_))
             lower, upper = beta - half, beta + half
         elif self.interval == "bootstrap":
             lower, upper = self._bootstrap(beta, n_models, prior)

@@ -22,6 +22,7 @@ import weakref
 import numpy as np
 import pandas as pd
 
+from comparemode._dist import chi2_1_ppf, chi2_1_sf
 from comparemode._params import ParamsMixin
 from comparemode._progress import Progress
 from comparemode.constants import (
@@ -102,7 +103,8 @@ _LOGIT_MU_MAX = 12.0
 
 def _users_sample(enc: EncodedVotes, mu_row: np.ndarray, pairs, size: int, rng):
     """The votes of at most ``size`` users drawn at random (all users if there are fewer), users
-    recoded in their original order; with the per-vote mu and model pairs of those votes."""
+    recoded in their original order; with the per-vote mu and model pairs of those votes (None
+    where not given)."""
     if enc.n_users <= size:
         return enc, mu_row, pairs
     chosen = np.zeros(enc.n_users, dtype=bool)
@@ -110,7 +112,7 @@ def _users_sample(enc: EncodedVotes, mu_row: np.ndarray, pairs, size: int, rng):
     code = np.cumsum(chosen) - 1
     sel = chosen[enc.user]
     sub = EncodedVotes(user=code[enc.user[sel]], code=enc.code[sel], n_users=size, mu=None if enc.mu is None else enc.mu[sel])
-    return sub, mu_row[sel], None if pairs is None else (pairs[0][sel], pairs[1][sel])
+    return sub, None if mu_row is None else mu_row[sel], None if pairs is None else (pairs[0][sel], pairs[1][sel])
 
 
 def _time_order(votes: pd.DataFrame, order) -> np.ndarray | None:
@@ -606,9 +608,8 @@ class TwoTypeEM(ParamsMixin):
         log-likelihood is within ``chi2_1(prob) / 2`` of the maximum ``best`` (a fit with mu
         free). Regula falsi on logit mu, every step an EM run started from the nearest one."""
         from scipy.special import expit, logit
-        from scipy.stats import chi2
 
-        c = float(chi2.ppf(prob, 1)) / 2.0
+        c = float(chi2_1_ppf(prob)) / 2.0
         ll_hat = best["loglik"]
         x_hat = float(logit(best["params"]["mu"]))
         bounds = []
@@ -662,7 +663,6 @@ class TwoTypeEM(ParamsMixin):
         """Given mu against the votes: the EM with mu free, started from the given fit (so its
         likelihood is at least the given fit's) and from the usual first start; the
         likelihood-ratio test and the profile interval at ``1 - level``."""
-        from scipy.stats import chi2
 
         stats, pat, problem, p, _ = self._user_inputs
         given = float(self.params_["mu"])
@@ -677,7 +677,7 @@ class TwoTypeEM(ParamsMixin):
             "lower": lo,
             "upper": hi,
             "statistic": lr,
-            "p_value": float(chi2.sf(lr, 1)),
+            "p_value": float(chi2_1_sf(lr)),
             "interval_prob": 1.0 - level,
         }
 
@@ -728,7 +728,7 @@ class TwoTypeEM(ParamsMixin):
         out = []
         for lo in range(0, draws, chunk):
             size = min(chunk, draws - lo)
-            rep = replicate_user_counts(enc, self._replicate_params(p, ties, size), careless=self.careless, ties=ties, mu=mu, rng=rng, pairs=pairs)
+            rep = replicate_user_counts(enc, self._replicate_params(p, ties, size), careless=self.careless, ties=ties, mu=mu, rng=rng, pairs=pairs, first=False)
             if scalar:
                 k, d = rep["n_stronger"], n_user - rep["n_ties"]
             else:
@@ -737,32 +737,41 @@ class TwoTypeEM(ParamsMixin):
         return np.concatenate(out)
 
     def _run_checks(self, enc: EncodedVotes, ref, time_order) -> pd.DataFrame:
-        """The misfit checks of this fit (see :mod:`comparemode.inference.misfit`)."""
+        """The misfit checks of this fit (see :mod:`comparemode.inference.misfit`).
+
+        Each pass over the votes is made once: the dispersion and drift checks need a user with
+        two or more informative votes, and the drift check counts every user's informative votes
+        anyway, so the grouped votes are read for that count only after a fit from counts (which
+        keep no order, and no drift check). With two models and one mu a vote's mu follows
+        from its code (:meth:`_vote_agreement`), so no per-vote mu is made for the votes."""
         stats, pat, problem, p, _ = self._user_inputs
         rng = np.random.default_rng(None if self.random_seed is None else [int(self.random_seed), 1])
-        mu_row, pairs = self._check_design(enc, p)
-        informative, agree = vote_agreement(enc.outcome, mu_row)
+        per_code = ref.kind == "scalar"
+        mu_row, pairs = (None, None) if per_code else self._check_design(enc, p)
+        row = self._votes_in_order()
+        drift = None if row is None else self._drift(row, p, time_order, per_code)
+        if drift is not None:
+            n_checked = drift["n_users"]
+        else:
+            d = np.bincount(enc.user, weights=self._vote_agreement(enc, p, per_code, mu_row)[0], minlength=enc.n_users)
+            n_checked = int((d >= 2).sum())
         rows = {}
-        d = np.bincount(enc.user, weights=informative, minlength=enc.n_users)
         mu_applies = ref.kind == "scalar" and not self._estimating_mu
-        if int((d >= 2).sum()) == 0:
+        if n_checked == 0:
             reason = "no user cast two or more decisive votes on which the reference favours a model"
             rows["favoured-model dispersion"] = {"reason": reason}
             rows["drift"] = {"reason": reason}
         else:
             s_enc, s_mu, s_pairs = _users_sample(enc, mu_row, pairs, CHECK_MAX_USERS, rng)
-            s_inf, s_agree = vote_agreement(s_enc.outcome, s_mu)
+            s_inf, s_agree = self._vote_agreement(s_enc, p, per_code, s_mu)
             k = np.bincount(s_enc.user, weights=s_agree & s_inf, minlength=s_enc.n_users)
             d_s = np.bincount(s_enc.user, weights=s_inf, minlength=s_enc.n_users)
             rows["favoured-model dispersion"] = dispersion_check(float(dispersion_statistic(k, d_s)), self._replicated_dispersion(s_enc, p, s_pairs, rng))
             rows["favoured-model dispersion"].update(n_users=s_enc.n_users, draws=int(self.check_draws))
-            row = self._votes_in_order()
-            if row is None:
+            if drift is None:
                 rows["drift"] = {"reason": "fitted from vote counts, which keep no order of the votes: fit the votes themselves to check for drift"}
-            else:  # the votes in their own order (the fit itself reads them grouped, from the counts)
-                r_inf, r_agree = vote_agreement(row.outcome, self._drift_mu(row, p))
-                order = np.arange(row.n_votes) if time_order is None else time_order
-                rows["drift"] = drift_check(row.user[order], r_inf[order], r_agree[order], row.n_users)
+            else:
+                rows["drift"] = drift
         ran = sum(np.isfinite(r.get("p_value", np.nan)) for r in rows.values()) + int(mu_applies)
         if mu_applies:
             rows = {"mu": self._mu_check(MISFIT_LEVEL / max(ran, 1), rng), **rows}
@@ -770,6 +779,26 @@ class TwoTypeEM(ParamsMixin):
             why = "mu is estimated, not given" if self._estimating_mu else "mu is not a single given number (many models or a per-vote mu)"
             rows = {"mu": {"reason": why}, **rows}
         return checks_table(rows, MISFIT_LEVEL)
+
+    def _vote_agreement(self, enc: EncodedVotes, p, per_code: bool, mu_row=None):
+        """:func:`vote_agreement` of the votes under the fit (``mu_row``: their mu, if at hand).
+        With two models and one mu (``per_code``) a vote's mu follows from its code (which model
+        was shown first), so the two are decided for the six codes and looked up, with no
+        per-vote mu."""
+        if not per_code:
+            return vote_agreement(enc.outcome, self._check_design(enc, p)[0] if mu_row is None else mu_row)
+        codes = np.arange(6, dtype=np.int8)
+        mu_code = self._check_design(EncodedVotes(user=np.zeros(6, np.intp), code=codes, n_users=1), p)[0]
+        informative, agree = vote_agreement(codes % 3, mu_code)
+        return informative[enc.code], agree[enc.code]
+
+    def _drift(self, row: EncodedVotes, p, time_order, per_code: bool) -> dict:
+        """The drift check on the votes in their own order (the fit itself reads them grouped,
+        from the counts), put in time order when ``time_order`` is given."""
+        informative, agree = self._vote_agreement(row, p, per_code)
+        if time_order is None:
+            return drift_check(row.user, informative, agree, row.n_users)
+        return drift_check(row.user[time_order], informative[time_order], agree[time_order], row.n_users)
 
     def _votes_in_order(self) -> EncodedVotes | None:
         """The fitted votes encoded in their own order (what the drift check reads), or None
@@ -779,10 +808,6 @@ class TwoTypeEM(ParamsMixin):
             return src
         counts, ref = src
         return encode_counts(counts, ref, rows=True)[0]
-
-    def _drift_mu(self, row: EncodedVotes, p) -> np.ndarray:
-        """Per vote, in the votes' own order, the probability the reference gives model_a."""
-        return self._check_design(row, p)[0]
 
     # -- votes one by one (cross-fitting) ---------------------------------------------------
     def _encode_again(self, votes: pd.DataFrame) -> EncodedVotes:

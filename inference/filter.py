@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from comparemode._columnar import select_rows
 from comparemode.constants import DEFAULT_THRESHOLD, NO_EVIDENCE_BAYES_FACTOR, USER
 from comparemode.dask_backend import split_lazily
 from comparemode.data import is_dask_collection
@@ -110,11 +111,22 @@ def _p_attentive(users: pd.DataFrame) -> np.ndarray:
 
 def _reasons(p: np.ndarray, keep: np.ndarray, kept_text: str, dropped_text: str) -> np.ndarray:
     """Each user's reason, ``P(attentive) 0.937`` and what the rule did: the few distinct
-    texts built once (three decimals give at most 1,001) and shared by the users they fit."""
-    codes, shown = pd.factorize(np.char.mod("%.3f", p), sort=False)
+    texts built once (three decimals give at most 1,001) and shared by the users they fit.
+    Each probability is formatted once per distinct value, not once per user."""
+    if not p.size:
+        return np.zeros(0, dtype=object)
+    codes, shown = _formatted(p, "%.3f")
     kept = np.array([f"P(attentive) {v}{kept_text}" for v in shown], dtype=object)
     dropped = np.array([f"P(attentive) {v}{dropped_text}" for v in shown], dtype=object)
-    return np.where(keep, kept[codes], dropped[codes]) if codes.size else np.zeros(0, dtype=object)
+    return np.where(keep, kept[codes], dropped[codes])
+
+
+def _formatted(x: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+    """``fmt % v`` for every value of ``x`` as codes into the distinct texts: each distinct
+    value formatted once (users with the same counts share their probabilities)."""
+    values, codes = np.unique(x, return_inverse=True)
+    which, shown = pd.factorize(np.char.mod(fmt, values), sort=False)
+    return which[codes.reshape(-1)], np.asarray(shown, dtype=object)
 
 
 def _joined(reason: np.ndarray, what: np.ndarray, action: np.ndarray) -> np.ndarray:
@@ -155,14 +167,14 @@ def mark_uninformative(table: pd.DataFrame, policy: str = "keep") -> pd.DataFram
     n_dec = table["n_decisive"].to_numpy(dtype=float)
     evidence = np.where(n_dec > 0, np.nan_to_num(table["llr_decisive_per_vote"].to_numpy(dtype=float)) * n_dec, 0.0)
     none = np.abs(evidence) < math.log(NO_EVIDENCE_BAYES_FACTOR)
-    table = table.copy()
+    table = table.copy(deep=False)  # copy-on-write: the caller's table is never changed
     table["evidence"], table["uninformative"] = evidence, none
     if not none.any():
         return table
     keep = table["keep"].to_numpy(dtype=bool).copy()
-    what = np.where(n_dec[none] == 0, "no evidence (tie-only: no decisive vote)",
-                    np.char.add(np.char.add("no evidence (decisive log Bayes factor ", np.char.mod("%.2f", evidence[none])),
-                                f" within +-log {NO_EVIDENCE_BAYES_FACTOR:g})"))
+    codes, shown = _formatted(evidence[none], "%.2f")
+    texts = np.array([f"no evidence (decisive log Bayes factor {v} within +-log {NO_EVIDENCE_BAYES_FACTOR:g})" for v in shown], dtype=object)
+    what = np.where(n_dec[none] == 0, "no evidence (tie-only: no decisive vote)", texts[codes])
     if policy == "drop":
         keep[none] = False
         table["keep"] = keep
@@ -175,8 +187,9 @@ def mark_uninformative(table: pd.DataFrame, policy: str = "keep") -> pd.DataFram
         action = np.where(keep[none], "; kept, its votes weighted by what its picks support (uninformative='weight')", "; dropped by the rule")
     else:
         action = np.where(keep[none], "; kept by the rule (uninformative='keep')", "; dropped by the rule")
-    reason = table["reason"].to_numpy(dtype=object).copy()
-    reason[none] = _joined(reason[none], what, action)
+    reason = table["reason"].copy(deep=False)
+    rows = np.flatnonzero(none)  # only these users' reasons are read and rewritten
+    reason.iloc[rows] = _joined(np.asarray(reason.array[rows], dtype=object), what, action)
     table["reason"] = reason
     rule = dict(table.attrs.get("rule", {}))
     rule.update(uninformative=policy, users_uninformative=int(none.sum()), users_tie_only=int((none & (n_dec == 0)).sum()))
@@ -193,7 +206,7 @@ def decide_users(users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> p
     threshold = check_probability(threshold, "threshold")
     p = _p_attentive(users)
     keep = p >= threshold
-    table = users.copy()
+    table = users.copy(deep=False)  # copy-on-write: the caller's table is never changed
     table["keep"] = keep
     table["reason"] = _reasons(p, keep, f" >= {threshold:g}", f" < {threshold:g}")
     table.attrs["rule"] = {"rule": "p_attentive >= threshold", "threshold": threshold}
@@ -230,7 +243,7 @@ def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
     alpha = check_probability(alpha, "alpha")
     p = _p_attentive(users)
     keep, expected, cut = fdr_keep(p, alpha)
-    table = users.copy()
+    table = users.copy(deep=False)  # copy-on-write: the caller's table is never changed
     table["keep"] = keep
     table["reason"] = _reasons(
         p, keep, f" in the kept set (expected careless share {expected:.3f} <= {alpha:g})", f" below the cut {cut:.3f} of the alpha={alpha:g} rule"
@@ -256,8 +269,8 @@ def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame, codes: np.ndarray 
     keep_user = table["keep"].to_numpy(dtype=bool)
     keep_vote = keep_user[codes]
     weights = pd.Series(table["weight" if "weight" in table.columns else "p_attentive"].to_numpy(dtype=float)[codes], index=votes.index, name="weight")
-    kept = votes[keep_vote]
-    dropped = votes[~keep_vote]
+    kept = select_rows(votes, keep_vote)
+    dropped = select_rows(votes, ~keep_vote)
     voted = np.bincount(codes, minlength=len(table)) > 0
     summary = dict(table.attrs.get("rule", {}))
     summary.update(

@@ -32,8 +32,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from comparemode._dist import norm_ppf
 from comparemode._progress import Progress
 from comparemode.constants import (
     CHECK_DRAWS,
@@ -222,6 +222,7 @@ class _JointProblem(Problem):
         self.prior_games = prior_games
         self.n_users = pat.size
         self.davidson = ties == "davidson"
+        self._aggregate_decisive()
         if self.davidson:
             m = self.n_models
             out = d["all_outcome"]
@@ -232,11 +233,35 @@ class _JointProblem(Problem):
             uniq, self.v_pair = np.unique(key, return_inverse=True)
             self.pair_a, self.pair_b = (uniq // m).astype(np.intp), (uniq % m).astype(np.intp)
 
+    def _aggregate_decisive(self) -> None:
+        """The decisive votes by (model_a, model_b, which won): each vote's key into those few
+        cells (``v_key``) and the cells' models and outcome. A decisive vote's attentive
+        log-probability depends on its cell alone, so each EM iteration evaluates the
+        Bradley-Terry terms once per cell (at most 2 m^2, not once per vote) and the strengths'
+        M-step runs on the cells' attentive weights: the same sums, regrouped."""
+        m = self.n_models
+        key = (self.a.astype(np.int64) * m + self.b) * 2 + self.a_won
+        space = 2 * m * m
+        if space <= max(1 << 22, key.size):  # dense: a lookup table, no sort
+            seen = np.flatnonzero(np.bincount(key, minlength=space))
+            lookup = np.zeros(space, dtype=np.int64)
+            lookup[seen] = np.arange(seen.size)
+            self.v_key = lookup[key]
+        else:
+            seen, self.v_key = np.unique(key, return_inverse=True)
+        self.k_a, self.k_b = (seen // 2) // m, (seen // 2) % m
+        self.k_won = (seen % 2).astype(bool)
+        self.k_votes = np.bincount(self.v_key, minlength=seen.size).astype(float)
+
     def decisive_attentive(self, p):
         beta = p["strengths"]
-        d = beta[self.a] - beta[self.b]
-        logp = np.where(self.a_won, log_sigmoid(d), log_sigmoid(-d))
-        return np.bincount(self.user, weights=logp, minlength=self.n_users)
+        d = beta[self.k_a] - beta[self.k_b]
+        logp = np.where(self.k_won, log_sigmoid(d), log_sigmoid(-d))
+        return np.bincount(self.user, weights=logp[self.v_key], minlength=self.n_users)
+
+    def cell_weights(self, gamma):
+        """Each cell's attentive weight: the sum of its votes' users' P(attentive)."""
+        return np.bincount(self.v_key, weights=gamma[self.user], minlength=self.k_a.size)
 
     def decisive_evidence_sums(self, beta, rho):
         """Per user, the sum and the sum of squares over decisive votes of the evidence
@@ -268,7 +293,7 @@ class _JointProblem(Problem):
             x = _davidson_newton_step(x, self.pair_a, self.pair_b, *self.pair_weights(gamma), self.prior_games)
             new["strengths"], new["log_nu"] = x[:-1], float(x[-1])
         else:
-            new["strengths"] = bt_mm_step(p["strengths"], self.a, self.b, self.a_won, gamma[self.user], self.prior_games, self.n_models)
+            new["strengths"] = bt_mm_step(p["strengths"], self.k_a, self.k_b, self.k_won, self.cell_weights(gamma), self.prior_games, self.n_models)
         return new
 
 
@@ -350,11 +375,9 @@ class JointEM(TwoTypeEM):
     def _start(self, start, stats, rng, problem) -> dict:
         p = super()._start(start, stats, rng, problem)
         if not hasattr(self, "_bt_start"):
-            d = self._design
-            beta = np.zeros(len(d["models"]))
-            w = np.ones(len(d["a"]))
-            for _ in range(200):  # plain Bradley-Terry on all decisive votes
-                beta = bt_mm_step(beta, d["a"], d["b"], d["a_won"], w, float(self.prior_games), len(d["models"]))
+            beta = np.zeros(problem.n_models)
+            for _ in range(200):  # plain Bradley-Terry on all decisive votes (by cell: the same sums)
+                beta = bt_mm_step(beta, problem.k_a, problem.k_b, problem.k_won, problem.k_votes, float(self.prior_games), problem.n_models)
             self._bt_start = beta
         p["strengths"] = self._bt_start.copy()
         if problem.davidson:
@@ -466,7 +489,7 @@ class JointEM(TwoTypeEM):
         elif kind == "basic":
             lower, upper = 2.0 * est - hi_q, 2.0 * est - lo_q
         else:
-            half = norm.ppf(1.0 - q) * self.boot_strengths_.std(ddof=1).to_numpy()
+            half = norm_ppf(1.0 - q) * self.boot_strengths_.std(ddof=1).to_numpy()
             lower, upper = est - half, est + half
         self.leaderboard_ = leaderboard_table(self.strengths_, lower, upper, **self._votes_per_model, scale=scale, elo_anchor=elo_anchor, level=level,
                                               interval=f"bootstrap ({kind})", tie_rule=self.ties_)

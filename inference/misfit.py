@@ -37,9 +37,9 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
-from comparemode.constants import CODE_A, CODE_B, CODE_TIE
+from comparemode._dist import norm_isf, norm_sf
+from comparemode.constants import CODE_A, CODE_TIE
 from comparemode.errors import MisfitWarning
 
 __all__ = ["vote_agreement", "favoured_counts", "favoured_from_counts", "dispersion_check", "drift_check", "checks_table", "warn_failed", "COLUMNS"]
@@ -49,16 +49,16 @@ COLUMNS = ("status", "observed", "expected", "lower", "upper", "statistic", "p_v
 
 
 def _p_two_sided(z: float) -> float:
-    return float(2.0 * norm.sf(abs(z)))
+    return float(2.0 * norm_sf(abs(z)))
 
 
 def vote_agreement(outcome: np.ndarray, mu_row: np.ndarray):
     """Per vote: whether the vote is informative (decisive, and the reference favours one of the
     two models: ``mu_row != 1/2``) and whether it picked the favoured model. ``mu_row`` is
-    P(model_a's answer is better) on each vote."""
+    P(model_a's answer is better) on each vote. An informative vote is decisive with mu on one
+    side of 1/2: it agrees when model_a won exactly when mu favours model_a."""
     informative = (outcome != CODE_TIE) & (mu_row != 0.5)
-    agree = ((outcome == CODE_A) & (mu_row > 0.5)) | ((outcome == CODE_B) & (mu_row < 0.5))
-    return informative, agree
+    return informative, informative & ((outcome == CODE_A) == (mu_row > 0.5))
 
 
 def favoured_counts(user: np.ndarray, n_users: int, outcome: np.ndarray, mu_row: np.ndarray):
@@ -95,6 +95,39 @@ def dispersion_check(observed: float, replicated: np.ndarray) -> dict:
     return {"observed": float(observed), "expected": mean, "statistic": float(z), "p_value": _p_two_sided(z), "sd": sd}
 
 
+#: Width of the sort key of :func:`_grouped_running_agreement` (a user, a position and an
+#: agreement bit packed in one int64, sign bit left clear).
+_KEY_BITS = 63
+
+
+def _grouped_running_agreement(user: np.ndarray, agree: np.ndarray, n_users: int) -> np.ndarray:
+    """Running sums of the agreements grouped by user (users in code order, each user's votes
+    in the order given), with a leading 0: element ``j`` counts the agreements among the first
+    ``j`` grouped votes.
+
+    The grouping is the one a stable argsort of the users gives, at about a tenth of its cost:
+    each vote becomes one integer, ``user << s | position << 1 | agree``. Every key is distinct
+    (the position is), so the unstable vectorised sort of plain integers orders the votes as
+    the stable argsort would, and the agreement bit travels in the key, so nothing is gathered
+    afterwards; the key is built, sorted and summed in one array. Should the three not fit in
+    an int64 (billions of users and of votes), the stable argsort groups them."""
+    n = int(user.size)
+    shift = n.bit_length() + 1
+    running = np.empty(n + 1, dtype=np.int64)
+    running[0] = 0
+    key = running[1:]
+    if max(int(n_users) - 1, 0).bit_length() + shift <= _KEY_BITS:
+        key[...] = user
+        key <<= shift
+        key |= np.arange(0, 2 * n, 2, dtype=np.int64)
+        key |= agree
+        key.sort()
+        key &= 1
+    else:
+        key[...] = agree[np.argsort(user, kind="stable")]
+    return np.cumsum(running, out=running)
+
+
 def drift_check(user: np.ndarray, informative: np.ndarray, agree: np.ndarray, n_users: int) -> dict:
     """First-half against second-half agreement within users, for votes in time order.
 
@@ -102,29 +135,31 @@ def drift_check(user: np.ndarray, informative: np.ndarray, agree: np.ndarray, n_
     order given) against the rest. Given the user's votes, exchangeability makes the first-half
     agreements hypergeometric (mean ``h K / d``, variance ``h (K/d)(1 - K/d)(d - h)/(d - 1)``
     for ``K`` agreements among ``d`` votes); the statistic is the summed excess over its summed
-    standard deviation."""
+    standard deviation.
+
+    With the agreements grouped by user (:func:`_grouped_running_agreement`), a user's votes are one
+    run of ``d`` and its first half the run's first ``h``: running sums at the runs' starts,
+    middles and ends give ``K`` and the first-half agreements, with no per-vote rank."""
+    informative = np.asarray(informative, dtype=bool)
     u = np.asarray(user)[informative]
-    a = np.asarray(agree)[informative].astype(np.int64)
-    order = np.argsort(u, kind="stable")  # each user's votes together, time order kept
-    u_s = u[order]
-    d = np.bincount(u_s, minlength=n_users)
-    start = np.concatenate([[0], np.cumsum(d)[:-1]])
-    rank = np.arange(u_s.size) - start[u_s]
-    h = d // 2
-    first = rank < h[u_s]
-    K = np.bincount(u_s, weights=a[order], minlength=n_users)
-    k1 = np.bincount(u_s[first], weights=a[order][first], minlength=n_users)
+    running = _grouped_running_agreement(u, np.asarray(agree, dtype=bool)[informative], n_users)
+    d = np.bincount(u, minlength=n_users)
     use = d >= 2
-    dd, hh, KK = d[use].astype(float), h[use].astype(float), K[use]
+    start = (np.cumsum(d) - d)[use]
+    d = d[use]
+    h = d // 2
+    KK = (running[start + d] - running[start]).astype(float)
+    k1 = (running[start + h] - running[start]).astype(float)
+    dd, hh = d.astype(float), h.astype(float)
     expected = hh * KK / dd
     var = hh * (KK / dd) * (1 - KK / dd) * (dd - hh) / (dd - 1)
     total_var = float(var.sum())
-    first_rate = float(k1[use].sum() / hh.sum()) if hh.sum() else math.nan
-    second_rate = float((KK - k1[use]).sum() / (dd - hh).sum()) if (dd - hh).sum() else math.nan
+    first_rate = float(k1.sum() / hh.sum()) if hh.sum() else math.nan
+    second_rate = float((KK - k1).sum() / (dd - hh).sum()) if (dd - hh).sum() else math.nan
     out = {"first_rate": first_rate, "second_rate": second_rate, "n_users": int(use.sum())}
     if not total_var > 0:
         return out | {"observed": math.nan, "expected": 0.0, "statistic": math.nan, "p_value": math.nan, "sd": 0.0}
-    excess = float((k1[use] - expected).sum())
+    excess = float((k1 - expected).sum())
     z = excess / math.sqrt(total_var)
     # as agreement rates: first half minus second half, and its standard deviation under the null
     scale = 1.0 / hh.sum() + 1.0 / (dd - hh).sum()
@@ -190,7 +225,7 @@ def checks_table(rows: dict[str, dict], level: float) -> pd.DataFrame:
         if name in ran:
             passed = bool(r["p_value"] >= each)
             if "lower" not in r:  # a normal interval of the statistic under the model at the check's level
-                half = float(norm.isf(each / 2.0)) * r["sd"]
+                half = float(norm_isf(each / 2.0)) * r["sd"]
                 entry["lower"], entry["upper"] = r["expected"] - half, r["expected"] + half
             entry.update(status="passed" if passed else "FAILED", level=each, passed=passed, message=_message(name, r, passed))
         else:  # a check that cannot run does not fail; its status says so

@@ -15,7 +15,7 @@ import math
 import numpy as np
 from scipy.special import gammaln
 
-from comparemode.models.likelihood import BetaBinomialData, log_betabinom_seq
+from comparemode.models.likelihood import BetaBinomialData, BetaBinomialLayout, log_betabinom_seq
 from comparemode.models.stats import Patterns
 
 __all__ = ["LOG_MIN", "LOG_MAX", "Problem", "bb_mstep", "bb_kappa_step", "fit_tie_beta"]
@@ -37,10 +37,10 @@ def _unique_pairs(x: np.ndarray, y: np.ndarray):
     return (uniq // m).astype(float), (uniq % m).astype(float), inverse
 
 
-def _ascent_step(m, g):
-    """Solve ``m @ step = g`` for the 2x2 symmetric ``m`` (minus the Hessian), shifted to be
-    positive definite where it is not, so the step always goes uphill."""
-    a, b, c = float(m[0, 0]), float(m[0, 1]), float(m[1, 1])
+def _ascent_step2(a, b, c, g0, g1):
+    """Solve ``m @ step = g`` for the 2x2 symmetric ``m = [[a, b], [b, c]]`` (minus the
+    Hessian), shifted to be positive definite where it is not, so the step always goes uphill;
+    ``g = (g0, g1)``, the step as two floats."""
     lowest = 0.5 * (a + c) - math.hypot(0.5 * (a - c), b)
     size = 1.0 + max(abs(a), abs(b), abs(c))
     if lowest <= 1e-10 * size:
@@ -48,20 +48,63 @@ def _ascent_step(m, g):
         a += shift
         c += shift
     det = a * c - b * b
-    return np.array([(c * g[0] - b * g[1]) / det, (a * g[1] - b * g[0]) / det])
+    return (c * g0 - b * g1) / det, (a * g1 - b * g0) / det
 
 
-def _backtrack(value, x, step, f, clip):
-    """The step from ``x``, halved until the objective ``value`` is no lower than ``f`` (down to
-    a millionth of it): ``(x_new, value_new)``, or None where no such step exists."""
-    t = 1.0
-    while t > 1e-6:
-        xn = clip(x + t * step)
-        fn = value(xn)
-        if fn >= f:
-            return xn, fn
-        t *= 0.5
+#: The backtracking line search's step fractions: the step halved from 1 down to a millionth
+#: of it (2^-19 > 1e-6 > 2^-20).
+_FRACTIONS = tuple(0.5**i for i in range(20))
+
+
+def _clip(v, lo=LOG_MIN, hi=LOG_MAX):
+    return min(max(v, lo), hi)
+
+
+def _first_not_lower(values, f):
+    """Index of the first of ``values`` no lower than ``f``, or None."""
+    for i, v in enumerate(values):
+        if v >= f:
+            return i
     return None
+
+
+def _bb_ascent(data: BetaBinomialData, ab, max_steps: int):
+    """:func:`bb_mstep` on prepared data: at most ``max_steps`` safeguarded Newton steps in
+    ``(log a, log b)``, each from the objective's analytic gradient and Hessian
+    (:meth:`BetaBinomialData.terms`), shortened to at most 3 and halved until the objective is
+    no lower (down to a millionth of the step; no step where none is).
+
+    The full step's point gets its derivatives in the same evaluation (they are the next
+    step's; the last step's point its value alone), and after a refused full step the halved
+    steps are evaluated together (:meth:`BetaBinomialData.values`) and the first no lower
+    taken: the steps of evaluating one point at a time, in fewer calls."""
+    x0, x1 = math.log(ab[0]), math.log(ab[1])
+    f, g0, g1, h00, h01, h11 = data.terms(x0, x1)
+    scale = 1.0 + abs(f)
+    for it in range(max_steps):
+        s0, s1 = _ascent_step2(-h00, -h01, -h11, g0, g1)
+        length = max(abs(s0), abs(s1))
+        if length > 3.0:
+            r = 3.0 / length
+            s0, s1 = s0 * r, s1 * r
+        more = it + 1 < max_steps  # the new point's derivatives are needed
+        y0, y1 = _clip(x0 + s0), _clip(x1 + s1)  # the full step (t = 1)
+        found = data.terms(y0, y1) if more else (data.value(y0, y1),)
+        if found[0] < f:  # halve: all the shorter steps at once, the first not lower taken
+            ys0 = [_clip(x0 + t * s0) for t in _FRACTIONS[1:]]
+            ys1 = [_clip(x1 + t * s1) for t in _FRACTIONS[1:]]
+            values = data.values(ys0, ys1)
+            i = _first_not_lower(values, f)
+            if i is None:
+                break
+            y0, y1 = ys0[i], ys1[i]
+            found = data.terms(y0, y1) if more else (values[i],)
+        gain = found[0] - f
+        x0, x1 = y0, y1
+        if gain <= 1e-13 * scale or not more:
+            break
+        f, g0, g1, h00, h01, h11 = found
+    return np.float64(math.exp(x0)), np.float64(math.exp(x1))
 
 
 def bb_mstep(k, n, w, ab, max_steps=2):
@@ -71,25 +114,7 @@ def bb_mstep(k, n, w, ab, max_steps=2):
     """
     if float(w.sum()) <= 0.0:
         return ab
-    data = BetaBinomialData(k, n, w)
-    x = np.log(np.asarray(ab, dtype=float))
-    f, g, h = data.objective(x[0], x[1], derivatives=True)
-    scale = 1.0 + abs(f)
-    for _ in range(max_steps):
-        step = _ascent_step(-h, g)
-        length = float(np.abs(step).max())
-        if length > 3.0:
-            step *= 3.0 / length
-        found = _backtrack(lambda z: data.objective(z[0], z[1]), x, step, f, lambda z: np.clip(z, LOG_MIN, LOG_MAX))
-        if found is None:
-            break
-        xn, fn = found
-        gain = fn - f
-        x = xn
-        if gain <= 1e-13 * scale:
-            break
-        f, g, h = data.objective(x[0], x[1], derivatives=True)
-    return tuple(np.exp(x))
+    return _bb_ascent(BetaBinomialData(k, n, w), ab, max_steps)
 
 
 def bb_kappa_step(k, n, w, mean: float, kappa: float, max_steps: int = 3) -> float:
@@ -98,27 +123,34 @@ def bb_kappa_step(k, n, w, mean: float, kappa: float, max_steps: int = 3) -> flo
     the objective."""
     if float(w.sum()) <= 0.0:
         return kappa
-    data = BetaBinomialData(k, n, w)
+    return _kappa_ascent(BetaBinomialData(k, n, w), mean, kappa, max_steps)
+
+
+def _kappa_ascent(data: BetaBinomialData, mean: float, kappa: float, max_steps: int) -> float:
+    """:func:`bb_kappa_step` on prepared data (evaluated as :func:`_bb_ascent` is)."""
     la, lb = math.log(mean), math.log1p(-mean)
     lo, hi = LOG_MIN - min(la, lb), LOG_MAX - max(la, lb)  # both Beta parameters in bounds
     x = math.log(kappa)
-
-    def at(x, derivatives=False):
-        return data.objective(la + x, lb + x, derivatives=derivatives)
-
-    f, g, h = at(x, True)
-    for _ in range(max_steps):
-        gx, hx = float(g[0] + g[1]), float(h[0, 0] + 2 * h[0, 1] + h[1, 1])
+    f, g0, g1, h00, h01, h11 = data.terms(la + x, lb + x)
+    for it in range(max_steps):
+        gx, hx = g0 + g1, h00 + 2 * h01 + h11
         step = gx / -hx if hx < 0 else math.copysign(1.0, gx)
         step = max(min(step, 3.0), -3.0)
-        found = _backtrack(at, x, step, f, lambda z: min(max(z, lo), hi))
-        if found is None:
+        more = it + 1 < max_steps
+        y = _clip(x + step, lo, hi)
+        found = data.terms(la + y, lb + y) if more else (data.value(la + y, lb + y),)
+        if found[0] < f:
+            ys = [_clip(x + t * step, lo, hi) for t in _FRACTIONS[1:]]
+            values = data.values([la + v for v in ys], [lb + v for v in ys])
+            i = _first_not_lower(values, f)
+            if i is None:
+                break
+            y = ys[i]
+            found = data.terms(la + y, lb + y) if more else (values[i],)
+        gain, x = found[0] - f, y
+        if gain <= 1e-13 * (1.0 + abs(f)) or not more:
             break
-        xn, fn = found
-        gain, x = fn - f, xn
-        if gain <= 1e-13 * (1.0 + abs(f)):
-            break
-        f, g, h = at(x, True)
+        f, g0, g1, h00, h01, h11 = found
     return math.exp(x)
 
 
@@ -146,6 +178,28 @@ class Problem:
             self.s = pat.s.astype(float)
         if ties in ("model", "davidson"):
             self.tie_n, self.tie_t, self.tie_idx = _unique_pairs(pat.n, pat.t)
+
+    def _bb_data(self, name: str, k, n, w) -> BetaBinomialData:
+        """The M-step data of the Beta-Binomial part ``name`` (count pairs ``k`` of ``n``) with
+        weights ``w``; what does not depend on the weights is prepared on first use and kept
+        (:class:`BetaBinomialLayout`)."""
+        layouts = self.__dict__.setdefault("_bb_layouts", {})
+        held = layouts.get(name)
+        if held is None or held[0] is not k or held[1] is not n:
+            held = layouts[name] = (k, n, BetaBinomialLayout(k, n))
+        return held[2].data(w)
+
+    def _bb_mstep(self, name: str, k, n, w, ab):
+        """:func:`bb_mstep` of the part ``name``, on its kept layout."""
+        if float(w.sum()) <= 0.0:
+            return ab
+        return _bb_ascent(self._bb_data(name, k, n, w), ab, 2)
+
+    def _kappa_mstep(self, name: str, k, n, w, mean: float, kappa: float) -> float:
+        """:func:`bb_kappa_step` of the part ``name``, on its kept layout."""
+        if float(w.sum()) <= 0.0:
+            return kappa
+        return _kappa_ascent(self._bb_data(name, k, n, w), mean, kappa, 3)
 
     def position_loglik(self, p):
         """Careless log-likelihood of each pattern's decisive votes (no tie term)."""
@@ -215,17 +269,17 @@ class Problem:
         if self.mu_spread:  # Beta-Binomial fit of the attentive users' picks of the model
             wm = np.bincount(self.mu_idx, weights=w1, minlength=self.mu_d.size)
             if self.estimate_mu:
-                a, b = bb_mstep(self.mu_k, self.mu_d, wm, self.mu_beta(p))
+                a, b = self._bb_mstep("mu", self.mu_k, self.mu_d, wm, self.mu_beta(p))
                 new["mu"], new["mu_kappa"] = min(max(a / (a + b), _MU_MIN), 1.0 - _MU_MIN), a + b
             else:
-                new["mu_kappa"] = bb_kappa_step(self.mu_k, self.mu_d, wm, self.mu_fixed, p["mu_kappa"])
+                new["mu_kappa"] = self._kappa_mstep("mu", self.mu_k, self.mu_d, wm, self.mu_fixed, p["mu_kappa"])
         elif self.estimate_mu:  # the attentive users' decisive picks of the model mu is about
             den = float(np.dot(w1, self.d_w))
             if den > 0:
                 new["mu"] = min(max(float(np.dot(w1, self.k_w)) / den, _MU_MIN), 1.0 - _MU_MIN)
         if self.careless == "beta":
             wp = np.bincount(self.pos_idx, weights=w0, minlength=self.pos_d.size)
-            new["careless_first"] = bb_mstep(self.pos_f, self.pos_d, wp, p["careless_first"])
+            new["careless_first"] = self._bb_mstep("position", self.pos_f, self.pos_d, wp, p["careless_first"])
         elif self.careless == "shared":
             num = float(np.dot(w0, self.f_tot_w))
             den = float(np.dot(w0, self.d_w))
@@ -233,10 +287,10 @@ class Problem:
                 new["careless_first"] = min(max(num / den, 1e-9), 1 - 1e-9)
         if self.ties == "model":
             wt1 = np.bincount(self.tie_idx, weights=w1, minlength=self.tie_n.size)
-            new["tie_attentive"] = bb_mstep(self.tie_t, self.tie_n, wt1, p["tie_attentive"])
+            new["tie_attentive"] = self._bb_mstep("tie", self.tie_t, self.tie_n, wt1, p["tie_attentive"])
         if self.ties in ("model", "davidson"):
             wt0 = np.bincount(self.tie_idx, weights=w0, minlength=self.tie_n.size)
-            new["tie_careless"] = bb_mstep(self.tie_t, self.tie_n, wt0, p["tie_careless"])
+            new["tie_careless"] = self._bb_mstep("tie", self.tie_t, self.tie_n, wt0, p["tie_careless"])
         return new
 
 
@@ -245,8 +299,11 @@ def fit_tie_beta(vt) -> tuple[float, float]:
     part of the homogeneous and continuous models: it separates from the rest of their
     likelihood), by safeguarded Newton steps to convergence."""
     ab = (1.0, 1.0)
+    if float(vt.weight.sum()) <= 0.0:
+        return ab
+    data = BetaBinomialData(vt.t.astype(float), vt.n.astype(float), vt.weight)  # the same data every round
     for _ in range(200):
-        new = bb_mstep(vt.t.astype(float), vt.n.astype(float), vt.weight, ab, max_steps=5)
+        new = _bb_ascent(data, ab, 5)
         if np.allclose(new, ab, rtol=1e-12, atol=0):
             break
         ab = new

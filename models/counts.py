@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from comparemode._atomic import atomic_write
+from comparemode._columnar import factorize
+from comparemode._columnar import first_rows as _first_rows
 from comparemode.constants import (
     CODE_A,
     CODE_B,
@@ -77,17 +79,38 @@ def _mu_bits(mu: np.ndarray) -> np.ndarray:
     return mu.view(np.int64)
 
 
-def _context_codes(a: np.ndarray, b: np.ndarray, mu: np.ndarray):
-    """Context code per row and the contexts, in order of first appearance."""
-    bits = _mu_bits(mu)
-    mu_code, mu_values = pd.factorize(bits, sort=False)
+def _context_codes(a: np.ndarray, b: np.ndarray, mu: np.ndarray | None):
+    """Context code per row and the contexts, in order of first appearance. ``mu=None``: the
+    table has no ``mu`` column (every context's ``mu`` is NaN)."""
+    if mu is None:
+        mu_code, mu_values = np.zeros(a.size, dtype=np.int8), np.array([np.nan])
+    else:
+        mu_code, mu_values = pd.factorize(_mu_bits(mu), sort=False)
+        mu_values = np.asarray(mu_values, dtype=np.int64).view(np.float64)
+    n_mu = max(len(mu_values), 1)
     width = int(max(a.max(initial=0), b.max(initial=0))) + 1
-    key = (a.astype(np.int64) * width + b.astype(np.int64)) * max(len(mu_values), 1) + mu_code
-    codes, uniques = pd.factorize(key, sort=False)  # integer keys: one hash pass
-    uniques = np.asarray(uniques, dtype=np.int64)
-    ab, m = np.divmod(uniques, max(len(mu_values), 1))
-    contexts = pd.DataFrame({MODEL_A: ab // width, MODEL_B: ab % width, MU: np.asarray(mu_values, dtype=np.int64)[m].view(np.float64)})
-    return codes.astype(np.int64), contexts
+    space = width * width * n_mu
+    # a small key space (two models: 4 keys) in int32, with no hash table: the key's first rows
+    # in order give the codes; a large one (per-vote mu) is hashed
+    kind = np.int32 if space < np.iinfo(np.int32).max else np.int64
+    key = a.astype(kind) * kind(width)
+    key += b
+    if n_mu > 1:
+        key *= kind(n_mu)
+        key += mu_code
+    if space <= (1 << 20):
+        first = _first_rows(key, space)
+        seen = np.flatnonzero(first < key.size)
+        seen = seen[np.argsort(first[seen], kind="stable")]
+        lookup = np.empty(space, dtype=np.int64)
+        lookup[seen] = np.arange(seen.size)
+        codes, uniques = lookup[key], seen.astype(np.int64)
+    else:
+        codes, uniques = pd.factorize(key, sort=False)  # integer keys: one hash pass
+        uniques = np.asarray(uniques, dtype=np.int64)
+    ab, m = np.divmod(uniques, n_mu)
+    contexts = pd.DataFrame({MODEL_A: ab // width, MODEL_B: ab % width, MU: mu_values[m] if len(mu_values) else np.zeros(0)})
+    return codes.astype(np.int64, copy=False), contexts
 
 
 def _entries(user: np.ndarray, context: np.ndarray, outcome: np.ndarray, count: np.ndarray, n_contexts: int):
@@ -376,8 +399,8 @@ def _model_codes(col_a: pd.Series, col_b: pd.Series):
     """Codes of the two model columns into one list of models in order of first appearance
     row by row (model_a, model_b, next row...): each column factorized on its own (no
     interleaved copy of both), the two lists merged in that order."""
-    ca, ua = pd.factorize(col_a, sort=False)
-    cb, ub = pd.factorize(col_b, sort=False)
+    ca, ua = factorize(col_a)
+    cb, ub = factorize(col_b)
     models = pd.Index(ua).append(pd.Index(ub))
     first = np.full(len(ua) + len(ub), np.iinfo(np.int64).max, dtype=np.int64)
     # each column's uniques appear first at their first row: model_a's at 2 * row, model_b's at 2 * row + 1
@@ -390,14 +413,15 @@ def _model_codes(col_a: pd.Series, col_b: pd.Series):
     rank[np.argsort(pos, kind="stable")] = np.arange(len(uniq))
     final = rank[codes]
     order = np.argsort(rank, kind="stable")
-    return final[: len(ua)][ca].astype(np.int64), final[len(ua):][cb].astype(np.int64), pd.Index(uniq[order])
+    return _relabel(ca, final[: len(ua)]), _relabel(cb, final[len(ua):]), pd.Index(uniq[order])
 
 
-def _first_rows(codes: np.ndarray, n: int) -> np.ndarray:
-    """The first row of each code 0 .. n - 1."""
-    out = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(out, codes, np.arange(codes.size, dtype=np.int64))
-    return out
+def _relabel(codes: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """``new[codes]`` as int64; ``codes`` itself where ``new`` is the identity (no copy)."""
+    new = np.asarray(new, dtype=np.int64)
+    if np.array_equal(new, np.arange(new.size)) and codes.dtype == np.int64:
+        return codes
+    return new[codes]
 
 
 def count_votes(votes, *, keep_rows: bool = False, validated: bool = False) -> VoteCounts:
@@ -413,11 +437,11 @@ def count_votes(votes, *, keep_rows: bool = False, validated: bool = False) -> V
     if not validated:
         votes = validate_votes(votes)
     n = len(votes)
-    user, users = pd.factorize(votes[USER], sort=False)
+    user, users = factorize(votes[USER])
     # row by row (model_a, model_b, next row...): the order of first appearance that merging
     # the counts of consecutive chunks reproduces
     a, b, models = _model_codes(votes[MODEL_A], votes[MODEL_B])
-    mu = votes[MU].to_numpy(np.float64) if MU in votes.columns else np.full(n, np.nan)
+    mu = votes[MU].to_numpy(np.float64) if MU in votes.columns else None
     context, contexts = _context_codes(a, b, mu)
     outcome = outcome_codes(votes[WINNER])
     u, c, o, k = _entries(user, context, outcome, np.ones(n, np.int64), len(contexts))

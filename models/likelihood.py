@@ -25,6 +25,7 @@ rho, which is
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -53,6 +54,7 @@ __all__ = [
     "observed_loglik",
     "betabinom_objective",
     "BetaBinomialData",
+    "BetaBinomialLayout",
 ]
 
 #: The math the likelihood functions use, on NumPy arrays (EM, post-processing).
@@ -188,6 +190,58 @@ def observed_loglik(l1, l0, pi, weight=None):
     return float(np.dot(weight, per))
 
 
+#: Largest indicator matrix (rows x 3 n_max entries) :class:`BetaBinomialLayout` keeps to
+#: form the rising-factorial weights by one matrix-vector product; above it a bincount.
+_INDICATOR_MAX = 1 << 16
+
+
+class BetaBinomialLayout:
+    """The ``(k, n)`` rows of Beta-Binomial data, prepared once for many weightings (the EM's
+    M-steps fit the same count pairs with new weights every iteration): :meth:`data` gives the
+    :class:`BetaBinomialData` of one weighting."""
+
+    def __init__(self, k, n):
+        self.k = np.asarray(k, dtype=float)
+        self.n = np.asarray(n, dtype=float)
+        rows = self.n.shape[0]
+        n_max = int(self.n.max()) if rows else 0
+        self.n_max = n_max
+        self.rising = n_max <= 2 * rows + 64
+        if not self.rising:
+            return
+        j = np.arange(n_max, dtype=float)
+        self.j3 = np.tile(j, (3, 1))
+        # scratch space of the evaluations (BetaBinomialData.terms, .value), filled and read
+        # within one call (so a layout serves one thread at a time): a + j, b + j, a + b + j
+        # and their logs, inverses and squared inverses
+        self._off = np.empty((3, 1))
+        self._x = np.empty((3, n_max))
+        self._z = np.empty((3, 3, n_max))
+        self._z_parts = tuple(self._z)
+        counts = np.stack([self.k, self.n - self.k, self.n])  # (3, rows): the three rising products
+        if rows * 3 * n_max <= _INDICATOR_MAX:
+            # tails[r, j] = sum of w over rows with counts[r] > j, as one product with w
+            self._indicator = (counts[:, None, :] > j[None, :, None]).astype(float).reshape(3 * n_max, rows)
+        else:
+            self._indicator = None
+            offsets = (np.arange(3) * (n_max + 1))[:, None]
+            self._keys = (counts.astype(np.int64) + offsets).ravel()
+
+    def data(self, w) -> BetaBinomialData:
+        """The data with weight ``w`` per row."""
+        return BetaBinomialData(self.k, self.n, w, layout=self)
+
+    def tails(self, w):
+        """``(3, n_max)``: row ``r``, column ``j`` the sum of ``w`` over the rows whose ``k``
+        (``r = 0``), ``n - k`` (1) or ``n`` (2) exceeds ``j``."""
+        m = self.n_max
+        if self._indicator is not None:
+            return (self._indicator @ w).reshape(3, m)
+        hist = np.bincount(self._keys, weights=np.tile(w, 3), minlength=3 * (m + 1)).reshape(3, m + 1)
+        # sum over x > j from the top down: sums of non-negative weights, no cancellation
+        return np.cumsum(hist[:, :0:-1], axis=1)[:, ::-1]
+
+
 class BetaBinomialData:
     """Weighted Beta-Binomial data (``k`` successes in ``n`` trials, weight ``w`` per row),
     prepared once for repeated evaluation of the M-step objective.
@@ -196,62 +250,117 @@ class BetaBinomialData:
     ``log B(k+a, n-k+b) - log B(a, b) = sum_{j<k} log(a+j) + sum_{j<n-k} log(b+j)
     - sum_{j<n} log(a+b+j)`` is used: the weights collapse onto ``j`` and no special function
     is needed. Otherwise digamma/trigamma of every row are used. Both give the same numbers.
+
+    ``layout`` (a :class:`BetaBinomialLayout` of the same ``k``, ``n``) skips the preparation
+    that does not depend on the weights.
+
+    :meth:`terms`, :meth:`value` and :meth:`values` are the fast forms the M-steps use (plain
+    floats; many points in one call); :meth:`objective` returns the same numbers as arrays.
     """
 
-    def __init__(self, k, n, w):
-        self.k = np.asarray(k, dtype=float)
-        self.n = np.asarray(n, dtype=float)
+    def __init__(self, k, n, w, layout: BetaBinomialLayout | None = None):
+        if layout is None:
+            layout = BetaBinomialLayout(k, n)
+        self.layout = layout
+        self.k = layout.k
+        self.n = layout.n
         self.w = np.asarray(w, dtype=float)
         self.W = float(self.w.sum())
-        n_max = int(self.n.max()) if self.n.size else 0
-        self.rising = n_max <= 2 * self.n.size + 64
+        self.rising = layout.rising
         if self.rising:
-            self.j = np.arange(n_max, dtype=float)
-            self.A = self._tail(self.k, n_max)
-            self.B = self._tail(self.n - self.k, n_max)
-            self.C = self._tail(self.n, n_max)
+            self.j = layout.j3[0]
+            # rows A, B, C: the weights of log(a + j), log(b + j) and -log(a + b + j)
+            self._P = layout.tails(self.w)
 
-    def _tail(self, x, length):
-        """``T[j] = sum of w over rows with x > j`` for ``j < length``."""
-        hist = np.bincount(x.astype(np.int64), weights=self.w, minlength=length + 1)
-        return self.W - np.cumsum(hist)[:length]
+    A = property(lambda self: self._P[0], doc="Rising-factorial form: the weight of ``log(a + j)``.")
+    B = property(lambda self: self._P[1], doc="Rising-factorial form: the weight of ``log(b + j)``.")
+    C = property(lambda self: self._P[2], doc="Rising-factorial form: the weight of ``-log(a + b + j)``.")
 
-    def objective(self, log_a, log_b, derivatives=False):
-        """``sum w * log_betabinom_seq(k, n, a, b)`` at ``(log a, log b)``, or
-        ``(value, gradient, hessian)`` in ``(log a, log b)`` coordinates."""
-        a = float(np.exp(log_a))
-        b = float(np.exp(log_b))
-        if self.rising:
-            xa, xb, xab = a + self.j, b + self.j, a + b + self.j
-            value = float(self.A @ np.log(xa) + self.B @ np.log(xb) - self.C @ np.log(xab))
-            if not derivatives:
-                return value
-            ia, ib, iab = 1 / xa, 1 / xb, 1 / xab
-            ga = float(self.A @ ia - self.C @ iab)
-            gb = float(self.B @ ib - self.C @ iab)
-            hab = float(self.C @ (iab * iab))
-            haa = hab - float(self.A @ (ia * ia))
-            hbb = hab - float(self.B @ (ib * ib))
-            return (value, *_to_log_coords(a, b, ga, gb, haa, hbb, hab))
+    def _ab_rows(self, a, b):
+        """``(3, n_max)``: ``a + j``, ``b + j`` and ``a + b + j`` (in the layout's scratch)."""
+        layout = self.layout
+        off = layout._off
+        off[0, 0] = a
+        off[1, 0] = b
+        off[2, 0] = a + b
+        return np.add(layout.j3, off, out=layout._x)
+
+    def value(self, log_a, log_b):
+        """The objective at ``(log a, log b)`` (a float; equal to ``terms(log_a, log_b)[0]``)."""
+        a = math.exp(log_a)
+        b = math.exp(log_b)
+        if not self.rising:
+            return self._special_value(a, b)
+        x = self._ab_rows(a, b)
+        np.log(x, out=x)
+        np.multiply(x, self._P, out=x)
+        la, lb, lab = np.add.reduce(x, axis=-1).tolist()
+        return la + lb - lab
+
+    def terms(self, log_a, log_b):
+        """The objective at ``(log a, log b)`` with its gradient and Hessian in those
+        coordinates, as floats: ``(value, g_a, g_b, h_aa, h_ab, h_bb)``."""
+        a = math.exp(log_a)
+        b = math.exp(log_b)
+        if not self.rising:
+            return self._special_terms(a, b)
+        x = self._ab_rows(a, b)
+        z = self.layout._z
+        logs, inv, inv2 = self.layout._z_parts
+        np.log(x, out=logs)
+        np.reciprocal(x, out=inv)
+        np.square(inv, out=inv2)
+        np.multiply(z, self._P, out=z)  # each weighted by its row of tails
+        (la, lb, lab), (ia, ib, iab), (qa, qb, qab) = np.add.reduce(z, axis=-1).tolist()
+        value = la + lb - lab
+        ga, gb = ia - iab, ib - iab
+        haa, hbb = qab - qa, qab - qb
+        return _log_coord_terms(value, a, b, ga, gb, haa, hbb, qab)
+
+    def values(self, log_a, log_b):
+        """The objective at each of the points ``(log_a[i], log_b[i])`` (sequences of floats),
+        as a list of floats; each equals ``terms(log_a[i], log_b[i])[0]``."""
+        a = [math.exp(v) for v in log_a]
+        b = [math.exp(v) for v in log_b]
+        if not self.rising:
+            return [self._special_value(ai, bi) for ai, bi in zip(a, b)]
+        m = len(a)
+        off = np.array([a, b, [ai + bi for ai, bi in zip(a, b)]]).T.reshape(m, 3, 1)
+        x = self.layout.j3 + off  # (m, 3, n_max)
+        np.log(x, out=x)
+        np.multiply(x, self._P, out=x)
+        return [la + lb - lab for la, lb, lab in np.add.reduce(x, axis=-1).tolist()]
+
+    def _special_value(self, a, b):
+        k, n = self.k, self.n
+        return float(np.dot(self.w, betaln(k + a, n - k + b))) - self.W * float(betaln(a, b))
+
+    def _special_terms(self, a, b):
         from scipy.special import digamma, zeta
 
         k, n, w, W = self.k, self.n, self.w, self.W
-        value = float(np.dot(w, betaln(k + a, n - k + b))) - W * float(betaln(a, b))
-        if not derivatives:
-            return value
+        value = self._special_value(a, b)
         size = k.shape[0]
         args = np.concatenate([k + a, n - k + b, n + a + b, [a, b, a + b]])
         dg = digamma(args)
         tg = zeta(2.0, args)  # trigamma
         ka, nkb, nab = slice(0, size), slice(size, 2 * size), slice(2 * size, 3 * size)
-        d_a, d_b, d_ab = dg[-3:]
-        t_a, t_b, t_ab = tg[-3:]
+        d_a, d_b, d_ab = dg[-3:].tolist()
+        t_a, t_b, t_ab = tg[-3:].tolist()
         ga = float(np.dot(w, dg[ka] - dg[nab])) + W * (d_ab - d_a)
         gb = float(np.dot(w, dg[nkb] - dg[nab])) + W * (d_ab - d_b)
         haa = float(np.dot(w, tg[ka] - tg[nab])) + W * (t_ab - t_a)
         hbb = float(np.dot(w, tg[nkb] - tg[nab])) + W * (t_ab - t_b)
         hab = -float(np.dot(w, tg[nab])) + W * t_ab
-        return (value, *_to_log_coords(a, b, ga, gb, haa, hbb, hab))
+        return _log_coord_terms(value, a, b, ga, gb, haa, hbb, hab)
+
+    def objective(self, log_a, log_b, derivatives=False):
+        """``sum w * log_betabinom_seq(k, n, a, b)`` at ``(log a, log b)``, or
+        ``(value, gradient, hessian)`` in ``(log a, log b)`` coordinates."""
+        if not derivatives:
+            return self.value(float(log_a), float(log_b))
+        value, ga, gb, haa, hab, hbb = self.terms(float(log_a), float(log_b))
+        return value, np.array([ga, gb]), np.array([[haa, hab], [hab, hbb]])
 
 
 def betabinom_objective(k, n, w, log_a, log_b, derivatives=False):
@@ -264,8 +373,7 @@ def betabinom_objective(k, n, w, log_a, log_b, derivatives=False):
     return BetaBinomialData(k, n, w).objective(log_a, log_b, derivatives)
 
 
-def _to_log_coords(a, b, ga, gb, haa, hbb, hab):
-    """Gradient and Hessian in (a, b) -> in (log a, log b)."""
-    grad = np.array([a * ga, b * gb])
-    hess = np.array([[a * a * haa + a * ga, a * b * hab], [a * b * hab, b * b * hbb + b * gb]])
-    return grad, hess
+def _log_coord_terms(value, a, b, ga, gb, haa, hbb, hab):
+    """Gradient and Hessian in (a, b) -> in (log a, log b), as floats
+    ``(value, g_a, g_b, h_aa, h_ab, h_bb)``."""
+    return value, a * ga, b * gb, a * a * haa + a * ga, a * b * hab, b * b * hbb + b * gb

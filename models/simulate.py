@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from scipy.special import betaln, expit, gammaln, xlog1py, xlogy
 
 from comparemode.constants import (
     ELO_SCALE,
@@ -428,7 +428,14 @@ def simulate_votes(
     return Simulation(votes=votes, users=users, params=params, strengths=beta.rename(index=str))
 
 
-def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: float | None, rng, pairs=None) -> dict:
+#: With two models, users who share a design (votes, and votes with the model mu is about shown
+#: first) are exchangeable. When at least as many users share one as a user's (ties, picks of
+#: the model) has outcomes, and the design has at most this many votes, their replicates are
+#: drawn as the number of them with each outcome (see :func:`_replicate_designs`), not one by one.
+DESIGN_MAX_VOTES = 40
+
+
+def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: float | None, rng, pairs=None, first: bool = True) -> dict:
     """Replicated per-user counts on a fixed voting design, one replicate per parameter draw.
 
     ``enc`` is the observed design (users, and per vote which model was shown first or the
@@ -447,44 +454,51 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
     second on every vote, and each draw's mu per vote is sigmoid(strength_a - strength_b).
     With ``ties="davidson"`` attentive votes tie with Davidson's probability
     (``params["davidson_nu"]``) and careless users keep their Beta tie propensity.
+
+    ``first=False`` leaves ``n_first`` out, for what reads only the ties and the picks of the
+    model (the favoured-model dispersion check). With two models and the same parameters on
+    every draw (a parametric bootstrap of one fit) that lets users who share a design be
+    replicated together (:func:`_replicate_designs`); the others, and every user otherwise,
+    are drawn one by one (:func:`_replicate_two_models`), each rate only where the model uses
+    it (:func:`_user_rates`). Each user's counts have the same distribution either way.
     """
     size = np.asarray(params["pi"]).shape[0]
     n_users, user = enc.n_users, enc.user
     scalar = enc.mu is None and "strength" not in params
     stronger_first = (enc.code // 3).astype(bool) if enc.mu is None else None
-    out = {"n_ties": np.empty((size, n_users), np.int64), "n_first": np.empty((size, n_users), np.int64)}
+    out = {"n_ties": np.empty((size, n_users), np.int64)}
+    if first:
+        out["n_first"] = np.empty((size, n_users), np.int64)
     if scalar:
         # two models: a user's design is (votes, votes with the model mu is about shown first),
         # so each replicate draws per user, not per vote
         out["n_stronger"] = np.empty((size, n_users), np.int64)
         n_u = np.bincount(user, minlength=n_users)
         sf_u = np.bincount(user, weights=stronger_first, minlength=n_users).astype(np.int64)
+        one_by_one = np.arange(n_users)
+        if not first and all(np.all(np.asarray(v) == np.asarray(v)[0]) for v in params.values()):
+            p = {k: float(np.asarray(v)[0]) for k, v in params.items()}
+            one_by_one = _replicate_designs(n_u, sf_u, p, careless, ties, p.get("mu", mu), rng, out)
+            if not one_by_one.size:
+                return out
+        n_u, sf_u = n_u[one_by_one], sf_u[one_by_one]
     for i in range(size):
         p = {k: float(np.asarray(v)[i]) for k, v in params.items() if k != "strength"}
-        attentive = rng.random(n_users) < p["pi"]
-        if ties == "model":
-            a1, b1 = p["tie_attentive_mean"] * p["tie_attentive_kappa"], (1 - p["tie_attentive_mean"]) * p["tie_attentive_kappa"]
-            a0, b0 = p["tie_careless_mean"] * p["tie_careless_kappa"], (1 - p["tie_careless_mean"]) * p["tie_careless_kappa"]
-            tau = np.where(attentive, rng.beta(a1, b1, n_users), rng.beta(a0, b0, n_users))
-        elif ties == "davidson":
-            a0, b0 = p["tie_careless_mean"] * p["tie_careless_kappa"], (1 - p["tie_careless_mean"]) * p["tie_careless_kappa"]
-            tau = rng.beta(a0, b0, n_users)
-        else:
-            tau = np.zeros(n_users)
-        if careless == "beta":
-            m, kappa = p["careless_first_mean"], p["careless_first_kappa"]
-            rho = rng.beta(m * kappa, (1 - m) * kappa, n_users)
-        elif careless == "shared":
-            rho = np.full(n_users, p["careless_first"])
-        else:
-            rho = np.full(n_users, 0.5)
         if scalar:
+            attentive = rng.random(one_by_one.size) < p["pi"]
+            tau, rho = _user_rates(p, attentive, careless, ties, rng)
             m_x = p.get("mu", mu)
             if "mu_kappa" in p:  # attentive users' own mu ~ Beta(mu kappa, (1 - mu) kappa)
-                m_x = rng.beta(m_x * p["mu_kappa"], (1.0 - m_x) * p["mu_kappa"], n_users)
-            t, f, k = _replicate_two_models(n_u, sf_u, attentive, tau, rho, m_x, rng)
-            out["n_ties"][i], out["n_first"][i], out["n_stronger"][i] = t, f, k
+                own = np.full(one_by_one.size, m_x)
+                own[attentive] = rng.beta(m_x * p["mu_kappa"], (1.0 - m_x) * p["mu_kappa"], int(attentive.sum()))
+                m_x = own
+            t, f, k = _replicate_two_models(n_u, sf_u, attentive, tau, rho, m_x, rng, first=first)
+            out["n_ties"][i, one_by_one], out["n_stronger"][i, one_by_one] = t, k
+            if first:
+                out["n_first"][i, one_by_one] = f
             continue
+        attentive = rng.random(n_users) < p["pi"]
+        tau, rho = _user_rates(p, attentive, careless, ties, rng)
         if "strength" in params:
             beta = np.asarray(params["strength"])[i]
             mu_row = expit(beta[pairs[0]] - beta[pairs[1]])
@@ -500,7 +514,8 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
         outcome = np.where(is_tie, 2, np.where(pick_a, 0, 1)).astype(np.int8)
         rep = aggregate(EncodedVotes(user=user, code=outcome, n_users=n_users, mu=mu_row))
         out["n_ties"][i] = rep.t
-        out["n_first"][i] = rep.f
+        if first:
+            out["n_first"][i] = rep.f
         fav_picked = ((outcome == 0) & (mu_row > 0.5)) | ((outcome == 1) & (mu_row < 0.5))
         informative = (outcome != 2) & (mu_row != 0.5)
         out.setdefault("n_favoured", np.empty((size, n_users), np.int64))[i] = np.bincount(user, weights=fav_picked, minlength=n_users)
@@ -508,20 +523,138 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
     return out
 
 
-def _replicate_two_models(n, sf, attentive, tau, rho, mu, rng):
+def _user_rates(p: dict, attentive: np.ndarray, careless: str, ties: str, rng):
+    """Every user's tie propensity and first-position rate for one replicate (``p``: the
+    draw's parameters), each drawn only where the model uses it: the tie propensity from the
+    user's own type's Beta (with Davidson ties, the careless Beta: the two-model design ties
+    every user at that propensity, the per-vote design only careless users), the first-position
+    rate for careless users only (an attentive pick follows mu; its entry is left at 1/2)."""
+    n_users = attentive.shape[0]
+    careless_users = ~attentive
+    n_careless = int(careless_users.sum())
+    tau = np.zeros(n_users)
+    if ties == "model":
+        a1, b1 = _beta_of(p, "tie_attentive")
+        tau[attentive] = rng.beta(a1, b1, n_users - n_careless)
+        tau[careless_users] = rng.beta(*_beta_of(p, "tie_careless"), n_careless)
+    elif ties == "davidson":
+        tau = rng.beta(*_beta_of(p, "tie_careless"), n_users)
+    rho = np.full(n_users, 0.5)
+    if careless == "beta":
+        rho[careless_users] = rng.beta(*_beta_of(p, "careless_first"), n_careless)
+    elif careless == "shared":
+        rho[careless_users] = p["careless_first"]
+    return tau, rho
+
+
+def _beta_of(p: dict, name: str) -> tuple[float, float]:
+    """The Beta parameters of a rate given by its mean and concentration in a draw."""
+    mean, kappa = p[f"{name}_mean"], p[f"{name}_kappa"]
+    return mean * kappa, (1.0 - mean) * kappa
+
+
+def _replicate_two_models(n, sf, attentive, tau, rho, mu, rng, first: bool = True):
     """One replicate of every user's (ties, first-position picks, picks of the model mu is
     about) for two models, from each user's design: ``n`` votes, ``sf`` of them with that model
     shown first. Ties fall on the design's votes at random (hypergeometric); an attentive
-    decisive vote picks the model with probability ``mu`` wherever it is shown, a careless one
-    the first-shown answer with the user's rate ``rho``."""
+    decisive vote picks the model with probability ``mu`` (a number, or per user) wherever it
+    is shown, a careless one the first-shown answer with the user's rate ``rho``.
+
+    ``first=False`` (no first-position picks wanted, None in their place): an attentive
+    user's picks of the model are then one binomial of its decisive votes, the sum of the two
+    by-position binomials it replaces, so only careless users' ties are placed by position."""
     t = rng.binomial(n, tau)
-    t_sf = np.zeros_like(t)
-    has = t > 0
-    t_sf[has] = rng.hypergeometric(sf[has], (n - sf)[has], t[has])
-    m = sf - t_sf  # decisive votes with the model shown first
-    r = n - t - m  # decisive votes with it shown second
-    p_first = np.where(attentive, mu, rho)  # P(pick first | model shown first): picks the model
-    p_second = np.where(attentive, 1.0 - mu, rho)  # P(pick first | model shown second)
+    k = np.empty_like(t)
+    by_position = slice(None) if first else ~attentive
+    if not first:
+        k[attentive] = rng.binomial((n - t)[attentive], mu[attentive] if np.ndim(mu) else mu)
+    n_p, sf_p, t_p = n[by_position], sf[by_position], t[by_position]
+    t_sf = np.zeros_like(t_p)
+    has = t_p > 0
+    t_sf[has] = rng.hypergeometric(sf_p[has], (n_p - sf_p)[has], t_p[has])
+    m = sf_p - t_sf  # decisive votes with the model shown first
+    r = n_p - t_p - m  # decisive votes with it shown second
+    att, rho_p, mu_p = attentive[by_position], rho[by_position], mu[by_position] if np.ndim(mu) else mu
+    p_first = np.where(att, mu_p, rho_p)  # P(pick first | model shown first): picks the model
+    p_second = np.where(att, 1.0 - mu_p, rho_p)  # P(pick first | model shown second)
     x = rng.binomial(m, p_first)  # first picks among m: each picks the model
     y = rng.binomial(r, p_second)  # first picks among r: each picks the other model
-    return t, x + y, x + (r - y)
+    k[by_position] = x + (r - y)
+    return t, (x + y if first else None), k
+
+
+def _replicate_designs(n, sf, p: dict, careless: str, ties: str, mu: float, rng, out: dict) -> np.ndarray:
+    """Every replicate of the users whose design (``n`` votes, ``sf`` of them with the model shown
+    first) is shared by at least as many users as a user's (ties, picks of the model) has
+    outcomes, with at most :data:`DESIGN_MAX_VOTES` votes, under the parameters ``p`` of every
+    draw; written into ``out``'s ``n_ties`` and ``n_stronger``. Returns the other users.
+
+    Those users are exchangeable, and each one's counts a draw of the design's distribution
+    (:func:`_design_pmf`): how many of them have each outcome is one multinomial draw per
+    replicate, and the outcomes are then dealt to them in random order, so each user's counts,
+    independent of the others', follow that distribution as when drawn one by one. The cost is
+    the outcomes' number per design and replicate rather than a handful of draws per user."""
+    size = out["n_ties"].shape[0]
+    designs, inverse, count = np.unique(n.astype(np.int64) << 32 | sf, return_inverse=True, return_counts=True)
+    d_n, d_sf = designs >> 32, designs & 0xFFFFFFFF
+    together = (d_n <= DESIGN_MAX_VOTES) & (count >= (d_n + 1) * (d_n + 2) // 2)
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(count)[:-1])
+    for j in np.flatnonzero(together):
+        users, votes = members[j], int(d_n[j])
+        pmf = _design_pmf(votes, int(d_sf[j]), p, careless, ties, mu).ravel()
+        per_outcome = rng.multinomial(users.size, pmf, size=size)
+        outcome = np.repeat(np.tile(np.arange(pmf.size), size), per_outcome.ravel()).reshape(size, users.size)
+        rng.permuted(outcome, axis=1, out=outcome)
+        out["n_ties"][:, users], out["n_stronger"][:, users] = np.divmod(outcome, votes + 1)
+    return np.flatnonzero(~together[inverse])
+
+
+def _log_moment(i, j, beta=None, value=None):
+    """log E[q^i (1 - q)^j] for a rate q ~ Beta(``beta``), or fixed at ``value`` (0 ** 0 = 1)."""
+    if beta is not None:
+        return betaln(beta[0] + i, beta[1] + j) - betaln(*beta)
+    return xlogy(i, value) + xlog1py(j, -value)
+
+
+def _design_pmf(n: int, sf: int, p: dict, careless: str, ties: str, mu: float) -> np.ndarray:
+    """P(ties = t, picks of the model = k) of a user with ``n`` votes, ``sf`` of them with the
+    model shown first, under the draw's parameters ``p``: an (n + 1) x (n + 1) array (zero
+    where k > n - t), the mixture of the two types with every per-user rate (tie propensity,
+    careless first-position rate, an attentive user's own mu) integrated out, as the one-by-one
+    replicator (:func:`_user_rates`, :func:`_replicate_two_models`) draws them. Each rate is
+    given as ``{"beta": (a, b)}`` or ``{"value": q}`` to :func:`_log_moment`."""
+    if ties == "drop":
+        tie_attentive = tie_careless = {"value": 0.0}
+    elif ties == "davidson":  # the two-model design ties every user at the careless propensity
+        tie_attentive = tie_careless = {"beta": _beta_of(p, "tie_careless")}
+    else:
+        tie_attentive, tie_careless = {"beta": _beta_of(p, "tie_attentive")}, {"beta": _beta_of(p, "tie_careless")}
+    own_mu = {"beta": (mu * p["mu_kappa"], (1.0 - mu) * p["mu_kappa"])} if "mu_kappa" in p else {"value": mu}
+    if careless == "beta":
+        first_rate = {"beta": _beta_of(p, "careless_first")}
+    else:
+        first_rate = {"value": p["careless_first"] if careless == "shared" else 0.5}
+    # attentive: t ties among the n votes, k picks of the model among the d decisive ones
+    t, k = np.arange(n + 1)[:, None], np.arange(n + 1)[None, :]
+    d = np.maximum(n - t - k, 0)
+    log_a = _log_multinomial(n, t, k, d) + _log_moment(t, n - t, **tie_attentive) + _log_moment(k, d, **own_mu)
+    attentive = np.where(k <= n - t, np.exp(log_a), 0.0)
+    # careless: t1 ties and x picks of the model (shown first) among its sf votes shown first,
+    # t2 ties and z picks of it (shown second) among the others; x and the other model's
+    # r - z picks are picks of the first-shown answer
+    t1, x = np.arange(sf + 1)[:, None, None, None], np.arange(sf + 1)[None, :, None, None]
+    t2, z = np.arange(n - sf + 1)[None, None, :, None], np.arange(n - sf + 1)[None, None, None, :]
+    m, r = sf - t1, n - sf - t2
+    ok = (x <= m) & (z <= r)
+    other1, other2 = np.maximum(m - x, 0), np.maximum(r - z, 0)
+    log_c = _log_multinomial(sf, t1, x, other1) + _log_multinomial(n - sf, t2, z, other2) + _log_moment(x + other2, other1 + z, **first_rate)
+    cell = np.broadcast_to((t1 + t2) * (n + 1) + x + z, ok.shape)
+    careless_tk = np.bincount(cell[ok], weights=np.exp(log_c)[ok], minlength=(n + 1) ** 2).reshape(n + 1, n + 1)
+    careless_tk *= np.exp(_log_moment(t, n - t, **tie_careless))
+    pmf = p["pi"] * attentive + (1.0 - p["pi"]) * careless_tk
+    return pmf / pmf.sum()
+
+
+def _log_multinomial(n, *parts):
+    """log of the multinomial coefficient n! / (parts[0]! parts[1]! ...)."""
+    return gammaln(n + 1) - sum(gammaln(q + 1) for q in parts)

@@ -20,7 +20,7 @@ FOLDERS = {"comparemode": "comparemode", "models": "comparemode.models", "infere
 
 #: From the bottom up. Within a layer modules may import each other (the graph stays acyclic).
 LAYERS = [
-    ("constants and errors", {"comparemode.constants", "comparemode.errors", "comparemode._version", "comparemode._atomic", "comparemode._progress", "comparemode._params"}),
+    ("constants and errors", {"comparemode.constants", "comparemode.errors", "comparemode._version", "comparemode._atomic", "comparemode._progress", "comparemode._params", "comparemode._columnar", "comparemode._dist"}),
     ("models, the data contract, the reference", {"comparemode.data", "comparemode.datasets", "comparemode.reference", "comparemode.scenarios", "comparemode._output", "comparemode.models.*"}),
     ("the counting front door", {"comparemode.counting", "comparemode.dask_backend"}),
     ("inference", {"comparemode.inference.*"}),
