@@ -36,7 +36,7 @@ def _chunks(s: pd.Series) -> pa.ChunkedArray:
 
 
 def factorize(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """``pd.factorize(s, sort=False)``: codes (int64) in order of first appearance and the
+    """``pd.factorize(s, sort=False)``: codes (int64; int32 for a Categorical) in order of first appearance and the
     uniques as an Index of ``s``'s dtype. A pyarrow-backed text column with few distinct values
     (models, winners) is encoded by pyarrow; missing values are left to pandas (code -1)."""
     if isinstance(s.dtype, pd.CategoricalDtype) and not s.hasnans:
@@ -97,7 +97,7 @@ def _factorize_categorical(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
     first = first_rows(codes, n_cats)
     seen = np.flatnonzero(first < codes.size)
     seen = seen[np.argsort(first[seen], kind="stable")]
-    new = np.full(n_cats, -1, dtype=np.int64)
+    new = np.full(n_cats, -1, dtype=np.int32)  # 4 bytes a row: models and winners are few
     new[seen] = np.arange(seen.size)
     cats = s.cat.categories
     return new[codes], pd.Index(cats[seen], dtype=cats.dtype, name=s.name)

@@ -115,7 +115,10 @@ def _context_codes(a: np.ndarray, b: np.ndarray, mu: np.ndarray | None):
 
 def _entries(user: np.ndarray, context: np.ndarray, outcome: np.ndarray, count: np.ndarray, n_contexts: int):
     """Sum equal (user, context, outcome) entries; the result sorted by that key."""
-    key = (user.astype(np.int64) * max(n_contexts, 1) + context.astype(np.int64)) * 3 + outcome.astype(np.int64)
+    key = np.multiply(user, max(n_contexts, 1), dtype=np.int64)  # one key array, built in place
+    key += context
+    key *= 3
+    key += outcome
     if key.size == 0:
         return key, key, key.astype(np.int8), key
     space = int(key.max()) + 1
@@ -417,11 +420,11 @@ def _model_codes(col_a: pd.Series, col_b: pd.Series):
 
 
 def _relabel(codes: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """``new[codes]`` as int64; ``codes`` itself where ``new`` is the identity (no copy)."""
-    new = np.asarray(new, dtype=np.int64)
-    if np.array_equal(new, np.arange(new.size)) and codes.dtype == np.int64:
+    """``new[codes]`` in ``codes``' integer type; ``codes`` itself where ``new`` is the
+    identity (no copy)."""
+    if np.array_equal(new, np.arange(len(new))):
         return codes
-    return new[codes]
+    return np.asarray(new, dtype=codes.dtype)[codes]
 
 
 def count_votes(votes, *, keep_rows: bool = False, validated: bool = False) -> VoteCounts:
