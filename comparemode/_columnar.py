@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["is_arrow_text", "factorize", "first_rows", "as_categorical", "select_rows", "repeated_text", "relabel", "write_parquet"]
+__all__ = ["is_arrow_text", "factorize", "first_rows", "renumber", "as_categorical", "select_rows", "relabel", "write_parquet"]
 
 #: A column whose first rows hold more distinct values than this is factorized by pandas: the
 #: per-chunk dictionaries of pyarrow's encoding are then large and unifying them costs more
@@ -41,13 +41,10 @@ def factorize(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
     (models, winners) is encoded by pyarrow; missing values are left to pandas (code -1)."""
     if isinstance(s.dtype, pd.CategoricalDtype) and not s.hasnans:
         return _factorize_categorical(s)
-    if not is_arrow_text(s) or s.hasnans:
+    if not is_arrow_text(s) or s.hasnans or len(pc.unique(_chunks(s).slice(0, _PROBE))) > FEW_DISTINCT:
         codes, uniques = pd.factorize(s, sort=False)
         return codes.astype(np.int64, copy=False), pd.Index(uniques)
     chunked = _chunks(s)
-    if len(pc.unique(chunked.slice(0, _PROBE))) > FEW_DISTINCT:
-        codes, uniques = pd.factorize(s, sort=False)
-        return codes.astype(np.int64, copy=False), pd.Index(uniques)
     # each chunk's dictionary is in order of first appearance within it; unifying appends the
     # values new to each later chunk, so the unified dictionary is in order of first appearance
     encoded = pc.dictionary_encode(chunked).unify_dictionaries()
@@ -89,18 +86,24 @@ def first_rows(codes: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def renumber(codes: np.ndarray, n: int, dtype=np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0 .. n - 1 (none negative) renumbered in order of first appearance, as ``dtype``,
+    and the original codes that occur, in that order: a factorize of small integer codes with
+    no hash table."""
+    first = first_rows(codes, n)
+    seen = np.flatnonzero(first < codes.size)
+    seen = seen[np.argsort(first[seen], kind="stable")]
+    lookup = np.zeros(n, dtype=dtype)
+    lookup[seen] = np.arange(seen.size)
+    return lookup[codes], seen
+
+
 def _factorize_categorical(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """:func:`factorize` of a Categorical from its codes: the categories that occur, renumbered
     in order of first appearance; the uniques a plain Index of the categories' dtype."""
-    codes = s.cat.codes.to_numpy()
-    n_cats = len(s.cat.categories)
-    first = first_rows(codes, n_cats)
-    seen = np.flatnonzero(first < codes.size)
-    seen = seen[np.argsort(first[seen], kind="stable")]
-    new = np.full(n_cats, -1, dtype=np.int32)  # 4 bytes a row: models and winners are few
-    new[seen] = np.arange(seen.size)
     cats = s.cat.categories
-    return new[codes], pd.Index(cats[seen], dtype=cats.dtype, name=s.name)
+    codes, seen = renumber(s.cat.codes.to_numpy(), len(cats), np.int32)  # 4 bytes a row: models and winners are few
+    return codes, pd.Index(cats[seen], dtype=cats.dtype, name=s.name)
 
 
 def select_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
@@ -121,15 +124,6 @@ def select_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
             columns[name] = s.array.take(rows)
     out = pd.DataFrame(columns, index=frame.index.take(rows), columns=frame.columns, copy=False)
     return out.__finalize__(frame)
-
-
-def repeated_text(value: str, n: int, like: pd.Series | None = None) -> pd.api.extensions.ExtensionArray:
-    """A text column of ``n`` copies of ``value``, built by pyarrow (no ``n`` Python strings);
-    of ``like``'s dtype when that is a pyarrow-backed text column, else pandas' ``str``."""
-    dtype = like.dtype if like is not None and is_arrow_text(like) else pd.StringDtype("pyarrow", na_value=np.nan)
-    codes = pa.array(np.zeros(n, dtype=np.int8))
-    text = pc.cast(pa.DictionaryArray.from_arrays(codes, pa.array([value], type=pa.string())), pa.string())
-    return dtype.construct_array_type()(pa.chunked_array([text]), dtype=dtype)
 
 
 def relabel(s: pd.Series, mapping: dict) -> pd.Series | np.ndarray:

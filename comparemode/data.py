@@ -220,9 +220,8 @@ def load_votes(
     categorical : bool, default False
         Read a file's ``model_a``, ``model_b`` and ``winner`` columns as pandas Categoricals
         (Parquet: straight from the file's dictionary encoding; CSV: encoded after parsing, the
-        text as written) instead of
-        one Python-visible string per row: the same values, a fraction of the memory and of
-        the reading time on large files (``comparemode run`` reads this way). The values are
+        text as written) instead of one string per row: the same values, a fraction of the
+        memory and of the reading time on large files (``comparemode run`` reads this way). The values are
         the same as without it; only the dtype differs. A DataFrame passed in keeps its dtypes.
 
     Returns
@@ -300,21 +299,20 @@ def load_votes(
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
 
-        def text_columns(cols):  # the identifier columns of the layout, read as text
-            try:
-                _, mapping = _resolve_columns(pd.Index(cols), format, explicit)
-            except ComparemodeError:
-                return []  # resolved again after reading, with the full message
-            return [mapping[c] for c in _ID_COLUMNS if c in mapping]
+        def layout_columns(canonical):  # the input columns of these canonical ones, once the header is known
+            def pick(cols):
+                if not canonical:
+                    return []
+                try:
+                    _, mapping = _resolve_columns(pd.Index(cols), format, explicit)
+                except ComparemodeError:
+                    return []  # resolved again after reading, with the full message
+                return [mapping[c] for c in canonical if c in mapping]
 
-        def category_columns(cols):  # the few-valued ones among them, read as Categoricals
-            if not categorical:
-                return []
-            try:
-                _, mapping = _resolve_columns(pd.Index(cols), format, explicit)
-            except ComparemodeError:
-                return []
-            return [mapping[c] for c in _CATEGORY_COLUMNS if c in mapping]
+            return pick
+
+        text_columns = layout_columns(_ID_COLUMNS)  # the identifier columns, read as text
+        category_columns = layout_columns(_CATEGORY_COLUMNS if categorical else ())  # the few-valued ones, as Categoricals
 
         df = _read_file(path, text_columns, category_columns)
         from_file = True

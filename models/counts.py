@@ -25,8 +25,7 @@ import numpy as np
 import pandas as pd
 
 from comparemode._atomic import atomic_write
-from comparemode._columnar import factorize
-from comparemode._columnar import first_rows as _first_rows
+from comparemode._columnar import factorize, first_rows, renumber
 from comparemode.constants import (
     CODE_A,
     CODE_B,
@@ -99,12 +98,7 @@ def _context_codes(a: np.ndarray, b: np.ndarray, mu: np.ndarray | None):
         key *= kind(n_mu)
         key += mu_code
     if space <= (1 << 20):
-        first = _first_rows(key, space)
-        seen = np.flatnonzero(first < key.size)
-        seen = seen[np.argsort(first[seen], kind="stable")]
-        lookup = np.empty(space, dtype=np.int64)
-        lookup[seen] = np.arange(seen.size)
-        codes, uniques = lookup[key], seen.astype(np.int64)
+        codes, uniques = renumber(key, space)
     else:
         codes, uniques = pd.factorize(key, sort=False)  # integer keys: one hash pass
         uniques = np.asarray(uniques, dtype=np.int64)
@@ -407,8 +401,8 @@ def _model_codes(col_a: pd.Series, col_b: pd.Series):
     models = pd.Index(ua).append(pd.Index(ub))
     first = np.full(len(ua) + len(ub), np.iinfo(np.int64).max, dtype=np.int64)
     # each column's uniques appear first at their first row: model_a's at 2 * row, model_b's at 2 * row + 1
-    first[: len(ua)] = 2 * _first_rows(ca, len(ua))
-    first[len(ua):] = 2 * _first_rows(cb, len(ub)) + 1
+    first[: len(ua)] = 2 * first_rows(ca, len(ua))
+    first[len(ua):] = 2 * first_rows(cb, len(ub)) + 1
     codes, uniq = pd.factorize(models, sort=False)  # a model in both columns: one code
     pos = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(pos, codes, first)
