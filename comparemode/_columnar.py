@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["is_arrow_text", "factorize", "first_rows", "renumber", "as_categorical", "select_rows", "relabel", "write_parquet"]
+__all__ = ["is_arrow_text", "factorize", "first_rows", "renumber", "as_categorical", "select_rows", "relabel", "text_column", "unique_index", "write_parquet"]
 
 #: A column whose first rows hold more distinct values than this is factorized by pandas: the
 #: per-chunk dictionaries of pyarrow's encoding are then large and unifying them costs more
@@ -73,14 +73,19 @@ def as_categorical(s: pd.Series) -> pd.Series:
 def first_rows(codes: np.ndarray, n: int) -> np.ndarray:
     """The first row of each code 0 .. n - 1 of ``codes`` (none negative; ``len(codes)`` for a
     code that does not occur).
-    Few codes (models, contexts): one comparison pass per code up to its first row, no
-    row-number array; many: ``np.minimum.at``."""
+    Few codes (models, contexts): the first rows of those in the top 65,536 rows, then one
+    comparison pass for each code not among them, no row-number array; many: ``np.minimum.at``."""
     out = np.full(n, codes.size, dtype=np.int64)
     if n <= 16:
+        top = codes[: 1 << 16]
+        values, index = np.unique(top, return_index=True)
+        found = values < n
+        out[values[found]] = index[found]
         for j in range(n):
-            hit = codes == j
-            if hit.any():
-                out[j] = int(hit.argmax())
+            if out[j] == codes.size and top.size < codes.size:
+                hit = codes == j
+                if hit.any():
+                    out[j] = int(hit.argmax())
         return out
     np.minimum.at(out, codes, np.arange(codes.size, dtype=np.int64))
     return out
@@ -93,6 +98,8 @@ def renumber(codes: np.ndarray, n: int, dtype=np.int64) -> tuple[np.ndarray, np.
     first = first_rows(codes, n)
     seen = np.flatnonzero(first < codes.size)
     seen = seen[np.argsort(first[seen], kind="stable")]
+    if seen.size == n and np.array_equal(seen, np.arange(n)):  # already in that order: no lookup pass
+        return codes.astype(dtype, copy=False), seen
     lookup = np.zeros(n, dtype=dtype)
     lookup[seen] = np.arange(seen.size)
     return lookup[codes], seen
@@ -142,6 +149,27 @@ def relabel(s: pd.Series, mapping: dict) -> pd.Series | np.ndarray:
         return pd.Series(type(s.array)(pa.chunked_array([taken]), dtype=s.dtype), index=s.index, name=s.name)
     out = np.array(values, dtype=object)
     return out[codes] if len(codes) else s
+
+
+def unique_index(index: pd.Index) -> bool:
+    """``index.is_unique``; for a large text index counted by pyarrow, so that pandas' hash
+    table of the index (about 80 bytes a value, kept with the index once built) is not built
+    just to answer this (a million user ids: 78 MB)."""
+    arr = index.array
+    if len(index) > _PROBE and isinstance(arr, pd.arrays.ArrowStringArray):
+        return int(pc.count_distinct(arr.__arrow_array__(), mode="all").as_py()) == len(index)
+    return bool(index.is_unique)
+
+
+def text_column(texts, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """The text column ``texts[codes]`` (missing where a code is negative) as pandas' ``str`` (pyarrow-backed) array, taken by
+    pyarrow from the few distinct ``texts``: no Python string per row (per-user reasons of a
+    million users are a few thousand distinct texts)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    values = pa.array(list(texts), type=pa.large_string())
+    index = pa.array(codes, mask=codes < 0)  # a negative code is a missing text
+    taken = values.take(index) if len(codes) else pa.array([], type=pa.large_string())
+    return pd.arrays.ArrowStringArray(pa.chunked_array([taken]), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 def _text_categorical(s: pd.Series) -> bool:

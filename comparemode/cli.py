@@ -820,9 +820,9 @@ def _data_integrity(args, votes, result, sim) -> dict:
     s = result.summary
     kept, total = int(s["votes_kept"]), int(s["votes_in"])
     dropped = total - kept
-    if isinstance(result.kept, pd.DataFrame) and (len(result.kept), len(result.dropped), len(votes)) != (kept, dropped, total):
+    if isinstance(votes, pd.DataFrame) and (*result.sizes(), len(votes)) != (kept, dropped, total):
         # pragma: no cover - a filter that lost or invented votes is a bug, never written out
-        raise AssertionError(f"kept {len(result.kept)} + dropped {len(result.dropped)} votes against {len(votes)} in")
+        raise AssertionError(f"kept + dropped votes {result.sizes()} against {len(votes)} in")
     meta = getattr(votes, "attrs", {}).get("comparemode", {}) if isinstance(votes, pd.DataFrame) else {}
     rows = int(meta.get("rows_in", total))
     line = {
@@ -924,22 +924,24 @@ def _run(args, results):
         summary["simulation"] = sim_part
     fmt = args.format if args.format != "auto" else ("parquet" if n_votes > PARQUET_ABOVE else "csv")
     meta = votes.attrs.get("comparemode", {}) if isinstance(votes, pd.DataFrame) else {}
+    on_dask = not isinstance(votes, pd.DataFrame) and is_dask_collection(result.side("kept"))  # a pandas side is not selected here
     summary["outputs"] = {
         "format": fmt,
         "layout": {"format": meta.get("format"), "columns": {k: _clean(v) for k, v in meta.get("columns", {}).items()}},
         "votes_tables": "the canonical columns (files read lazily by Dask are split as they are, without weight and "
-        "decision columns; users.csv has each user's decision)" if is_dask_collection(result.kept) else
+        "decision columns; users.csv has each user's decision)" if on_dask else
         "the input's columns in its order and its winner values, then weight (the user's P(attentive) "
         "or the rule's weight) and decision (kept/dropped); the row id is the vote's 0-based data row",
     }
     say(f"writing results to {out_dir} ({fmt})")
     write_table(results, "users", result.users, fmt)
-    if is_dask_collection(result.kept):  # the kept rows of the files, split lazily and written in one pass
+    if on_dask:  # the kept rows of the files, split lazily and written in one pass
         for stem, part in (("kept_votes", result.kept), ("dropped_votes", result.dropped)):
             results.write(f"{stem}.csv", lambda p, part=part: part.to_csv(p, single_file=True))
     elif args.counts is None:  # counts hold no vote rows to keep
-        for stem, part, decision in (("kept_votes", result.kept, "kept"), ("dropped_votes", result.dropped, "dropped")):
-            write_table(results, stem, _votes_out(part, result.weights, decision, meta), fmt)
+        for stem, decision in (("kept_votes", "kept"), ("dropped_votes", "dropped")):
+            # one side at a time, selected for its file and freed after it (result.side)
+            write_table(results, stem, _votes_out(result.side(decision), result.side_weights(decision), decision, meta), fmt)
     if hasattr(model, "save"):
         results.write("posterior.nc", model.save)
     if hasattr(model, "leaderboard_"):
@@ -953,15 +955,11 @@ def _free_name(name: str, taken) -> str:
     return name if name not in taken else f"comparemode_{name}"
 
 
-def _votes_out(part: pd.DataFrame, weights: pd.Series, decision: str, meta: dict) -> pd.DataFrame:
-    """Votes as written: the input's layout, a weight and the decision per vote, a named row id."""
+def _votes_out(part: pd.DataFrame, weight: np.ndarray, decision: str, meta: dict) -> pd.DataFrame:
+    """Votes as written: the input's layout, a weight and the decision per vote (``weight``:
+    one per row of ``part``), a named row id."""
     taken = set(meta.get("input_columns") or part.columns)
     w, d = _free_name("weight", taken), _free_name("decision", taken)
-    index = weights.index
-    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and part.index.dtype.kind == "i":
-        weight = weights.to_numpy(dtype=float)[part.index.to_numpy()]  # row labels are positions: no lookup
-    else:
-        weight = weights.reindex(part.index).to_numpy(dtype=float)
     extra = part.assign(**{w: weight, d: pd.Categorical.from_codes(np.zeros(len(part), dtype=np.int8), categories=pd.Index([decision], dtype='str'))})
     out = to_input_layout(extra, meta, extra=[w, d]) if meta.get("input_columns") else extra
     return out.rename_axis(_free_name("row", taken))

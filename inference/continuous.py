@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize, minimize_scalar
 from scipy.special import digamma, expit, logit, logsumexp
 
 from comparemode._params import ParamsMixin
@@ -167,6 +166,8 @@ class ContinuousQuality(ParamsMixin):
                     best = fit
                 return -fit["loglik"]
 
+            from scipy.optimize import minimize_scalar  # imported on use: the command line need not load scipy.optimize
+
             res = minimize_scalar(profile, bounds=(-6.0, 6.0), method="bounded", options={"xatol": 1e-4})
             say(f"continuous model: mu estimated at {best['mu']:.4f} ({res.nfev} profile evaluations)")
             fit, n_extra = best, 1
@@ -227,6 +228,8 @@ class ContinuousQuality(ParamsMixin):
                 x0 += [0.0, 0.0]
             elif self.careless == "shared":
                 x0 += [float(logit(0.6))]
+            from scipy.optimize import minimize  # imported on use (see above)
+
             res = minimize(_objective, np.array(x0), args=(vt, terms, self.careless), jac=True, method="L-BFGS-B", bounds=bounds)
             if best is None or res.fun < best.fun:
                 best = res

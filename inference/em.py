@@ -175,6 +175,21 @@ def _estimates_mu(ref) -> bool:
     return ref.kind == "scalar" and ref.mu is None
 
 
+def _totals(stats: UserStats, problem: Problem) -> tuple[float, float, float, float]:
+    """All users' votes, ties, decisive votes and decisive picks of the stronger model (0
+    without ``k``): from the count patterns, each weighted by its number of users, when they
+    carry the ties (no pass over the users); from the users' counts when ties are dropped."""
+    pat = problem.pat
+    if problem.ties == "drop":
+        n, t = float(stats.n.sum()), float(stats.t.sum())
+        k = float(stats.k.sum()) if stats.k is not None else 0.0
+        return n, t, n - t, k
+    w = pat.weight
+    n, t = float(pat.n @ w), float(pat.t @ w)
+    k = float(pat.k @ w) if pat.k is not None else 0.0
+    return n, t, n - t, k
+
+
 class TwoTypeEM(ParamsMixin):
     """Two-type (attentive / careless) user model fitted by EM on compressed statistics.
 
@@ -410,6 +425,7 @@ class TwoTypeEM(ParamsMixin):
                 best = self.alternatives_.index[self.alternatives_["chosen"]][0]
                 progress(f"alternative models in {time.perf_counter() - t1:.2f}s: best fit {best}")
             warn_failed(self.checks_, stacklevel=4)
+        self._in_order = None  # the votes in their order: read by the checks alone, freed once they ran
         return self
 
     def _n_params(self, p: dict) -> int:
@@ -526,8 +542,8 @@ class TwoTypeEM(ParamsMixin):
         return {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v) for k, v in previous.items()}
 
     def _start(self, start: int, stats: UserStats, rng: np.random.Generator, problem: Problem) -> dict:
-        n_tot = float(stats.n.sum())
-        tie_rate = float(stats.t.sum()) / n_tot if n_tot else 0.0
+        n_tot, n_ties, n_dec, n_k = _totals(stats, problem)
+        tie_rate = n_ties / n_tot if n_tot else 0.0
         tie_rate = min(max(tie_rate, 0.01), 0.99)
         if start == 0:
             pi, first_mean, first_conc, tie_conc1, tie_conc0, shift = 0.5, 0.5, 4.0, 10.0, 4.0, 1.0
@@ -551,8 +567,8 @@ class TwoTypeEM(ParamsMixin):
         if problem.estimate_mu:
             # careless picks of the model are 1/2 on average, so the overall rate is about
             # 1/2 + pi (mu - 1/2); start on the side of 1/2 the data point to
-            d = float(stats.d.sum())
-            lean = float(stats.k.sum()) / d - 0.5 if d else 0.0
+            d = n_dec
+            lean = n_k / d - 0.5 if d else 0.0
             if abs(lean) < 0.01:
                 lean = 0.01 if start % 2 == 0 else -0.01
             spread = 1.0 if start == 0 else math.exp(rng.normal(0.0, 0.3))

@@ -17,13 +17,12 @@ Three rules, all returning the same :class:`FilterResult`:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from comparemode._columnar import select_rows
+from comparemode._columnar import factorize, select_rows, text_column, unique_index
 from comparemode.constants import DEFAULT_THRESHOLD, NO_EVIDENCE_BAYES_FACTOR, USER
 from comparemode.dask_backend import split_lazily
 from comparemode.data import is_dask_collection
@@ -38,11 +37,14 @@ from comparemode.models.counts import user_codes
 __all__ = ["FilterResult", "filter_votes", "filter_fdr", "filter_credible", "decide_users", "decide_fdr", "apply_decisions"]
 
 
-@dataclass
 class FilterResult:
     """Outcome of a user filter.
 
-    kept, dropped : the votes of kept and dropped users (rows of the input, index kept).
+    kept, dropped : the votes of kept and dropped users (rows of the input, index kept). From
+        a pandas table they are selected on first access and then kept; :meth:`side` selects
+        one without keeping it, and :meth:`sizes` counts both without selecting (the command
+        line writes one side at a time, so the two copies of the votes never coexist).
+        ``weights`` is likewise built on first access; :meth:`side_weights` gives one side's.
     users : decision table, one row per user: ``p_attentive``, ``keep``, ``reason`` (plus
         whatever columns the user table had).
     weights : per-vote soft weight (the P(attentive) of the vote's user), aligned with the
@@ -60,14 +62,72 @@ class FilterResult:
         was found (see ``TwoTypeEM.alternatives_``), else None.
     """
 
-    kept: pd.DataFrame
-    dropped: pd.DataFrame
-    users: pd.DataFrame
-    weights: pd.Series
-    summary: dict
-    #: where the model's misfit checks failed and a better-fitting model was found: the same
-    #: rule under that model (its summary says which model); otherwise None
-    alternative: "FilterResult | None" = None
+    def __init__(self, kept=None, dropped=None, users=None, weights=None, summary=None, alternative=None, *, votes=None, keep_vote=None,
+                 user_weight=None, codes=None):
+        self._sides = {"kept": kept, "dropped": dropped}
+        if votes is not None and (keep_vote is None or (weights is None and (user_weight is None or codes is None))):
+            raise ValueError("FilterResult(votes=...) needs keep_vote, the per-vote keep mask, and weights or user_weight and codes")
+        # weights given, or each user's weight and each vote's user (the Series built on access)
+        self._weights, self._user_weight, self._codes = weights, user_weight, codes
+        # a shallow copy: with copy-on-write, later changes to the caller's table do not reach it
+        self._votes = None if votes is None else votes.copy(deep=False)
+        self._keep_vote = None if keep_vote is None else np.asarray(keep_vote, dtype=bool)
+        self.users, self.summary = users, {} if summary is None else summary
+        #: where the model's misfit checks failed and a better-fitting model was found: the same
+        #: rule under that model (its summary says which model); otherwise None
+        self.alternative: FilterResult | None = alternative
+
+    def side(self, which: str):
+        """The votes of one side, ``"kept"`` or ``"dropped"``: selected from the input now if
+        not yet selected, and not kept (the caller holds the only reference)."""
+        if which not in self._sides:
+            raise ValueError(f"side must be 'kept' or 'dropped', got {which!r}")
+        if self._sides[which] is not None or self._votes is None:
+            return self._sides[which]
+        return select_rows(self._votes, self._keep_vote if which == "kept" else ~self._keep_vote)
+
+    @property
+    def weights(self):
+        if self._weights is None and self._user_weight is not None:
+            self._weights = pd.Series(self._user_weight[self._codes], index=self._votes.index, name="weight", copy=False)
+        return self._weights
+
+    @weights.setter
+    def weights(self, value):
+        self._weights = value
+
+    def side_weights(self, which: str) -> np.ndarray:
+        """The weight of each vote of one side (:meth:`side`), in its order, without building
+        :attr:`weights` for all votes."""
+        if self._weights is not None or self._user_weight is None:
+            part = self.side(which)
+            return self.weights.reindex(part.index).to_numpy(dtype=float) if len(part) else np.zeros(0)
+        mask = self._keep_vote if which == "kept" else ~self._keep_vote
+        return self._user_weight[self._codes[mask]]
+
+    @property
+    def kept(self):
+        if self._sides["kept"] is None and self._votes is not None:
+            self._sides["kept"] = self.side("kept")
+        return self._sides["kept"]
+
+    @property
+    def dropped(self):
+        if self._sides["dropped"] is None and self._votes is not None:
+            self._sides["dropped"] = self.side("dropped")
+        return self._sides["dropped"]
+
+    def sizes(self) -> tuple[int, int]:
+        """Kept and dropped votes, counted without selecting them."""
+        if self._keep_vote is not None:
+            n_kept = int(self._keep_vote.sum())
+            return n_kept, int(self._keep_vote.size) - n_kept
+        return len(self.kept), len(self.dropped)
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"FilterResult(votes kept {s.get('votes_kept', '?')}, dropped {s.get('votes_dropped', '?')}; "
+                f"users kept {s.get('users_kept', '?')}, dropped {s.get('users_dropped', '?')})")
 
 
 def check_probability(value, name: str) -> float:
@@ -84,7 +144,7 @@ def _p_attentive(users: pd.DataFrame) -> np.ndarray:
             f"the user table needs a 'p_attentive' column; it has {list(users.columns)}. "
             "Pass a fitted estimator's users_ table."
         )
-    if not users.index.is_unique:
+    if not unique_index(users.index):
         dup = list(users.index[users.index.duplicated()].unique()[:5])
         raise InvalidValueError(f"the user table lists some users more than once, for example {dup}; one row per user")
     col = users["p_attentive"]
@@ -109,34 +169,42 @@ def _p_attentive(users: pd.DataFrame) -> np.ndarray:
     return p
 
 
-def _reasons(p: np.ndarray, keep: np.ndarray, kept_text: str, dropped_text: str) -> np.ndarray:
+def _reasons(p: np.ndarray, keep: np.ndarray, kept_text: str, dropped_text: str):
     """Each user's reason, ``P(attentive) 0.937`` and what the rule did: the few distinct
-    texts built once (three decimals give at most 1,001) and shared by the users they fit.
-    Each probability is formatted once per distinct value, not once per user."""
-    if not p.size:
-        return np.zeros(0, dtype=object)
+    texts built once (three decimals give at most 1,001) and the column taken from them
+    (:func:`~comparemode._columnar.text_column`). Each probability is formatted once per
+    distinct value, not once per user."""
     codes, shown = _formatted(p, "%.3f")
-    kept = np.array([f"P(attentive) {v}{kept_text}" for v in shown], dtype=object)
-    dropped = np.array([f"P(attentive) {v}{dropped_text}" for v in shown], dtype=object)
-    return np.where(keep, kept[codes], dropped[codes])
+    texts = [f"P(attentive) {v}{kept_text}" for v in shown] + [f"P(attentive) {v}{dropped_text}" for v in shown]
+    return text_column(texts, np.where(keep, codes, codes + len(shown)))
 
 
 def _formatted(x: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray]:
     """``fmt % v`` for every value of ``x`` as codes into the distinct texts: each distinct
     value formatted once (users with the same counts share their probabilities)."""
+    if not x.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
     values, codes = np.unique(x, return_inverse=True)
     which, shown = pd.factorize(np.char.mod(fmt, values), sort=False)
     return which[codes.reshape(-1)], np.asarray(shown, dtype=object)
 
 
-def _joined(reason: np.ndarray, what: np.ndarray, action: np.ndarray) -> np.ndarray:
-    """``f"{reason}; {what}{action}"`` row by row, each distinct combination built once (the
-    parts take few distinct values, the users may be millions)."""
-    parts = [pd.factorize(np.asarray(x, dtype=object), sort=False) for x in (reason, what, action)]
-    key = pd.MultiIndex.from_arrays([c for c, _ in parts])
+def _joined(reason: pd.Series, rows: np.ndarray, what: tuple, action: tuple):
+    """The ``reason`` column with ``f"{reason}; {what}{action}"`` at ``rows``: ``what`` and
+    ``action`` are (codes at ``rows``, distinct texts). Every distinct combination is built
+    once and the column taken from the distinct texts (the users may be millions)."""
+    codes, uniques = factorize(reason)
+    texts = [str(v) for v in uniques] + [""]  # the last: a missing reason, which gets no "; "
+    base = np.where(codes[rows] < 0, len(texts) - 1, codes[rows])
+    (w_codes, w_texts), (a_codes, a_texts) = what, action
+    key = (base * len(w_texts) + w_codes) * len(a_texts) + a_codes
     combo, uniq = pd.factorize(key, sort=False)
-    texts = np.array([f"{parts[0][1][i]}; {parts[1][1][j]}{parts[2][1][k]}" for i, j, k in uniq], dtype=object)
-    return texts[combo] if combo.size else np.zeros(0, dtype=object)
+    r, rest = np.divmod(np.asarray(uniq, dtype=np.int64), len(w_texts) * len(a_texts))
+    w, a = np.divmod(rest, len(a_texts))
+    out = codes.copy()
+    out[rows] = len(texts) + combo
+    texts += [f"{texts[i]}; " * bool(texts[i]) + f"{w_texts[j]}{a_texts[k]}" for i, j, k in zip(r.tolist(), w.tolist(), a.tolist())]
+    return text_column(texts, out)
 
 
 UNINFORMATIVE_POLICIES = ("keep", "drop", "weight")
@@ -172,25 +240,25 @@ def mark_uninformative(table: pd.DataFrame, policy: str = "keep") -> pd.DataFram
     if not none.any():
         return table
     keep = table["keep"].to_numpy(dtype=bool).copy()
+    rows = np.flatnonzero(none)  # only these users' reasons are rewritten
     codes, shown = _formatted(evidence[none], "%.2f")
-    texts = np.array([f"no evidence (decisive log Bayes factor {v} within +-log {NO_EVIDENCE_BAYES_FACTOR:g})" for v in shown], dtype=object)
-    what = np.where(n_dec[none] == 0, "no evidence (tie-only: no decisive vote)", texts[codes])
+    # what: 0 is tie-only, 1 + j the evidence's j-th distinct text
+    what = (np.where(n_dec[none] == 0, 0, codes + 1),
+            ["no evidence (tie-only: no decisive vote)"] + [f"no evidence (decisive log Bayes factor {v} within +-log {NO_EVIDENCE_BAYES_FACTOR:g})" for v in shown])
+    kept_here = keep[none]
     if policy == "drop":
         keep[none] = False
         table["keep"] = keep
-        action = np.full(int(none.sum()), "; dropped (uninformative='drop')")
+        action = (np.zeros(rows.size, dtype=np.int64), ["; dropped (uninformative='drop')"])
     elif policy == "weight":
         p = table["p_attentive"].to_numpy(dtype=float)
         share = min(max(float(p.mean()), 1e-12), 1.0 - 1e-12)  # the population's attentive share (pi at the EM's fixed point)
         from_picks = expit(math.log(share / (1.0 - share)) + evidence)
         table["weight"] = np.where(none, np.minimum(p, from_picks), p)
-        action = np.where(keep[none], "; kept, its votes weighted by what its picks support (uninformative='weight')", "; dropped by the rule")
+        action = (np.where(kept_here, 0, 1), ["; kept, its votes weighted by what its picks support (uninformative='weight')", "; dropped by the rule"])
     else:
-        action = np.where(keep[none], "; kept by the rule (uninformative='keep')", "; dropped by the rule")
-    reason = table["reason"].copy(deep=False)
-    rows = np.flatnonzero(none)  # only these users' reasons are read and rewritten
-    reason.iloc[rows] = _joined(np.asarray(reason.array[rows], dtype=object), what, action)
-    table["reason"] = reason
+        action = (np.where(kept_here, 0, 1), ["; kept by the rule (uninformative='keep')", "; dropped by the rule"])
+    table["reason"] = _joined(table["reason"], rows, what, action)
     rule = dict(table.attrs.get("rule", {}))
     rule.update(uninformative=policy, users_uninformative=int(none.sum()), users_tie_only=int((none & (n_dec == 0)).sum()))
     if policy == "drop":
@@ -268,9 +336,8 @@ def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame, codes: np.ndarray 
         codes = user_codes(table.index, votes[USER])
     keep_user = table["keep"].to_numpy(dtype=bool)
     keep_vote = keep_user[codes]
-    weights = pd.Series(table["weight" if "weight" in table.columns else "p_attentive"].to_numpy(dtype=float)[codes], index=votes.index, name="weight")
-    kept = select_rows(votes, keep_vote)
-    dropped = select_rows(votes, ~keep_vote)
+    user_weight = table["weight" if "weight" in table.columns else "p_attentive"].to_numpy(dtype=float)
+    n_kept = int(keep_vote.sum())
     voted = np.bincount(codes, minlength=len(table)) > 0
     summary = dict(table.attrs.get("rule", {}))
     summary.update(
@@ -279,13 +346,14 @@ def apply_decisions(votes: pd.DataFrame, table: pd.DataFrame, codes: np.ndarray 
             "users_kept": int((keep_user & voted).sum()),
             "users_dropped": int((~keep_user & voted).sum()),
             "votes_in": int(len(votes)),
-            "votes_kept": int(len(kept)),
-            "votes_dropped": int(len(dropped)),
-            "share_votes_kept": (len(kept) / len(votes)) if len(votes) else math.nan,
+            "votes_kept": n_kept,
+            "votes_dropped": int(len(votes)) - n_kept,
+            "share_votes_kept": (n_kept / len(votes)) if len(votes) else math.nan,
         }
     )
     account(summary, table, keep_user, voted)
-    return FilterResult(kept=kept, dropped=dropped, users=table, weights=weights, summary=summary)
+    # the two sides are selected when asked for (FilterResult.kept, .dropped, .side)
+    return FilterResult(users=table, summary=summary, votes=votes, keep_vote=keep_vote, user_weight=user_weight, codes=codes)
 
 
 def _apply_lazily(votes, table: pd.DataFrame) -> FilterResult:

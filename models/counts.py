@@ -79,8 +79,9 @@ def _mu_bits(mu: np.ndarray) -> np.ndarray:
 
 
 def _context_codes(a: np.ndarray, b: np.ndarray, mu: np.ndarray | None):
-    """Context code per row and the contexts, in order of first appearance. ``mu=None``: the
-    table has no ``mu`` column (every context's ``mu`` is NaN)."""
+    """Context code per row (in the smallest signed integer type that holds them) and the
+    contexts, in order of first appearance. ``mu=None``: the table has no ``mu`` column (every
+    context's ``mu`` is NaN)."""
     if mu is None:
         mu_code, mu_values = np.zeros(a.size, dtype=np.int8), np.array([np.nan])
     else:
@@ -104,11 +105,13 @@ def _context_codes(a: np.ndarray, b: np.ndarray, mu: np.ndarray | None):
         uniques = np.asarray(uniques, dtype=np.int64)
     ab, m = np.divmod(uniques, n_mu)
     contexts = pd.DataFrame({MODEL_A: ab // width, MODEL_B: ab % width, MU: mu_values[m] if len(mu_values) else np.zeros(0)})
-    return codes.astype(np.int64, copy=False), contexts
+    # the smallest integer type that holds them: a code per vote (two models: one byte, not eight)
+    return codes.astype(np.min_scalar_type(-max(len(contexts), 1)), copy=False), contexts
 
 
-def _entries(user: np.ndarray, context: np.ndarray, outcome: np.ndarray, count: np.ndarray, n_contexts: int):
-    """Sum equal (user, context, outcome) entries; the result sorted by that key."""
+def _entries(user: np.ndarray, context: np.ndarray, outcome: np.ndarray, count: np.ndarray | None, n_contexts: int):
+    """Sum equal (user, context, outcome) entries; the result sorted by that key. ``count``
+    None: every entry is one vote (no array of ones is built)."""
     key = np.multiply(user, max(n_contexts, 1), dtype=np.int64)  # one key array, built in place
     key += context
     key *= 3
@@ -117,8 +120,9 @@ def _entries(user: np.ndarray, context: np.ndarray, outcome: np.ndarray, count: 
         return key, key, key.astype(np.int8), key
     space = int(key.max()) + 1
     if space <= 16 * key.size + (1 << 20):  # a dense key space: one bincount, no sort
-        count = np.asarray(count, dtype=np.int64)
-        ones = bool((count == 1).all())
+        ones = count is None or bool((np.asarray(count) == 1).all())
+        if not ones:
+            count = np.asarray(count, dtype=np.int64)
         sums = np.bincount(key, minlength=space) if ones else np.bincount(key, weights=count, minlength=space)
         key = np.flatnonzero(sums)
         total = sums[key].astype(np.int64)  # float sums of integers below 2**53: exact
@@ -127,7 +131,7 @@ def _entries(user: np.ndarray, context: np.ndarray, outcome: np.ndarray, count: 
     else:
         order = np.argsort(key, kind="stable")
         key = key[order]
-        count = count.astype(np.int64)[order]
+        count = np.ones(key.size, np.int64) if count is None else count.astype(np.int64)[order]
         start = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
         total = np.add.reduceat(count, start)  # integer sums: exact
         key = key[start]
@@ -433,7 +437,6 @@ def count_votes(votes, *, keep_rows: bool = False, validated: bool = False) -> V
         return votes
     if not validated:
         votes = validate_votes(votes)
-    n = len(votes)
     user, users = factorize(votes[USER])
     # row by row (model_a, model_b, next row...): the order of first appearance that merging
     # the counts of consecutive chunks reproduces
@@ -441,8 +444,8 @@ def count_votes(votes, *, keep_rows: bool = False, validated: bool = False) -> V
     mu = votes[MU].to_numpy(np.float64) if MU in votes.columns else None
     context, contexts = _context_codes(a, b, mu)
     outcome = outcome_codes(votes[WINNER])
-    u, c, o, k = _entries(user, context, outcome, np.ones(n, np.int64), len(contexts))
+    u, c, o, k = _entries(user, context, outcome, None, len(contexts))
     out = VoteCounts(pd.Index(users, name=USER), pd.Index(models.astype(str), name="model"), contexts, u, c, o, k)
     if keep_rows:
-        out.rows = (user.astype(np.int64), context, outcome)
+        out.rows = (user.astype(np.int64, copy=False), context, outcome)
     return out

@@ -35,7 +35,7 @@ from comparemode.models.likelihood import (
     posterior_attentive,
     type_logliks,
 )
-from comparemode.models.stats import EncodedVotes, aggregate, without_ties
+from comparemode.models.stats import aggregate, without_ties
 from comparemode.reference import count_with, encode_counts, resolve_reference
 
 __all__ = ["Simulation", "simulate_votes", "DEFAULT_SIMULATION"]
@@ -482,6 +482,7 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
             if not one_by_one.size:
                 return out
         n_u, sf_u = n_u[one_by_one], sf_u[one_by_one]
+    prev_beta = mu_row = None  # per-vote mu and what follows from it, kept while the strengths repeat
     for i in range(size):
         p = {k: float(np.asarray(v)[i]) for k, v in params.items() if k != "strength"}
         if scalar:
@@ -501,9 +502,12 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
         tau, rho = _user_rates(p, attentive, careless, ties, rng)
         if "strength" in params:
             beta = np.asarray(params["strength"])[i]
-            mu_row = expit(beta[pairs[0]] - beta[pairs[1]])
-        else:
+            if prev_beta is None or not np.array_equal(beta, prev_beta):  # a bootstrap of one fit: the same on every draw
+                mu_row, prev_beta = expit(beta[pairs[0]] - beta[pairs[1]]), beta
+                favours_a, informative_vote = mu_row > 0.5, mu_row != 0.5
+        elif mu_row is None:
             mu_row = enc.mu
+            favours_a, informative_vote = mu_row > 0.5, mu_row != 0.5
         p_tie = tau[user]
         if ties == "davidson":
             half = 0.5 * (beta[pairs[0]] - beta[pairs[1]])
@@ -511,13 +515,15 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
         is_tie = rng.random(user.shape[0]) < p_tie
         p_a = np.where(attentive[user], mu_row, rho[user])
         pick_a = rng.random(user.shape[0]) < p_a
-        outcome = np.where(is_tie, 2, np.where(pick_a, 0, 1)).astype(np.int8)
-        rep = aggregate(EncodedVotes(user=user, code=outcome, n_users=n_users, mu=mu_row))
-        out["n_ties"][i] = rep.t
+        # per user: ties, decisive picks of the answer shown first (model_a), and of the model
+        # the vote's mu favours out of the decisive votes where mu is not 1/2 (bincounts of
+        # the indicators: no outcome codes, no per-vote log-likelihood)
+        decisive = ~is_tie
+        out["n_ties"][i] = np.bincount(user, weights=is_tie, minlength=n_users)
         if first:
-            out["n_first"][i] = rep.f
-        fav_picked = ((outcome == 0) & (mu_row > 0.5)) | ((outcome == 1) & (mu_row < 0.5))
-        informative = (outcome != 2) & (mu_row != 0.5)
+            out["n_first"][i] = np.bincount(user, weights=decisive & pick_a, minlength=n_users)
+        informative = decisive & informative_vote
+        fav_picked = informative & (pick_a == favours_a)
         out.setdefault("n_favoured", np.empty((size, n_users), np.int64))[i] = np.bincount(user, weights=fav_picked, minlength=n_users)
         out.setdefault("n_favoured_decisive", np.empty((size, n_users), np.int64))[i] = np.bincount(user, weights=informative, minlength=n_users)
     return out

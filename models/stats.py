@@ -106,6 +106,8 @@ class UserStats(_CountsMixin):
     t = property(lambda self: self._get("_t"))
     f = property(lambda self: self._get("_f"))
     k = property(lambda self: self._get("_k"))
+    #: Whether ``k`` exists (the scalar-mu case), without unpacking it.
+    has_k = property(lambda self: self._k is not None)
 
     @property
     def n_users(self) -> int:
@@ -288,9 +290,12 @@ def without_ties(stats: UserStats) -> UserStats:
 def patterns_for(stats: UserStats, ties: str) -> tuple[str, Patterns]:
     """The patterns a model with the given tie setting runs on, and the tie setting in force:
     ``"drop"`` when asked, or when the votes hold no tie at all (the tie part is then empty)."""
-    if ties in ("model", "davidson") and int(stats.t.sum()) == 0:
+    if ties == "drop":
+        return ties, compress(without_ties(stats))
+    pat = compress(stats)  # tie counts from the patterns: no per-user pass to find ties
+    if not pat.t.any():  # no tie at all: these are the patterns of the votes without ties
         ties = "drop"
-    return ties, compress(without_ties(stats) if ties == "drop" else stats)
+    return ties, pat
 
 
 def _dedupe(key: np.ndarray, space: int | None):
@@ -313,7 +318,7 @@ def compress(stats: UserStats) -> Patterns:
     attentive term ``s`` is a real number per user, so each user is its own pattern.
     """
     n_users = stats.n_users
-    if stats.k is None:
+    if not stats.has_k:
         return Patterns(
             n=stats.n, t=stats.t, f=stats.f, weight=np.ones(n_users), inverse=np.arange(n_users), s_row=stats.s_row
         )

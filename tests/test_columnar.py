@@ -10,7 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 
 import comparemode as cm
-from comparemode._columnar import factorize, relabel, select_rows, write_parquet
+from comparemode._columnar import (
+    factorize,
+    first_rows,
+    relabel,
+    renumber,
+    select_rows,
+    unique_index,
+    write_parquet,
+)
 from comparemode.errors import ConfigError, InvalidValueError
 
 STR = pd.StringDtype("pyarrow", na_value=np.nan)
@@ -22,6 +30,40 @@ def _chunked(values, pieces=3) -> pd.Series:
     step = max(1, len(values) // pieces)
     chunks = [pa.array(values[i:i + step], type=pa.string()) for i in range(0, len(values), step)] or [pa.array([], type=pa.string())]
     return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(chunks, type=pa.string()), dtype=STR))
+
+
+def _first_rows_naive(codes, n):
+    out = np.full(n, codes.size, dtype=np.int64)
+    for i in range(codes.size - 1, -1, -1):
+        out[codes[i]] = i
+    return out
+
+
+@pytest.mark.parametrize("n, size, late", [(4, 0, None), (4, 10, None), (4, 300_000, 2), (16, 200_000, 15), (3, 70_000, 0), (40, 50_000, 39)])
+def test_first_rows_and_renumber_equal_the_row_by_row_rule(n, size, late):
+    """first_rows finds each code's first row (len for a code that never occurs), also when a
+    code first appears far down, past the first blocks searched; renumber equals factorize."""
+    rng = np.random.default_rng(size + n)
+    codes = rng.integers(0, n, size).astype(np.int8 if n < 100 else np.int64)
+    if late is not None:
+        codes[codes == late] = (late + 1) % n
+        codes[size - 7] = late  # the code's only row is near the end
+    codes[codes == 1] = 2 if n > 2 else 0  # code 1 never occurs
+    got = first_rows(codes, n)
+    np.testing.assert_array_equal(got, _first_rows_naive(codes, n))
+    new, seen = renumber(codes, n, np.int32)
+    want, uniques = pd.factorize(codes, sort=False)
+    np.testing.assert_array_equal(new, want)
+    np.testing.assert_array_equal(seen, uniques)
+    assert new.dtype == np.int32
+
+
+def test_renumber_of_codes_already_in_order_keeps_them():
+    codes = np.repeat(np.arange(5, dtype=np.int8), 3)
+    new, seen = renumber(codes, 5, np.int32)
+    np.testing.assert_array_equal(new, codes)
+    np.testing.assert_array_equal(seen, np.arange(5))
+    assert new.dtype == np.int32
 
 
 @pytest.mark.parametrize("distinct", [1, 3, 50, 6000])
@@ -204,3 +246,13 @@ def test_categorical_csv_keeps_model_names_as_written(tmp_path):
 def test_categorical_must_be_a_bool(bad):
     with pytest.raises(ConfigError, match="categorical must be True or False"):
         cm.load_votes(_votes(60), categorical=bad)
+
+
+@pytest.mark.parametrize("extra", [[], ["u7"], [None, None], [None]])
+def test_unique_index_equals_pandas_on_large_text_indexes(extra):
+    """unique_index counts a large text index with pyarrow (no pandas hash table kept with the
+    index) and answers as index.is_unique does: a repeated id or two missing ones are duplicates."""
+    values = [f"u{j}" for j in range(70_000)] + extra
+    index = pd.Index(values, dtype="str")
+    assert unique_index(index) == pd.Index(values, dtype="str").is_unique == (len(extra) <= 1 and extra != ["u7"])
+    assert unique_index(pd.Index(values[:100], dtype="str")) is True

@@ -209,3 +209,75 @@ def test_the_fits_own_user_codes_split_the_votes_as_a_lookup_does():
     assert em.user_codes_of(votes.copy()) is None
     votes["user"] = votes["user"].to_numpy()[::-1]  # changed in place after the fit
     assert em.user_codes_of(votes) is None
+
+
+@pytest.mark.parametrize("policy", ["keep", "drop", "weight"])
+def test_uninformative_reasons_equal_the_row_by_row_rule(policy):
+    """mark_uninformative builds each distinct reason once and takes the column from them:
+    every user's text equals the row-by-row rule (the rule's reason, "; ", what, the action),
+    the other users' reasons are untouched, a missing reason stays missing unless rewritten
+    (and then gets no "; " prefix), and the column is pandas' str."""
+    import math
+
+    from comparemode.constants import NO_EVIDENCE_BAYES_FACTOR
+    from comparemode.inference.filter import mark_uninformative
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    n_dec = rng.integers(0, 6, n)
+    llr = rng.normal(0.0, 0.6, n)
+    keep = rng.random(n) < 0.6
+    reasons = np.array([f"rule text {i % 7}" for i in range(n)], dtype=object)
+    reasons[::50] = None
+    table = pd.DataFrame({"n_decisive": n_dec, "llr_decisive_per_vote": llr, "keep": keep, "p_attentive": rng.random(n),
+                          "reason": pd.array(reasons, dtype="str")}, index=pd.Index([f"u{i}" for i in range(n)], name="user"))
+    out = mark_uninformative(table, policy)
+    assert isinstance(out["reason"].dtype, pd.StringDtype)
+    evidence = np.where(n_dec > 0, llr * n_dec, 0.0)
+    for i in range(n):
+        before = reasons[i]
+        if abs(evidence[i]) >= math.log(NO_EVIDENCE_BAYES_FACTOR):
+            assert (pd.isna(out["reason"].iloc[i]) and before is None) or out["reason"].iloc[i] == before
+            continue
+        what = ("no evidence (tie-only: no decisive vote)" if n_dec[i] == 0 else
+                f"no evidence (decisive log Bayes factor {evidence[i]:.2f} within +-log {NO_EVIDENCE_BAYES_FACTOR:g})")
+        if policy == "drop":
+            action = "; dropped (uninformative='drop')"
+        elif keep[i]:
+            action = {"keep": "; kept by the rule (uninformative='keep')",
+                      "weight": "; kept, its votes weighted by what its picks support (uninformative='weight')"}[policy]
+        else:
+            action = "; dropped by the rule"
+        want = (f"{before}; " if before is not None else "") + what + action
+        assert out["reason"].iloc[i] == want, i
+    pd.testing.assert_series_equal(table["reason"], pd.Series(pd.array(reasons, dtype="str"), index=table.index, name="reason"))
+
+
+def test_filter_sides_are_selected_on_demand_and_belong_to_the_filtered_votes():
+    """A filter of a pandas table selects its two sides when asked: side() equals kept and
+    dropped without keeping them, sizes() counts them without selecting, weights and
+    side_weights are each vote's user weight, and a change to the caller's votes after the
+    filter does not reach the result (it is the filtered table's)."""
+    votes, _ = simulate_tie_habits(300, 12, random_seed=1)
+    em = cm.TwoTypeEM(random_seed=0, checks=False).fit(votes, mu={"x": 0.75})
+    res = em.filter_fdr(votes, 0.1)
+    keep_vote = res.users["keep"].reindex(votes["user"]).to_numpy()
+    assert res.sizes() == (int(keep_vote.sum()), int((~keep_vote).sum()))
+    assert res._sides == {"kept": None, "dropped": None}  # nothing selected yet
+    want_kept, want_dropped = votes[keep_vote], votes[~keep_vote]
+    votes.loc[votes.index[0], "winner"] = "tie" if votes["winner"].iloc[0] != "tie" else "model_a"  # after the filter
+    votes.loc[votes.index[1], "user"] = "someone else"
+    votes["extra"] = 1
+    side = res.side("kept")
+    pd.testing.assert_frame_equal(side, want_kept)
+    assert res._sides["kept"] is None  # side() keeps nothing
+    pd.testing.assert_frame_equal(res.kept, want_kept)
+    pd.testing.assert_frame_equal(res.dropped, want_dropped)
+    assert len(res.kept) + len(res.dropped) == len(want_kept) + len(want_dropped)
+    p = res.users["p_attentive"]
+    per_vote = p.reindex(pd.concat([want_kept, want_dropped]).sort_index()["user"]).to_numpy()
+    np.testing.assert_array_equal(res.weights.to_numpy(), per_vote)
+    np.testing.assert_array_equal(res.side_weights("kept"), p.reindex(want_kept["user"]).to_numpy())
+    np.testing.assert_array_equal(res.side_weights("dropped"), p.reindex(want_dropped["user"]).to_numpy())
+    with pytest.raises(ValueError, match="side must be"):
+        res.side("both")

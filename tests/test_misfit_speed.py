@@ -320,8 +320,8 @@ def two_models():
 
 
 def test_agreement_from_the_codes_is_the_agreement_from_the_mu(two_models):
-    _, em = two_models
-    row, p = em._votes_in_order(), em._problem_params
+    sim, em = two_models
+    row, p = em._encode_again(sim.votes), em._problem_params  # the fit frees its own copy once the checks ran
     by_code = em._vote_agreement(row, p, per_code=True)
     by_vote = vote_agreement(row.outcome, em._check_design(row, p)[0])
     for x, y in zip(by_code, by_vote):
@@ -354,7 +354,7 @@ def test_per_vote_mu_and_the_joint_model_check_drift_on_their_own_mu():
     sim = cm.simulate_votes(n_users=400, votes_per_user=10, strengths=strengths, random_seed=43)
     for em in (cm.TwoTypeEM(random_seed=0).fit(sim.votes, **sim.reference), cm.JointEM(n_starts=1, random_seed=0).fit(sim.votes)):
         assert em.checks_.loc[["favoured-model dispersion", "drift"], "status"].ne("not run").all()
-        row, p = em._votes_in_order(), em._problem_params
+        row, p = em._encode_again(sim.votes), em._problem_params  # the votes in order, as the checks read them
         informative, agree = vote_agreement(row.outcome, em._check_design(row, p)[0])
         reference = _drift_loop(row.user, informative, agree, row.n_users)
         assert em.checks_.loc["drift", "statistic"] == pytest.approx(reference["statistic"], rel=1e-12)

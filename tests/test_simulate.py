@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -81,3 +82,63 @@ def test_true_parameters_in_model_terms():
     assert truth["careless_first_mean"] == 0.75 and truth["careless_first_kappa"] == 4.0
     assert truth["tie_attentive_mean"] == 0.2 and truth["mu"] == 0.7 and truth["pi"] == 0.6
     assert "tie_careless_kappa" not in simulate_votes(n_users=10, ties=False, random_seed=0).true_parameters
+
+
+def _replicate_reference(enc, params, ties, pairs, rng, first):
+    """The per-vote replicate written out plainly, in the same order of random draws as
+    replicate_user_counts: outcome codes per vote, then the per-user sums from them."""
+    from scipy.special import expit
+
+    from comparemode.models.simulate import _user_rates
+
+    size, n = params["pi"].shape[0], enc.n_users
+    out = {k: np.zeros((size, n), np.int64) for k in ("n_ties", "n_favoured", "n_favoured_decisive") + (("n_first",) if first else ())}
+    for i in range(size):
+        p = {k: float(v[i]) for k, v in params.items() if k != "strength"}
+        attentive = rng.random(n) < p["pi"]
+        tau, rho = _user_rates(p, attentive, "beta", ties, rng)
+        beta = params["strength"][i]
+        mu_row = expit(beta[pairs[0]] - beta[pairs[1]])
+        p_tie = tau[enc.user]
+        if ties == "davidson":
+            half = 0.5 * (beta[pairs[0]] - beta[pairs[1]])
+            p_tie = np.where(attentive[enc.user], p["davidson_nu"] / (np.exp(half) + np.exp(-half) + p["davidson_nu"]), p_tie)
+        is_tie = rng.random(enc.user.shape[0]) < p_tie
+        pick_a = rng.random(enc.user.shape[0]) < np.where(attentive[enc.user], mu_row, rho[enc.user])
+        outcome = np.where(is_tie, 2, np.where(pick_a, 0, 1))
+        for v in range(enc.user.shape[0]):
+            u, o = enc.user[v], outcome[v]
+            out["n_ties"][i, u] += o == 2
+            if first:
+                out["n_first"][i, u] += o == 0
+            out["n_favoured"][i, u] += (o == 0 and mu_row[v] > 0.5) or (o == 1 and mu_row[v] < 0.5)
+            out["n_favoured_decisive"][i, u] += o != 2 and mu_row[v] != 0.5
+    return out
+
+
+@pytest.mark.parametrize("ties, first", [("model", True), ("model", False), ("davidson", False), ("drop", True)])
+def test_per_vote_replicates_equal_the_vote_by_vote_rule(ties, first):
+    """replicate_user_counts with strengths (the joint model's bootstrap) counts each user's
+    ties, first-position picks and picks of the favoured model as the vote-by-vote rule does,
+    draw for draw; the per-vote mu computed once while the strengths repeat, and again when
+    they change (draw 2)."""
+    from comparemode.models.simulate import replicate_user_counts
+    from comparemode.models.stats import EncodedVotes
+
+    rng = np.random.default_rng(0)
+    n_users, n, m = 60, 700, 5
+    user = np.sort(rng.integers(0, n_users, n))
+    pairs = (rng.integers(0, m, n), rng.integers(0, m, n))
+    size = 4
+    params = {"pi": np.full(size, 0.6), "careless_first_mean": np.full(size, 0.6), "careless_first_kappa": np.full(size, 5.0),
+              "tie_attentive_mean": np.full(size, 0.2), "tie_attentive_kappa": np.full(size, 10.0),
+              "tie_careless_mean": np.full(size, 0.3), "tie_careless_kappa": np.full(size, 4.0), "davidson_nu": np.full(size, 0.5),
+              "strength": np.tile(np.linspace(-1.0, 1.0, m), (size, 1))}
+    params["strength"][2] += np.array([0.3, 0.0, 0.0, 0.0, -0.2])
+    params["strength"][:, 1] = params["strength"][:, 3]  # equal strengths: mu = 1/2 on their votes
+    enc = EncodedVotes(user=user, code=np.zeros(n, np.int8), n_users=n_users, mu=np.full(n, 0.5))
+    got = replicate_user_counts(enc, params, careless="beta", ties=ties, mu=None, rng=np.random.default_rng(5), pairs=pairs, first=first)
+    want = _replicate_reference(enc, params, ties, pairs, np.random.default_rng(5), first)
+    assert sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
