@@ -152,8 +152,8 @@ def to_preference_pairs(
     if absent:
         raise MissingColumnError(f"the votes have no column {absent}; they have {list(votes.columns)[:20]} (on={on!r})")
     if isinstance(result, FilterResult):
-        kept = result.kept
-        weight = result.weights.reindex(kept.index).to_numpy(dtype=float)
+        kept = result.kept  # the dropped side is never selected here (FilterResult selects on demand)
+        weight = result.side_weights("kept")
         if not kept.index.isin(votes.index).all():
             raise InvalidValueError("the filter result's kept votes are not rows of these votes: pass the votes the filter decided on")
     elif isinstance(result, pd.DataFrame):

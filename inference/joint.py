@@ -57,7 +57,7 @@ from comparemode.inference.leaderboard import leaderboard_table, model_vote_coun
 from comparemode.inference.steps import Problem
 from comparemode.models.counts import VoteCounts, count_votes
 from comparemode.models.likelihood import JOINT_TIE_MODES, davidson_logp
-from comparemode.models.stats import EncodedVotes, Patterns
+from comparemode.models.stats import EncodedVotes, Patterns, gather_bincount
 from comparemode.reference import Reference
 
 __all__ = ["JointEM", "encode_joint", "careless_first_rate"]
@@ -257,11 +257,11 @@ class _JointProblem(Problem):
         beta = p["strengths"]
         d = beta[self.k_a] - beta[self.k_b]
         logp = np.where(self.k_won, log_sigmoid(d), log_sigmoid(-d))
-        return np.bincount(self.user, weights=logp[self.v_key], minlength=self.n_users)
+        return gather_bincount(self.user, self.v_key, logp, self.n_users)
 
     def cell_weights(self, gamma):
         """Each cell's attentive weight: the sum of its votes' users' P(attentive)."""
-        return np.bincount(self.v_key, weights=gamma[self.user], minlength=self.k_a.size)
+        return gather_bincount(self.v_key, self.user, gamma, self.k_a.size)
 
     def decisive_evidence_sums(self, beta, rho):
         """Per user, the sum and the sum of squares over decisive votes of the evidence

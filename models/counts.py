@@ -128,10 +128,15 @@ def _entries(user: np.ndarray, context: np.ndarray, outcome: np.ndarray, count: 
         total = sums[key].astype(np.int64)  # float sums of integers below 2**53: exact
         if not ones and int(count.sum()) != int(total.sum()):  # pragma: no cover - counts beyond 2**53
             raise OverflowError("vote counts too large to sum exactly")
+    elif count is None:  # one vote per entry: the sorted keys' run lengths, no permutation
+        key = np.sort(key)
+        start = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+        total = np.diff(np.append(start, key.size)).astype(np.int64)
+        key = key[start]
     else:
         order = np.argsort(key, kind="stable")
         key = key[order]
-        count = np.ones(key.size, np.int64) if count is None else count.astype(np.int64)[order]
+        count = count.astype(np.int64)[order]
         start = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
         total = np.add.reduceat(count, start)  # integer sums: exact
         key = key[start]

@@ -226,6 +226,30 @@ def _numba_kernels():
     return scatter, dedupe
 
 
+@lru_cache(maxsize=1)
+def _gather_sum_kernel():
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def gather_sum(groups, index, table, n_groups):
+        """out[groups[i]] += table[index[i]], in row order (as np.bincount sums)."""
+        out = np.zeros(n_groups, np.float64)
+        for i in range(groups.shape[0]):
+            out[groups[i]] += table[index[i]]
+        return out
+
+    return gather_sum
+
+
+def gather_bincount(groups: np.ndarray, index: np.ndarray, table: np.ndarray, n_groups: int) -> np.ndarray:
+    """``np.bincount(groups, weights=table[index], minlength=n_groups)``: from
+    :data:`NUMBA_MIN_VOTES` rows on one compiled pass, without the gathered array (the same
+    sums in the same order, so the same bits). ``groups`` and ``index`` must lie in range."""
+    if groups.shape[0] >= NUMBA_MIN_VOTES:
+        return _gather_sum_kernel()(groups, index, np.ascontiguousarray(table, dtype=np.float64), int(n_groups))
+    return np.bincount(groups, weights=table[index], minlength=n_groups)
+
+
 def _counts_numpy(user, code, n_users, stronger):
     """Per-user (n, t, f, k) with NumPy: a float-weighted bincount of the indicators packed in
     base 2**15 (exact: the sums stay below 2**53 while no user reaches the limit), or, past

@@ -308,3 +308,23 @@ def test_save_refuses_ids_parquet_cannot_hold(tmp_path):
     with pytest.raises(ConfigError, match="mix types"):
         count_votes(mixed).save(tmp_path / "c.parquet")
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize("n_users, n_contexts", [(50, 4), (40_000, 5_000)])
+def test_entries_of_single_votes_equal_the_entries_with_counts_of_one(n_users, n_contexts):
+    """count_votes passes no count array (every row one vote): the entries, from one bincount
+    (a dense key space) or from the sorted keys' run lengths (a sparse one), equal those of
+    explicit counts of one, and the summed counts of weighted entries."""
+    from comparemode.models.counts import _entries
+
+    rng = np.random.default_rng(n_users)
+    n = 30_000
+    user, ctx, out = rng.integers(0, n_users, n), rng.integers(0, n_contexts, n), rng.integers(0, 3, n)
+    got = _entries(user, ctx, out, None, n_contexts)
+    want = _entries(user, ctx, out, np.ones(n, np.int64), n_contexts)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+        assert g.dtype == w.dtype
+    assert int(got[3].sum()) == n and (got[3] >= 1).all()
+    key = (got[0] * n_contexts + got[1]) * 3 + got[2]
+    assert (np.diff(key) > 0).all()  # sorted, each entry once

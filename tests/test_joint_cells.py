@@ -38,3 +38,22 @@ def test_cells_give_the_per_vote_sums(n_models):
         votes = bt_mm_step(beta, problem.a, problem.b, problem.a_won, gamma[problem.user], prior, n_models)
         np.testing.assert_allclose(cells, votes, rtol=1e-11, atol=1e-12)
     np.testing.assert_array_equal(problem.k_votes, np.bincount(problem.v_key))
+
+
+@pytest.mark.parametrize("n_rows", [1_000, 250_000])
+def test_gather_bincount_is_bincount_of_the_gathered_values_bit_for_bit(n_rows):
+    """The E-step's and the MM step's per-user and per-cell sums (gather_bincount, compiled
+    from NUMBA_MIN_VOTES rows on) equal np.bincount of the gathered values exactly: the same
+    sums in the same order."""
+    from comparemode.models.stats import NUMBA_MIN_VOTES, gather_bincount
+
+    assert (n_rows >= NUMBA_MIN_VOTES) == (n_rows == 250_000)  # both paths are exercised
+    rng = np.random.default_rng(n_rows)
+    groups = np.sort(rng.integers(0, n_rows // 7, n_rows))
+    index = rng.integers(0, 999, n_rows)
+    table = rng.normal(size=999) * 10.0 ** rng.integers(-8, 8, 999)
+    for g, i, n in ((groups, index, n_rows // 7 + 3), (index, groups, 999)):
+        t = table if n == n_rows // 7 + 3 else rng.normal(size=n_rows // 7)
+        got = gather_bincount(g, i, t, n)
+        np.testing.assert_array_equal(got, np.bincount(g, weights=t[i], minlength=n))
+        assert got.shape == (n,) and got.dtype == np.float64
