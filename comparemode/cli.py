@@ -49,6 +49,7 @@ from comparemode.constants import (
     PROGRESS_MIN_VOTES,
 )
 from comparemode.counting import count_votes
+from comparemode.dask_backend import write_one_file
 from comparemode.data import is_dask_collection, load_votes, read_table, to_input_layout
 from comparemode.errors import ComparemodeError, ConfigError
 from comparemode.export import (
@@ -935,9 +936,9 @@ def _run(args, results):
     }
     say(f"writing results to {out_dir} ({fmt})")
     write_table(results, "users", result.users, fmt)
-    if on_dask:  # the kept rows of the files, split lazily and written in one pass
+    if on_dask:  # the kept rows of the files, split lazily, each written partition by partition in the run's format
         for stem, part in (("kept_votes", result.kept), ("dropped_votes", result.dropped)):
-            results.write(f"{stem}.csv", lambda p, part=part: part.to_csv(p, single_file=True))
+            results.write(f"{stem}.{fmt}", lambda p, part=part: write_one_file(part, p, fmt))
     elif args.counts is None:  # counts hold no vote rows to keep
         for stem, decision in (("kept_votes", "kept"), ("dropped_votes", "dropped")):
             # one side at a time, selected for its file and freed after it (result.side)

@@ -38,7 +38,7 @@ from comparemode.data import (
 from comparemode.errors import ConfigError, MissingColumnError, OutputExistsError
 from comparemode.models.counts import VoteCounts, count_votes, user_codes
 
-__all__ = ["count_votes_dask", "split_lazily", "write_kept"]
+__all__ = ["count_votes_dask", "split_lazily", "write_kept", "write_one_file"]
 
 
 def _count_partition(part: pd.DataFrame):
@@ -137,3 +137,40 @@ def write_kept(result, path, *, dropped_path=None, overwrite: bool = False, verb
     summary["path"] = os.fspath(path)
     progress(f"wrote {written[0]:,} kept votes to {os.fspath(path)!r} in {time.perf_counter() - t0:.2f}s")
     return summary
+
+
+def write_one_file(frame, path, fmt: str) -> int:
+    """Write a lazy Dask DataFrame to one file at ``path`` in ``fmt`` (``"csv"``, ``"parquet"`` or
+    ``"jsonl"``), partition by partition in order: one partition in memory at a time, the rows
+    as ``frame.compute()`` would give them (CSV with Dask's single-file writer, index included as
+    before; Parquet and JSON lines without the partitions' own index). Parquet takes the first
+    partition's schema and casts the others to it. Returns the rows written."""
+    if fmt not in ("csv", "parquet", "jsonl"):
+        raise ConfigError(f"format must be 'csv', 'parquet' or 'jsonl', got {fmt!r}")
+    if fmt == "csv":  # Dask's own single-file CSV writer, as the command line has always written it
+        frame.to_csv(os.fspath(path), single_file=True)
+        return int(frame.map_partitions(len, meta=("rows", np.int64)).sum().compute())
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows, writer = 0, None
+    with open(path, "wb") as fh:
+        for i in range(frame.npartitions):
+            part = frame.get_partition(i).compute()
+            rows += len(part)
+            if fmt == "jsonl":
+                if len(part):
+                    text = part.to_json(orient="records", lines=True, force_ascii=False, date_format="iso", double_precision=15)
+                    fh.write((text if text.endswith("\n") else text + "\n").encode())
+                continue
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(fh, table.schema)
+            elif not table.schema.equals(writer.schema):
+                table = table.cast(writer.schema)
+            writer.write_table(table)
+        if fmt == "parquet":
+            if writer is None:  # no partition: an empty table with the frame's columns
+                writer = pq.ParquetWriter(fh, pa.Table.from_pandas(frame._meta, preserve_index=False).schema)
+            writer.close()
+    return rows

@@ -269,3 +269,28 @@ def test_cli_on_a_parquet_directory_records_its_integrity(scalar_votes, tmp_path
     votes.to_csv(tmp_path / "all.csv", index=False)
     assert main(["run", str(tmp_path / "all.csv"), "--mu", "model_x=0.7", "--out", str(tmp_path / "p"), "--quiet"]) == 0
     assert (tmp_path / "p" / "users.csv").read_bytes() == (tmp_path / "o" / "users.csv").read_bytes()  # the same decisions
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_cli_on_a_parquet_directory_writes_the_votes_tables_in_the_asked_format(scalar_votes, tmp_path, fmt):
+    """--format reaches the votes tables of a lazy run: kept_votes and dropped_votes are written
+    partition by partition as one file in that format (no CSV beside them), summary.json names
+    the format, and the rows are the CSV run's, in the same order."""
+    from comparemode.cli import main
+
+    folder, votes, _ = scalar_votes
+    assert main(["run", folder, "--mu", "model_x=0.7", "--out", str(tmp_path / "c"), "--format", "csv", "--quiet"]) == 0
+    assert main(["run", folder, "--mu", "model_x=0.7", "--out", str(tmp_path / "o"), "--format", fmt, "--quiet"]) == 0
+    written = {p.name for p in (tmp_path / "o").iterdir()}
+    assert {f"kept_votes.{fmt}", f"dropped_votes.{fmt}", f"users.{fmt}"} <= written and not any(n.endswith(".csv") for n in written)
+    back = cm.read_results(tmp_path / "o")
+    assert back["summary"]["outputs"]["format"] == fmt
+    read = pd.read_parquet if fmt == "parquet" else (lambda p: pd.read_json(p, lines=True, dtype=False))
+    csv = {side: pd.read_csv(tmp_path / "c" / f"{side}_votes.csv", index_col=0, dtype=str, keep_default_na=False) for side in ("kept", "dropped")}
+    total = 0
+    for side in ("kept", "dropped"):
+        got = read(tmp_path / "o" / f"{side}_votes.{fmt}")
+        assert list(got.columns) == list(csv[side].columns)
+        assert got.astype(str).reset_index(drop=True).equals(csv[side].reset_index(drop=True))
+        total += len(got)
+    assert total == len(votes)
