@@ -61,6 +61,7 @@ from comparemode.inference.model_checks import (
     compare_models,
     plot_rate_distributions,
     posterior_predictive_check,
+    ppc_table,
 )
 from comparemode.models.simulate import DEFAULT_SIMULATION, simulate_votes
 
@@ -401,19 +402,10 @@ def ppc_interval_table(ppc, interval_prob: float = INTERVAL_PROB) -> pd.DataFram
     statistic, about ``ppp`` outside [(1 - p) / 2, (1 + p) / 2])."""
     if not 0 < interval_prob < 1:
         raise ConfigError(f"interval_prob must lie in (0, 1), got {interval_prob!r}")
-    q = (1.0 - interval_prob) / 2.0
     pct = f"{100 * interval_prob:g}%"
-    rows = []
-    for stat in ppc.table.index:
-        rep = np.asarray(ppc.replicated[stat], dtype=float)
-        rep = rep[np.isfinite(rep)]
-        obs = float(ppc.table.loc[stat, "observed"])
-        lo, hi = (np.quantile(rep, [q, 1.0 - q]) if rep.size else (np.nan, np.nan))
-        inside = bool(np.isfinite(obs) and lo <= obs <= hi)
-        rows.append({"statistic": stat, "observed": obs, "replicated mean": float(rep.mean()) if rep.size else np.nan,
-                     f"{pct} low": float(lo), f"{pct} high": float(hi),
-                     "ppp": float(np.mean(rep >= obs)) if rep.size else np.nan, "flagged": not inside})
-    table = pd.DataFrame(rows).set_index("statistic")
+    observed = ppc.table["observed"].to_dict()
+    table = ppc_table(observed, {stat: ppc.replicated[stat] for stat in observed}, interval_prob).rename(
+        columns={"replicated_mean": "replicated mean", "replicated_lower": f"{pct} low", "replicated_upper": f"{pct} high"})
     table.attrs["interval_prob"] = interval_prob
     return table
 

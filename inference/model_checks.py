@@ -26,6 +26,7 @@ __all__ = [
     "PPCResult",
     "posterior_predictive_check",
     "ppc_statistics",
+    "ppc_table",
     "plot_rate_distributions",
     "ModelComparison",
     "compare_models",
@@ -132,6 +133,25 @@ def plot_rate_distributions(ax, observed, replicated, kind: str, bins=None):
     ax.legend(fontsize=8)
 
 
+def ppc_table(observed: dict, replicated: dict, interval_prob: float = INTERVAL_PROB) -> pd.DataFrame:
+    """The posterior predictive checks' one rule, for :func:`posterior_predictive_check` and the
+    report alike: per statistic (the keys of ``observed``) the observed value, the mean and the
+    central ``interval_prob`` interval (``replicated_lower``, ``replicated_upper``) of its finite
+    replicated values, ``ppp`` = P(T_rep >= T_obs), and ``flagged``, True exactly when the
+    observed value is not finite or lies outside that interval."""
+    q = (1.0 - float(interval_prob)) / 2.0
+    rows = []
+    for name, value in observed.items():
+        obs = float(value)
+        r = np.asarray(replicated[name], dtype=float)
+        r = r[np.isfinite(r)]
+        lo, hi = np.quantile(r, [q, 1.0 - q]) if r.size else (np.nan, np.nan)
+        rows.append({"statistic": name, "observed": obs, "replicated_mean": float(r.mean()) if r.size else np.nan,
+                     "replicated_lower": float(lo), "replicated_upper": float(hi),
+                     "ppp": float(np.mean(r >= obs)) if r.size else np.nan, "flagged": not (np.isfinite(obs) and lo <= obs <= hi)})
+    return pd.DataFrame(rows).set_index("statistic")
+
+
 def posterior_predictive_check(model, *, draws: int = 200, random_seed=None, interval_prob: float = INTERVAL_PROB) -> PPCResult:
     """Posterior predictive check of a fitted :class:`~comparemode.BayesianTwoType`: replicate
     every user's counts under ``draws`` posterior draws (``model.sample_posterior_predictive``)
@@ -140,7 +160,6 @@ def posterior_predictive_check(model, *, draws: int = 200, random_seed=None, int
     replicated ones (the interval the table and the plot show)."""
     if isinstance(interval_prob, bool) or not isinstance(interval_prob, (int, float)) or not 0 < interval_prob < 1:
         raise ConfigError(f"interval_prob must lie in (0, 1), got {interval_prob!r}")
-    q = (1.0 - float(interval_prob)) / 2.0
     pp = model.sample_posterior_predictive(draws=draws, random_seed=random_seed)
     rep = pp["posterior_predictive"]
     obs = pp["observed_data"]
@@ -155,14 +174,7 @@ def posterior_predictive_check(model, *, draws: int = 200, random_seed=None, int
     obs_stats = ppc_statistics(n, arr(obs, "n_ties")[0], arr(obs, "n_first")[0], None if arr(obs, "n_stronger") is None else arr(obs, "n_stronger")[0])
     rep_t, rep_f, rep_k = arr(rep, "n_ties"), arr(rep, "n_first"), arr(rep, "n_stronger")
     rep_stats = ppc_statistics(n, rep_t, rep_f, rep_k)
-    rows = []
-    for name, value in obs_stats.items():
-        r = rep_stats[name]
-        ppp = float(np.mean(r >= float(value)))
-        lo, hi = np.quantile(r, [q, 1.0 - q])
-        rows.append({"statistic": name, "observed": float(value), "replicated_mean": float(r.mean()), "replicated_lower": float(lo),
-                     "replicated_upper": float(hi), "ppp": ppp, "flagged": not (lo <= float(value) <= hi)})
-    table = pd.DataFrame(rows).set_index("statistic")
+    table = ppc_table(obs_stats, rep_stats, interval_prob)
 
     def rates(t, f, k):
         d = n - t

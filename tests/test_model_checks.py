@@ -144,6 +144,16 @@ def test_ppc_flags_a_position_habit_the_model_leaves_out(position_biased):
     assert not ppc_right.table.loc[["tie dispersion", "first-position dispersion"], "flagged"].any()
     fig = ppc.plot()
     assert len(fig.axes) == 6
+    # the report's table applies the check's own rule: at the check's probability the same
+    # intervals, ppp and flags, under the report's column names
+    from comparemode.report import ppc_interval_table
+
+    for check in (ppc, ppc_right):
+        shown = ppc_interval_table(check, check.interval_prob)
+        pct = f"{100 * check.interval_prob:g}%"
+        np.testing.assert_array_equal(shown[[f"{pct} low", f"{pct} high", "ppp"]].to_numpy(),
+                                      check.table[["replicated_lower", "replicated_upper", "ppp"]].to_numpy())
+        assert shown["flagged"].tolist() == check.table["flagged"].tolist()
 
 
 @pytest.mark.slow
