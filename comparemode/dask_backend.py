@@ -142,14 +142,12 @@ def write_kept(result, path, *, dropped_path=None, overwrite: bool = False, verb
 def write_one_file(frame, path, fmt: str) -> int:
     """Write a lazy Dask DataFrame to one file at ``path`` in ``fmt`` (``"csv"``, ``"parquet"`` or
     ``"jsonl"``), partition by partition in order: one partition in memory at a time, the rows
-    as ``frame.compute()`` would give them (CSV with Dask's single-file writer, index included as
-    before; Parquet and JSON lines without the partitions' own index). Parquet takes the first
-    partition's schema and casts the others to it. Returns the rows written."""
+    as ``frame.compute()`` would give them (CSV as Dask's single-file writer writes it, the header
+    once and the index included; Parquet and JSON lines without the partitions' own index), each
+    partition computed once. Parquet takes the first partition's schema and casts the others to
+    it. Returns the rows written."""
     if fmt not in ("csv", "parquet", "jsonl"):
         raise ConfigError(f"format must be 'csv', 'parquet' or 'jsonl', got {fmt!r}")
-    if fmt == "csv":  # Dask's own single-file CSV writer, as the command line has always written it
-        frame.to_csv(os.fspath(path), single_file=True)
-        return int(frame.map_partitions(len, meta=("rows", np.int64)).sum().compute())
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -158,6 +156,9 @@ def write_one_file(frame, path, fmt: str) -> int:
         for i in range(frame.npartitions):
             part = frame.get_partition(i).compute()
             rows += len(part)
+            if fmt == "csv":  # as Dask's single-file writer: the header once, the index included
+                fh.write(part.to_csv(header=i == 0).encode())
+                continue
             if fmt == "jsonl":
                 if len(part):
                     text = part.to_json(orient="records", lines=True, force_ascii=False, date_format="iso", double_precision=15)

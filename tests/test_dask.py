@@ -294,3 +294,24 @@ def test_cli_on_a_parquet_directory_writes_the_votes_tables_in_the_asked_format(
         assert got.astype(str).reset_index(drop=True).equals(csv[side].reset_index(drop=True))
         total += len(got)
     assert total == len(votes)
+
+
+def test_write_one_file_writes_the_frame_partition_by_partition(scalar_votes, tmp_path):
+    """write_one_file: CSV byte for byte as Dask's single-file writer, Parquet and JSON lines
+    the rows of compute() in order (no index); the rows written are returned."""
+    from comparemode.dask_backend import write_one_file
+
+    folder, votes, _ = scalar_votes
+    lazy = cm.load_votes(folder)
+    lazy = lazy[lazy["winner"] != "tie"]
+    whole = lazy.compute().reset_index(drop=True)
+    lazy.to_csv(str(tmp_path / "dask.csv"), single_file=True)
+    assert write_one_file(lazy, tmp_path / "one.csv", "csv") == len(whole)
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
+    assert write_one_file(lazy, tmp_path / "one.parquet", "parquet") == len(whole)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "one.parquet"), whole, check_dtype=False)
+    assert write_one_file(lazy, tmp_path / "one.jsonl", "jsonl") == len(whole)
+    back = pd.read_json(tmp_path / "one.jsonl", lines=True, dtype=False)
+    assert back.astype(str).equals(whole.astype(str))
+    with pytest.raises(cm.errors.ConfigError, match="format"):
+        write_one_file(lazy, tmp_path / "x", "xlsx")
