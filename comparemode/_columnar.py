@@ -145,8 +145,7 @@ def relabel(s: pd.Series, mapping: dict) -> pd.Series | np.ndarray:
     codes, uniques = factorize(s)
     values = [mapping.get(v, v) for v in uniques]
     if is_arrow_text(s) and all(isinstance(v, str) for v in values) and not (codes < 0).any():
-        taken = pa.array(values, type=pa.string()).take(pa.array(codes))
-        return pd.Series(type(s.array)(pa.chunked_array([taken]), dtype=s.dtype), index=s.index, name=s.name)
+        return pd.Series(text_column(values, codes, dtype=s.dtype), index=s.index, name=s.name)
     out = np.array(values, dtype=object)
     return out[codes] if len(codes) else s
 
@@ -161,15 +160,16 @@ def unique_index(index: pd.Index) -> bool:
     return bool(index.is_unique)
 
 
-def text_column(texts, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """The text column ``texts[codes]`` (missing where a code is negative) as pandas' ``str`` (pyarrow-backed) array, taken by
-    pyarrow from the few distinct ``texts``: no Python string per row (per-user reasons of a
-    million users are a few thousand distinct texts)."""
+def text_column(texts, codes: np.ndarray, dtype=None) -> pd.api.extensions.ExtensionArray:
+    """The text column ``texts[codes]`` (missing where a code is negative) as a pyarrow-backed
+    text array of ``dtype`` (pandas' ``str`` by default), taken by pyarrow from the few distinct
+    ``texts``: no Python string per row (per-user reasons of a million users are a few thousand
+    distinct texts)."""
     codes = np.asarray(codes, dtype=np.int64)
     values = pa.array(list(texts), type=pa.large_string())
     index = pa.array(codes, mask=codes < 0)  # a negative code is a missing text
     taken = values.take(index) if len(codes) else pa.array([], type=pa.large_string())
-    return pd.arrays.ArrowStringArray(pa.chunked_array([taken]), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    return pd.arrays.ArrowStringArray(pa.chunked_array([taken]), dtype=pd.StringDtype("pyarrow", na_value=np.nan) if dtype is None else dtype)
 
 
 def _text_categorical(s: pd.Series) -> bool:

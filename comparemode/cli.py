@@ -46,6 +46,7 @@ from comparemode.constants import (
     DEFAULT_THRESHOLD,
     DEFAULT_TOL,
     INTERVAL_PROB,
+    JSON_LINES,
     PROGRESS_MIN_VOTES,
 )
 from comparemode.counting import count_votes
@@ -974,7 +975,7 @@ def write_table(results, stem: str, frame: pd.DataFrame, fmt: str) -> None:
     elif fmt == "parquet":
         results.write(name, lambda p: write_parquet(frame.reset_index(), p))
     else:
-        results.write(name, lambda p: frame.reset_index().to_json(p, orient="records", lines=True, force_ascii=False, date_format="iso", double_precision=15))
+        results.write(name, lambda p: frame.reset_index().to_json(p, **JSON_LINES))
 
 
 def _warnings_once(caught) -> list[dict]:

@@ -88,3 +88,8 @@ CHECK_DRAWS = 100
 #: careless users' votes among the kept votes. The kept votes' favoured-model win rate is then
 #: within about CROSSFIT_ALPHA * (w - 1/2) of the attentive rate w (0.01 at w = 0.7).
 CROSSFIT_ALPHA = 0.05
+
+#: How the command line writes a table as JSON lines (``DataFrame.to_json`` keywords), in
+#: memory and partition by partition from Dask alike: text as written (not escaped to ASCII),
+#: ISO dates, 15 significant digits (the most pandas writes).
+JSON_LINES = {"orient": "records", "lines": True, "force_ascii": False, "date_format": "iso", "double_precision": 15}

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from comparemode._progress import Progress
-from comparemode.constants import USER
+from comparemode.constants import JSON_LINES, USER
 from comparemode.data import (
     is_dask_collection,
     lazy_canonical,
@@ -161,7 +161,7 @@ def write_one_file(frame, path, fmt: str) -> int:
                 continue
             if fmt == "jsonl":
                 if len(part):
-                    text = part.to_json(orient="records", lines=True, force_ascii=False, date_format="iso", double_precision=15)
+                    text = part.to_json(**JSON_LINES)
                     fh.write((text if text.endswith("\n") else text + "\n").encode())
                 continue
             table = pa.Table.from_pandas(part, preserve_index=False)

@@ -58,6 +58,7 @@ from comparemode.inference.joint import JointEM
 from comparemode.inference.leaderboard import plot_leaderboard
 from comparemode.inference.mcmc import BayesianTwoType
 from comparemode.inference.model_checks import (
+    check_interval_prob,
     compare_models,
     plot_rate_distributions,
     posterior_predictive_check,
@@ -400,8 +401,7 @@ def ppc_interval_table(ppc, interval_prob: float = INTERVAL_PROB) -> pd.DataFram
     P(T_rep >= T_obs) and ``flagged``, which is True exactly when the observed value lies
     outside that interval (so "ok" means inside the interval shown beside it; for a continuous
     statistic, about ``ppp`` outside [(1 - p) / 2, (1 + p) / 2])."""
-    if not 0 < interval_prob < 1:
-        raise ConfigError(f"interval_prob must lie in (0, 1), got {interval_prob!r}")
+    interval_prob = check_interval_prob(interval_prob)
     pct = f"{100 * interval_prob:g}%"
     observed = ppc.table["observed"].to_dict()
     table = ppc_table(observed, {stat: ppc.replicated[stat] for stat in observed}, interval_prob).rename(
@@ -666,8 +666,7 @@ def _build_report(
     out = Path(target.shown)
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must lie in (0, 1), got {alpha!r}")
-    if not 0 < interval_prob < 1:
-        raise ConfigError(f"interval_prob must lie in (0, 1), got {interval_prob!r}")
+    interval_prob = check_interval_prob(interval_prob)
     say = Progress(not quiet)
     scfg = dict(DEFAULT_REPORT_SAMPLER)
     unknown = set(sampler_config or {}) - {"draws", "tune", "chains", "cores", "random_seed", "target_accept"}

@@ -66,7 +66,7 @@ class FilterResult:
                  user_weight=None, codes=None):
         self._sides = {"kept": kept, "dropped": dropped}
         if votes is not None and (keep_vote is None or (weights is None and (user_weight is None or codes is None))):
-            raise ValueError("FilterResult(votes=...) needs keep_vote, the per-vote keep mask, and weights or user_weight and codes")
+            raise ConfigError("FilterResult(votes=...) needs keep_vote, the per-vote keep mask, and weights or user_weight and codes")
         # weights given, or each user's weight and each vote's user (the Series built on access)
         self._weights, self._user_weight, self._codes = weights, user_weight, codes
         # a shallow copy: with copy-on-write, later changes to the caller's table do not reach it
@@ -81,7 +81,7 @@ class FilterResult:
         """The votes of one side, ``"kept"`` or ``"dropped"``: selected from the input now if
         not yet selected, and not kept (the caller holds the only reference)."""
         if which not in self._sides:
-            raise ValueError(f"side must be 'kept' or 'dropped', got {which!r}")
+            raise ConfigError(f"side must be 'kept' or 'dropped', got {which!r}")
         if self._sides[which] is not None or self._votes is None:
             return self._sides[which]
         return select_rows(self._votes, self._keep_vote if which == "kept" else ~self._keep_vote)
@@ -105,17 +105,14 @@ class FilterResult:
         mask = self._keep_vote if which == "kept" else ~self._keep_vote
         return self._user_weight[self._codes[mask]]
 
-    @property
-    def kept(self):
-        if self._sides["kept"] is None and self._votes is not None:
-            self._sides["kept"] = self.side("kept")
-        return self._sides["kept"]
+    def _kept_side(self, which: str):
+        """:meth:`side`, selected once and then kept (what :attr:`kept` and :attr:`dropped` read)."""
+        if self._sides[which] is None:
+            self._sides[which] = self.side(which)
+        return self._sides[which]
 
-    @property
-    def dropped(self):
-        if self._sides["dropped"] is None and self._votes is not None:
-            self._sides["dropped"] = self.side("dropped")
-        return self._sides["dropped"]
+    kept = property(lambda self: self._kept_side("kept"))
+    dropped = property(lambda self: self._kept_side("dropped"))
 
     def sizes(self) -> tuple[int, int]:
         """Kept and dropped votes, counted without selecting them."""

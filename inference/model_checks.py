@@ -133,13 +133,20 @@ def plot_rate_distributions(ax, observed, replicated, kind: str, bins=None):
     ax.legend(fontsize=8)
 
 
+def check_interval_prob(value) -> float:
+    """The probability of the posterior predictive interval, checked: a number in (0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < 1:
+        raise ConfigError(f"interval_prob must lie in (0, 1), got {value!r}")
+    return float(value)
+
+
 def ppc_table(observed: dict, replicated: dict, interval_prob: float = INTERVAL_PROB) -> pd.DataFrame:
     """The posterior predictive checks' one rule, for :func:`posterior_predictive_check` and the
     report alike: per statistic (the keys of ``observed``) the observed value, the mean and the
     central ``interval_prob`` interval (``replicated_lower``, ``replicated_upper``) of its finite
     replicated values, ``ppp`` = P(T_rep >= T_obs), and ``flagged``, True exactly when the
     observed value is not finite or lies outside that interval."""
-    q = (1.0 - float(interval_prob)) / 2.0
+    q = (1.0 - check_interval_prob(interval_prob)) / 2.0
     rows = []
     for name, value in observed.items():
         obs = float(value)
@@ -158,8 +165,7 @@ def posterior_predictive_check(model, *, draws: int = 200, random_seed=None, int
     and compare the statistics of :func:`ppc_statistics` with the observed ones. A statistic is
     flagged when its observed value lies outside the central ``interval_prob`` interval of the
     replicated ones (the interval the table and the plot show)."""
-    if isinstance(interval_prob, bool) or not isinstance(interval_prob, (int, float)) or not 0 < interval_prob < 1:
-        raise ConfigError(f"interval_prob must lie in (0, 1), got {interval_prob!r}")
+    interval_prob = check_interval_prob(interval_prob)  # before the sampling, not after it
     pp = model.sample_posterior_predictive(draws=draws, random_seed=random_seed)
     rep = pp["posterior_predictive"]
     obs = pp["observed_data"]

@@ -279,5 +279,5 @@ def test_filter_sides_are_selected_on_demand_and_belong_to_the_filtered_votes():
     np.testing.assert_array_equal(res.weights.to_numpy(), per_vote)
     np.testing.assert_array_equal(res.side_weights("kept"), p.reindex(want_kept["user"]).to_numpy())
     np.testing.assert_array_equal(res.side_weights("dropped"), p.reindex(want_dropped["user"]).to_numpy())
-    with pytest.raises(ValueError, match="side must be"):
+    with pytest.raises(ConfigError, match="side must be"):
         res.side("both")

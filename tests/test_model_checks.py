@@ -231,3 +231,17 @@ def test_homogeneous_loglik_ignores_ties_when_asked(small_two_type):
     without = homogeneous_loglik(vt, p, "shared", tie=False)
     assert np.all(with_ties <= without + 1e-12)
     assert pd.Series(with_ties - without).nunique() > 1
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, True, "0.9", None])
+def test_ppc_table_refuses_an_interval_probability_outside_zero_one(bad):
+    """ppc_table, the rule behind the check and the report, names a bad interval probability
+    (a package ConfigError) instead of failing inside numpy; 0.5 and numpy floats are fine."""
+    from comparemode.errors import ConfigError
+    from comparemode.inference.model_checks import ppc_table
+
+    rep = {"a rate": np.linspace(0.0, 1.0, 101)}
+    with pytest.raises(ConfigError, match="interval_prob"):
+        ppc_table({"a rate": 0.5}, rep, bad)
+    for ok in (0.5, np.float32(0.9)):
+        assert not ppc_table({"a rate": 0.5}, rep, ok).loc["a rate", "flagged"]
