@@ -146,7 +146,7 @@ def main(argv=None) -> None:
         ("wall time, s", f"{t_bt:.1f}", f"{t_em:.1f} (EM {t_fit:.1f} + users_ {t_em - t_fit:.1f})"),
         ("peak RSS after the fit, MB (increase)", f"{rss_bt:,.0f} (+{rss_bt - rss_sim:,.0f})", f"{rss_em:,.0f} (+{rss_em - rss_bt:,.0f})"),
         *([("peak allocation of the fit, MB (tracemalloc)", f"{traced['bt']:,.0f}", f"{traced['em']:,.0f}")] if traced else []),
-        ("iterations / converged", "— (MM to tol 1e-10)", f"{em.n_iter_} / {em.converged_} ({em.stop_reason_}; {em.n_starts} starts, {em.n_patterns_:,} patterns)"),
+        ("iterations / converged", "— (Newton to tol 1e-10)", f"{em.n_iter_} / {em.converged_} ({em.stop_reason_}; {em.n_starts} starts, {em.n_patterns_:,} patterns)"),
         ("pi (true attentive share)", "— (no user model)", f"{em.params_['pi']:.4f} ({share_att:.4f})"),
         ("Spearman with true strengths", f"{rho_bt:.4f}", f"{rho_em:.4f}"),
         ("max |error| of strengths (centred)", f"{err_bt:.3f}", f"{err_em:.3f}"),

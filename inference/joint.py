@@ -48,7 +48,8 @@ from comparemode.constants import (
 from comparemode.errors import BoundaryWarning, ConfigError, NotIdentifiableError
 from comparemode.inference.bradley_terry import (
     DEFAULT_PRIOR_GAMES,
-    bt_mm_step,
+    _pair_fit,
+    bt_newton_step,
     check_ml_strengths,
     log_sigmoid,
 )
@@ -97,6 +98,13 @@ def encode_joint(votes, rows: bool = False):
         "all_user": user,
         "all_outcome": outcome,
     }
+    # each model's wins, decisive votes and ties from the counts by context and outcome (a
+    # few thousand sums, not one per vote: the same integers)
+    n_ctx = len(counts.contexts)
+    by_cell = np.bincount(counts.context.astype(np.int64) * 3 + counts.outcome, weights=counts.count, minlength=3 * n_ctx)
+    cell = np.flatnonzero(by_cell)
+    ctx_a, ctx_b = counts.contexts[MODEL_A].to_numpy(), counts.contexts[MODEL_B].to_numpy()
+    design["votes_per_model"] = model_vote_counts(ctx_a[cell // 3], ctx_b[cell // 3], cell % 3, len(counts.models), count=by_cell[cell])
     enc = EncodedVotes(user=user, code=outcome.astype(np.int8), n_users=counts.n_users, mu=np.full(len(user), 0.5), pairs=(a_all, b_all))
     return design, enc, counts.users
 
@@ -174,13 +182,15 @@ def _davidson_newton_step(x, pa, pb, wa, wb, wt, prior_games, max_halvings=30):
     return x
 
 
-def decisive_evidence_sums(user, a, b, a_won, beta, rho, n_users):
+def decisive_evidence_sums(user, a, b, a_won, beta, rho, n_users, att=None):
     """Sums over each user's decisive votes of the per-vote evidence ``x = log P(pick |
     attentive, Bradley-Terry) - log P(pick | careless, first-position rate rho_user)`` and of
-    ``x^2`` (the quality score's standard error; also run per partition on Dask)."""
-    d = beta[a] - beta[b]
-    att = np.where(a_won, log_sigmoid(d), log_sigmoid(-d))
-    x = att - np.where(a_won, np.log(rho[user]), np.log1p(-rho[user]))
+    ``x^2`` (the quality score's standard error; also run per partition on Dask). ``att``:
+    each vote's attentive term, when the caller has it (the joint EM, from its cells)."""
+    if att is None:
+        d = beta[a] - beta[b]
+        att = np.where(a_won, log_sigmoid(d), log_sigmoid(-d))
+    x = att - np.where(a_won, np.log(rho)[user], np.log1p(-rho)[user])
     return np.bincount(user, weights=x, minlength=n_users), np.bincount(user, weights=x * x, minlength=n_users)
 
 
@@ -252,21 +262,27 @@ class _JointProblem(Problem):
         self.k_a, self.k_b = (seen // 2) // m, (seen // 2) % m
         self.k_won = (seen % 2).astype(bool)
         self.k_votes = np.bincount(self.v_key, minlength=seen.size).astype(float)
+        # the two gathers of every EM iteration read each vote's user and cell: four bytes
+        # each (half the memory traffic of the 8-byte codes) where the codes fit
+        small = np.iinfo(np.int32).max
+        self.v_key = self.v_key.astype(np.int32) if seen.size <= small else self.v_key
+        self.g_user = self.user.astype(np.int32) if self.n_users <= small else self.user
+        self.k_sign = np.where(self.k_won, 1.0, -1.0)
 
     def decisive_attentive(self, p):
         beta = p["strengths"]
-        d = beta[self.k_a] - beta[self.k_b]
-        logp = np.where(self.k_won, log_sigmoid(d), log_sigmoid(-d))
-        return gather_bincount(self.user, self.v_key, logp, self.n_users)
+        logp = log_sigmoid(self.k_sign * (beta[self.k_a] - beta[self.k_b]))  # the winner's side of each cell
+        return gather_bincount(self.g_user, self.v_key, logp, self.n_users)
 
     def cell_weights(self, gamma):
         """Each cell's attentive weight: the sum of its votes' users' P(attentive)."""
-        return gather_bincount(self.v_key, self.user, gamma, self.k_a.size)
+        return gather_bincount(self.v_key, self.g_user, gamma, self.k_a.size)
 
     def decisive_evidence_sums(self, beta, rho):
         """Per user, the sum and the sum of squares over decisive votes of the evidence
         ``log P(pick | attentive) - log P(pick | careless with first-position rate rho_u)``."""
-        return decisive_evidence_sums(self.user, self.a, self.b, self.a_won, beta, rho, self.n_users)
+        att = log_sigmoid(self.k_sign * (beta[self.k_a] - beta[self.k_b]))[self.v_key]  # per cell, then per vote
+        return decisive_evidence_sums(self.user, self.a, self.b, self.a_won, beta, rho, self.n_users, att=att)
 
     def attentive(self, p):
         if not self.davidson:
@@ -293,7 +309,7 @@ class _JointProblem(Problem):
             x = _davidson_newton_step(x, self.pair_a, self.pair_b, *self.pair_weights(gamma), self.prior_games)
             new["strengths"], new["log_nu"] = x[:-1], float(x[-1])
         else:
-            new["strengths"] = bt_mm_step(p["strengths"], self.k_a, self.k_b, self.k_won, self.cell_weights(gamma), self.prior_games, self.n_models)
+            new["strengths"] = bt_newton_step(p["strengths"], self.k_a, self.k_b, self.k_won, self.cell_weights(gamma), self.prior_games, self.n_models)
         return new
 
 
@@ -361,7 +377,12 @@ class JointEM(TwoTypeEM):
         src = getattr(self, "_in_order", None)
         if src is None or isinstance(src, EncodedVotes):
             return src
-        return encode_joint(src, rows=True)[1]
+        # what the drift check reads (users, outcomes and models in row order), without the
+        # decisive-vote design encode_joint also builds
+        user, ctx, outcome = src.vote_codes(rows=True)
+        a, b = src.contexts[MODEL_A].to_numpy()[ctx], src.contexts[MODEL_B].to_numpy()[ctx]
+        return EncodedVotes(user=user.astype(np.intp, copy=False), code=outcome.astype(np.int8, copy=False), n_users=src.n_users,
+                            mu=np.broadcast_to(np.float64(0.5), user.shape), pairs=(a, b))
 
     def _check_identifiable(self, enc, ref) -> None:
         d = self._design
@@ -375,10 +396,10 @@ class JointEM(TwoTypeEM):
     def _start(self, start, stats, rng, problem) -> dict:
         p = super()._start(start, stats, rng, problem)
         if not hasattr(self, "_bt_start"):
-            beta = np.zeros(problem.n_models)
-            for _ in range(200):  # plain Bradley-Terry on all decisive votes (by cell: the same sums)
-                beta = bt_mm_step(beta, problem.k_a, problem.k_b, problem.k_won, problem.k_votes, float(self.prior_games), problem.n_models)
-            self._bt_start = beta
+            # plain Bradley-Terry on all decisive votes (by cell: the same sums), Newton to convergence
+            won = problem.k_won
+            wa, wb = np.where(won, problem.k_votes, 0.0), np.where(won, 0.0, problem.k_votes)
+            self._bt_start = _pair_fit(problem.k_a, problem.k_b, wa, wb, problem.n_models, float(self.prior_games), np.zeros(problem.n_models), 1e-10, 100)[0]
         p["strengths"] = self._bt_start.copy()
         if problem.davidson:
             # P(tie) = nu / (2 + nu) between equal models: start at the overall tie rate
@@ -404,7 +425,11 @@ class JointEM(TwoTypeEM):
 
         a, b = enc.pairs if enc.pairs is not None else (self._design["all_a"], self._design["all_b"])
         beta = np.asarray(p["strengths"], dtype=float)
-        return expit(beta[a] - beta[b]), (a, b)
+        m = beta.shape[0]
+        if a.shape[0] <= m * m:
+            return expit(beta[a] - beta[b]), (a, b)
+        # once per ordered pair of models, then looked up per vote: the same numbers
+        return expit(beta[:, None] - beta[None, :]).ravel()[a.astype(np.intp) * m + b], (a, b)
 
     def _vote_attentive(self, enc, mu_row, p):
         if self.ties_ != "davidson":
@@ -428,7 +453,7 @@ class JointEM(TwoTypeEM):
         self.strengths_ = pd.Series(beta - beta.mean(), index=d["models"], name="strength")
         n_models = len(d["models"])
         nan = np.full(n_models, np.nan)
-        self._votes_per_model = model_vote_counts(d["all_a"], d["all_b"], d["all_outcome"], n_models)
+        self._votes_per_model = d["votes_per_model"]
         self.leaderboard_ = leaderboard_table(self.strengths_, nan, nan, **self._votes_per_model, tie_rule=self.ties_)
         return self
 

@@ -35,7 +35,7 @@ from comparemode.errors import ConfigError, MuError, NotFittedError
 from comparemode.inference.diagnostics import sampler_diagnostics
 from comparemode.inference.em import TwoTypeEM
 from comparemode.inference.joint import JointEM, encode_joint
-from comparemode.inference.leaderboard import leaderboard_table, model_vote_counts
+from comparemode.inference.leaderboard import leaderboard_table
 from comparemode.inference.misfit import favoured_counts, favoured_from_counts
 from comparemode.inference.sampling import (
     DEFAULT_SAMPLER_CONFIG,
@@ -485,7 +485,7 @@ class BayesianTwoType(ParamsMixin):
         d = getattr(self, "_joint_design", None)
         counts = dict.fromkeys(("wins", "decisive", "ties"))  # unknown for a model loaded from a file
         if d is not None:
-            counts = model_vote_counts(d["all_a"], d["all_b"], d["all_outcome"], len(models))
+            counts = d["votes_per_model"]
         table = leaderboard_table(
             pd.Series(flat.mean(axis=0), index=models), bounds[:, 0], bounds[:, 1], **counts,
             scale=scale, elo_anchor=elo_anchor, level=interval_prob, interval="hdi", tie_rule=self.model_config["ties"],

@@ -35,7 +35,7 @@ from comparemode.models.likelihood import (
     posterior_attentive,
     type_logliks,
 )
-from comparemode.models.stats import aggregate, without_ties
+from comparemode.models.stats import aggregate, replicate_vote_counts, without_ties
 from comparemode.reference import count_with, encode_counts, resolve_reference
 
 __all__ = ["Simulation", "simulate_votes", "DEFAULT_SIMULATION"]
@@ -508,24 +508,21 @@ def replicate_user_counts(enc, params: dict, *, careless: str, ties: str, mu: fl
         elif mu_row is None:
             mu_row = enc.mu
             favours_a, informative_vote = mu_row > 0.5, mu_row != 0.5
-        p_tie = tau[user]
+        p_tie = None  # the user's tau
         if ties == "davidson":
             half = 0.5 * (beta[pairs[0]] - beta[pairs[1]])
-            p_tie = np.where(attentive[user], p["davidson_nu"] / (np.exp(half) + np.exp(-half) + p["davidson_nu"]), p_tie)
-        is_tie = rng.random(user.shape[0]) < p_tie
-        p_a = np.where(attentive[user], mu_row, rho[user])
-        pick_a = rng.random(user.shape[0]) < p_a
+            p_tie = np.where(attentive[user], p["davidson_nu"] / (np.exp(half) + np.exp(-half) + p["davidson_nu"]), tau[user])
+        u_tie = rng.random(user.shape[0])
+        u_pick = rng.random(user.shape[0])
         # per user: ties, decisive picks of the answer shown first (model_a), and of the model
-        # the vote's mu favours out of the decisive votes where mu is not 1/2 (bincounts of
-        # the indicators: no outcome codes, no per-vote log-likelihood)
-        decisive = ~is_tie
-        out["n_ties"][i] = np.bincount(user, weights=is_tie, minlength=n_users)
+        # the vote's mu favours out of the decisive votes where mu is not 1/2 (no outcome
+        # codes, no per-vote log-likelihood)
+        t, f, k, d = replicate_vote_counts(user, u_tie, u_pick, tau, p_tie, attentive, mu_row, rho, favours_a, informative_vote, n_users, first)
+        out["n_ties"][i] = t
         if first:
-            out["n_first"][i] = np.bincount(user, weights=decisive & pick_a, minlength=n_users)
-        informative = decisive & informative_vote
-        fav_picked = informative & (pick_a == favours_a)
-        out.setdefault("n_favoured", np.empty((size, n_users), np.int64))[i] = np.bincount(user, weights=fav_picked, minlength=n_users)
-        out.setdefault("n_favoured_decisive", np.empty((size, n_users), np.int64))[i] = np.bincount(user, weights=informative, minlength=n_users)
+            out["n_first"][i] = f
+        out.setdefault("n_favoured", np.empty((size, n_users), np.int64))[i] = k
+        out.setdefault("n_favoured_decisive", np.empty((size, n_users), np.int64))[i] = d
     return out
 
 

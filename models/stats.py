@@ -241,6 +241,60 @@ def _gather_sum_kernel():
     return gather_sum
 
 
+@lru_cache(maxsize=1)
+def _replicate_kernel():
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def replicate_votes(user, u_tie, u_pick, tau, p_tie_vote, attentive, mu_row, rho, favours_a, informative, first, n_ties, n_first, n_fav, n_fav_dec):
+        """One replicate's per-user counts from its uniform draws, vote by vote: a tie when
+        ``u_tie < p_tie`` (``p_tie_vote`` per vote when given, else the user's ``tau``),
+        model_a picked when ``u_pick < p_a`` (the vote's mu for an attentive user, the user's
+        ``rho`` otherwise). The count arrays are added to (the caller zeroes them)."""
+        per_vote = p_tie_vote.shape[0] > 0
+        for i in range(user.shape[0]):
+            u = user[i]
+            pt = p_tie_vote[i] if per_vote else tau[u]
+            if u_tie[i] < pt:
+                n_ties[u] += 1
+                continue
+            pa = mu_row[i] if attentive[u] else rho[u]
+            pick = u_pick[i] < pa
+            if first and pick:
+                n_first[u] += 1
+            if informative[i]:
+                n_fav_dec[u] += 1
+                if pick == favours_a[i]:
+                    n_fav[u] += 1
+
+    return replicate_votes
+
+
+def replicate_vote_counts(user, u_tie, u_pick, tau, p_tie_vote, attentive, mu_row, rho, favours_a, informative, n_users: int, first: bool, engine: str = "auto"):
+    """Per-user ``(n_ties, n_first or None, n_favoured, n_favoured_decisive)`` of one replicate
+    of the votes from its two uniform draws per vote (see :func:`replicate_user_counts
+    <comparemode.models.simulate.replicate_user_counts>`): from :data:`NUMBA_MIN_VOTES` votes
+    on one compiled pass, else bincounts of the indicators; the same integers either way
+    (``engine``: "auto", "numba" or "numpy", as in :func:`aggregate`).
+    ``p_tie_vote``: each vote's tie probability, or None for the user's ``tau``."""
+    if engine not in ("auto", "numba", "numpy"):
+        raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
+    if engine == "numba" or (engine == "auto" and user.shape[0] >= NUMBA_MIN_VOTES // 2):
+        out = [np.zeros(n_users, np.int64) for _ in range(4)]
+        ptv = np.zeros(0) if p_tie_vote is None else np.ascontiguousarray(p_tie_vote, dtype=np.float64)
+        _replicate_kernel()(user, u_tie, u_pick, np.ascontiguousarray(tau, dtype=np.float64), ptv, attentive, np.ascontiguousarray(mu_row, dtype=np.float64),
+                            np.ascontiguousarray(rho, dtype=np.float64), favours_a, informative, first, *out)
+        return out[0], (out[1] if first else None), out[2], out[3]
+    is_tie = u_tie < (tau[user] if p_tie_vote is None else p_tie_vote)
+    pick_a = u_pick < np.where(attentive[user], mu_row, rho[user])
+    decisive = ~is_tie
+    informative = decisive & informative
+    n_first = np.bincount(user, weights=decisive & pick_a, minlength=n_users).astype(np.int64) if first else None
+    return (np.bincount(user, weights=is_tie, minlength=n_users).astype(np.int64), n_first,
+            np.bincount(user, weights=informative & (pick_a == favours_a), minlength=n_users).astype(np.int64),
+            np.bincount(user, weights=informative, minlength=n_users).astype(np.int64))
+
+
 def gather_bincount(groups: np.ndarray, index: np.ndarray, table: np.ndarray, n_groups: int) -> np.ndarray:
     """``np.bincount(groups, weights=table[index], minlength=n_groups)``: from
     :data:`NUMBA_MIN_VOTES` rows on one compiled pass, without the gathered array (the same

@@ -377,3 +377,28 @@ def test_quality_score_standard_error_matches_a_per_user_loop(hard_sim):
         x = att - np.where(first, np.log(rho), np.log(1 - rho))
         assert users.loc[uid, "llr_decisive_se"] == pytest.approx(np.std(x, ddof=1) / np.sqrt(d), rel=1e-9)
     assert users["llr_decisive_se"].dropna().gt(0).all()
+
+
+def test_leaderboard_counts_and_check_design_equal_their_vote_by_vote_rules(hard_sim):
+    """Each model's wins, decisive votes and ties come from the counts by context and outcome,
+    and the per-vote P(model_a wins) from a per-pair table (issue 16): the same numbers as
+    counting and computing them vote by vote."""
+    from comparemode.inference.leaderboard import model_vote_counts
+
+    votes = hard_sim.votes
+    em = JointEM(random_seed=0, checks=False).fit(votes)
+    d = em._design
+    per_vote = model_vote_counts(d["all_a"], d["all_b"], d["all_outcome"], len(d["models"]))
+    for key in ("wins", "decisive", "ties"):
+        np.testing.assert_array_equal(d["votes_per_model"][key], per_vote[key])
+    lb = em.leaderboard_.loc[list(d["models"])]
+    winners = np.where(votes["winner"] == "model_a", votes["model_a"], votes["model_b"])[votes["winner"] != "tie"]
+    np.testing.assert_array_equal(lb["wins"].to_numpy(), pd.Series(winners).value_counts().reindex(d["models"]).fillna(0).to_numpy())
+    beta = em._problem_params["strengths"]
+    from scipy.special import expit
+
+    from comparemode.models.stats import EncodedVotes
+
+    big = np.concatenate([d["all_a"]] * 2), np.concatenate([d["all_b"]] * 2)  # more votes than pairs of models: the table
+    table, _ = em._check_design(EncodedVotes(user=np.zeros(big[0].size, np.intp), code=np.zeros(big[0].size, np.int8), n_users=1, pairs=big), {"strengths": beta})
+    np.testing.assert_array_equal(table, expit(beta[big[0]] - beta[big[1]]))

@@ -245,3 +245,19 @@ def test_ppc_table_refuses_an_interval_probability_outside_zero_one(bad):
         ppc_table({"a rate": 0.5}, rep, bad)
     for ok in (0.5, np.float32(0.9)):
         assert not ppc_table({"a rate": 0.5}, rep, ok).loc["a rate", "flagged"]
+
+
+def test_dispersion_statistic_in_blocks_is_the_same_as_in_one_piece():
+    """Many replicates are taken a block of rows at a time (issue 16): the same numbers as one
+    pass over the whole array, for 1, 2 and 3 dimensions and a broadcast ``n``."""
+    from comparemode.inference import model_checks as mc
+
+    rng = np.random.default_rng(0)
+    n = rng.integers(0, 30, (60, 5_000))
+    k = rng.binomial(n, 0.6)
+    whole = mc._dispersion_rows(k, n)
+    assert whole.shape == (60,) and np.all(whole > 0)
+    np.testing.assert_array_equal(mc.dispersion_statistic(k, n), whole)
+    np.testing.assert_array_equal(mc.dispersion_statistic(k.reshape(3, 20, 5_000), n.reshape(3, 20, 5_000)), whole.reshape(3, 20))
+    np.testing.assert_array_equal(mc.dispersion_statistic(k, n[0]), mc._dispersion_rows(k, n[0]))
+    np.testing.assert_array_equal(mc.dispersion_statistic(k[0], n[0]), mc._dispersion_rows(k[0], n[0]))
