@@ -79,7 +79,7 @@ def log_sigmoid(x):
 def bt_objective(beta, a, b, a_won, w, prior_games):
     """Weighted Bradley-Terry log-likelihood of decisive votes plus the virtual games."""
     d = beta[a] - beta[b]
-    ll = float(np.dot(w, np.where(a_won, log_sigmoid(d), log_sigmoid(-d))))
+    ll = float(np.dot(w, log_sigmoid(np.where(a_won, d, -d))))  # each vote's winner's side only
     return ll + prior_games * float(np.sum(log_sigmoid(beta) + log_sigmoid(-beta)))
 
 
@@ -183,12 +183,7 @@ def bt_newton_step(beta, a, b, a_won, w, prior_games, n_models, max_halvings=20)
     step). Newton's step reaches the weighted maximum in a few steps where MM takes hundreds,
     so the EM's iterations are those its missing information needs, not MM's (issue 16)."""
     wa, wb = np.where(a_won, w, 0.0), np.where(a_won, 0.0, w)
-    sign = np.where(a_won, 1.0, -1.0)
-
-    def value(x):  # bt_objective, each cell's winner's side only
-        return float(np.dot(w, log_sigmoid(sign * (x[a] - x[b])))) + prior_games * float(np.sum(log_sigmoid(x) + log_sigmoid(-x)))
-
-    f = value(beta)
+    f = bt_objective(beta, a, b, a_won, w, prior_games)
     try:
         step = _newton_direction(a, b, wa, wb, n_models, prior_games, beta)
     except np.linalg.LinAlgError:
@@ -199,7 +194,7 @@ def bt_newton_step(beta, a, b, a_won, w, prior_games, n_models, max_halvings=20)
             new = beta + t * step
             if prior_games == 0:
                 new = new - new.mean()
-            if value(new) >= f:
+            if bt_objective(new, a, b, a_won, w, prior_games) >= f:
                 return new
             t *= 0.5
     return bt_mm_step(beta, a, b, a_won, w, prior_games, n_models)

@@ -270,15 +270,19 @@ def _replicate_kernel():
     return replicate_votes
 
 
+def _check_engine(engine: str) -> None:
+    if engine not in ("auto", "numba", "numpy"):
+        raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
+
+
 def replicate_vote_counts(user, u_tie, u_pick, tau, p_tie_vote, attentive, mu_row, rho, favours_a, informative, n_users: int, first: bool, engine: str = "auto"):
     """Per-user ``(n_ties, n_first or None, n_favoured, n_favoured_decisive)`` of one replicate
     of the votes from its two uniform draws per vote (see :func:`replicate_user_counts
-    <comparemode.models.simulate.replicate_user_counts>`): from :data:`NUMBA_MIN_VOTES` votes
-    on one compiled pass, else bincounts of the indicators; the same integers either way
+    <comparemode.models.simulate.replicate_user_counts>`): from half :data:`NUMBA_MIN_VOTES`
+    votes on (a replicate is many passes, so compiling pays sooner) one compiled pass, else bincounts of the indicators; the same integers either way
     (``engine``: "auto", "numba" or "numpy", as in :func:`aggregate`).
     ``p_tie_vote``: each vote's tie probability, or None for the user's ``tau``."""
-    if engine not in ("auto", "numba", "numpy"):
-        raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
+    _check_engine(engine)
     if engine == "numba" or (engine == "auto" and user.shape[0] >= NUMBA_MIN_VOTES // 2):
         out = [np.zeros(n_users, np.int64) for _ in range(4)]
         ptv = np.zeros(0) if p_tie_vote is None else np.ascontiguousarray(p_tie_vote, dtype=np.float64)
@@ -342,8 +346,7 @@ def aggregate(enc: EncodedVotes, mu: float | None = None, engine: str = "auto") 
     scalar = enc.mu is None
     if scalar and mu is None:
         raise ValueError("aggregate needs mu when the encoded votes carry no per-vote mu")
-    if engine not in ("auto", "numba", "numpy"):
-        raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
+    _check_engine(engine)
     stronger = _STRONGER if scalar else np.zeros(6, dtype=np.int64)
     if engine == "numba" or (engine == "auto" and enc.n_votes >= NUMBA_MIN_VOTES):
         mu_row = np.zeros(0) if scalar else np.ascontiguousarray(enc.mu, dtype=np.float64)
