@@ -41,7 +41,13 @@ def factorize(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
     (models, winners) is encoded by pyarrow; missing values are left to pandas (code -1)."""
     if isinstance(s.dtype, pd.CategoricalDtype) and not s.hasnans:
         return _factorize_categorical(s)
-    if not is_arrow_text(s) or s.hasnans or len(pc.unique(_chunks(s).slice(0, _PROBE))) > FEW_DISTINCT:
+    if not is_arrow_text(s) or s.hasnans:
+        codes, uniques = pd.factorize(s, sort=False)
+        return codes.astype(np.int64, copy=False), pd.Index(uniques)
+    if len(pc.unique(_chunks(s).slice(0, _PROBE))) > FEW_DISTINCT:
+        hashed = _factorize_hashed(s) if len(s) >= HASHED_MIN_ROWS else None
+        if hashed is not None:
+            return hashed
         codes, uniques = pd.factorize(s, sort=False)
         return codes.astype(np.int64, copy=False), pd.Index(uniques)
     chunked = _chunks(s)
@@ -57,6 +63,92 @@ def factorize(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
         start += len(chunk)
     values = encoded.chunk(0).dictionary
     return codes, pd.Index(type(s.array)(pa.chunked_array([values]), dtype=s.dtype), name=s.name)
+
+
+#: From this many rows a text column with many distinct values (user ids) is factorized through
+#: two 64-bit hashes of each value, computed in one compiled pass over pyarrow's buffers: pandas'
+#: hash table then sees integers instead of strings (about three times faster on 2,000,000 votes
+#: from 300,000 users). Below it, pandas: numba is not imported for a small table.
+HASHED_MIN_ROWS = 1 << 18
+_HASH_KERNELS = None
+
+
+def _hash_kernels():
+    """The compiled loops of :func:`_factorize_hashed` (numba imported on first use)."""
+    global _HASH_KERNELS
+    if _HASH_KERNELS is None:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def hash_values(offsets, data, first, second):  # pragma: no cover - compiled
+            # FNV-1a and an independent multiply-xorshift over each value's UTF-8 bytes, each
+            # finished by a 64-bit mixer; the second also takes the length
+            for i in range(first.shape[0]):
+                a = np.uint64(14695981039346656037)
+                b = np.uint64(0x9E3779B97F4A7C15)
+                for j in range(offsets[i], offsets[i + 1]):
+                    x = np.uint64(data[j])
+                    a = (a ^ x) * np.uint64(1099511628211)
+                    b = (b + x) * np.uint64(0xFF51AFD7ED558CCD)
+                    b ^= b >> np.uint64(29)
+                a ^= a >> np.uint64(30)
+                a *= np.uint64(0xBF58476D1CE4E5B9)
+                a ^= a >> np.uint64(27)
+                a *= np.uint64(0x94D049BB133111EB)
+                a ^= a >> np.uint64(31)
+                b ^= np.uint64(offsets[i + 1] - offsets[i])
+                b ^= b >> np.uint64(33)
+                b *= np.uint64(0xC4CEB9FE1A85EC53)
+                b ^= b >> np.uint64(33)
+                first[i] = a
+                second[i] = b
+
+        @numba.njit(cache=True, nogil=True)
+        def first_rows_agreeing(codes, k, second):  # pragma: no cover - compiled
+            # the first row of each code, and whether every row of a code has its first row's
+            # second hash (two values sharing the first hash differ in the second)
+            first = np.full(k, -1, np.int64)
+            held = np.empty(k, np.uint64)
+            agree = True
+            for i in range(codes.shape[0]):
+                c = codes[i]
+                if first[c] < 0:
+                    first[c] = i
+                    held[c] = second[i]
+                elif held[c] != second[i]:
+                    agree = False
+            return first, agree
+
+        _HASH_KERNELS = (hash_values, first_rows_agreeing)
+    return _HASH_KERNELS
+
+
+def _factorize_hashed(s: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
+    """:func:`factorize` of a pyarrow text column with no missing values by hashing: the codes
+    of pandas' factorize of each value's first 64-bit hash, in order of first appearance (so
+    the same codes as ``pd.factorize(s, sort=False)``), and each code's value taken from its
+    first row. Two distinct values with the same first hash would share a code; every row's
+    second, independent hash is compared with its code's first row's, so such a merge is seen
+    and None returned (the caller then factorizes the strings). A merge that both hashes miss
+    needs two values to collide in all 128 bits."""
+    arr = _chunks(s).combine_chunks()
+    if arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    n = len(arr)
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64 if pa.types.is_large_string(arr.type) else np.int32)[arr.offset : arr.offset + n + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, dtype=np.uint8)
+    hash_values, first_rows_agreeing = _hash_kernels()
+    first_hash = np.empty(n, dtype=np.uint64)
+    second_hash = np.empty(n, dtype=np.uint64)
+    hash_values(offsets, data, first_hash, second_hash)
+    codes, uniques = pd.factorize(first_hash.view(np.int64), sort=False)
+    del first_hash
+    first, agree = first_rows_agreeing(codes, len(uniques), second_hash)
+    if not agree:
+        return None
+    values = arr.take(pa.array(first))
+    return codes.astype(np.int64, copy=False), pd.Index(type(s.array)(pa.chunked_array([values]), dtype=s.dtype))
 
 
 def as_categorical(s: pd.Series) -> pd.Series:

@@ -549,6 +549,62 @@ def _check_duplicate_header(path: Path, header: list[str] | None) -> None:
         )
 
 
+#: A CSV file of at least this many bytes has its text columns read by pyarrow's multi-threaded
+#: CSV reader, which builds pyarrow text columns directly: ten million votes in about 3.5 CPU s
+#: against about 20 s for pandas' parser, which makes a Python string of every field first
+#: (issue 16). Anything pyarrow refuses, or reads with other columns than pandas, is read by
+#: pandas after all; smaller files always are.
+ARROW_CSV_MIN_BYTES = 1 << 20
+
+
+def _read_csv_arrow(path, cols: list, text: list, kw: dict, na: dict | None = None) -> pd.DataFrame | None:
+    """``read_csv_text``'s table read by pyarrow (the text columns) and by pandas (the other
+    columns, if any, each read as pandas reads it, through ``usecols``, with the missing-value
+    markers ``na`` of ``read_csv_text``: pandas' own by default); None where pyarrow
+    cannot be relied on to read the file exactly as pandas does: a small file, an option other
+    than the separator, a header pandas renames (empty or mangled names), or any row pyarrow
+    refuses (a short row, a whitespace-only line, a stray delimiter, text that is not UTF-8)."""
+    if set(kw) - {"sep", "low_memory"} or not isinstance(path, (str, os.PathLike)):
+        return None
+    try:
+        if os.stat(path).st_size < ARROW_CSV_MIN_BYTES:
+            return None
+    except OSError:
+        return None
+    sep = kw.get("sep", ",")
+    if _csv_header(Path(path), sep) != cols or len(set(cols)) != len(cols):
+        return None
+    import pyarrow.csv as pcsv
+
+    read = [c for c in cols if c in text]
+    if not read:
+        return None
+    try:
+        table = pcsv.read_csv(
+            path,
+            parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(
+                include_columns=read,
+                column_types={c: pa.large_string() for c in read},
+                null_values=[""],  # as in pandas' reading: only an empty field, quoted or not, is missing text
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    columns = {c: pd.arrays.ArrowStringArray(table.column(c), dtype=pd.StringDtype("pyarrow", na_value=np.nan)) for c in read}
+    del table
+    others = [c for c in cols if c not in text]
+    if others:
+        markers = {c: (na or {}).get(c, list(PANDAS_NA_STRINGS)) for c in others}
+        rest = pd.read_csv(path, usecols=others, keep_default_na=False, na_values=markers, **kw)
+        if len(rest) != len(columns[read[0]]) or not isinstance(rest.index, pd.RangeIndex):
+            return None
+        columns.update({c: rest[c] for c in others})
+    return pd.DataFrame({c: columns[c] for c in cols}, copy=False)
+
+
 def read_csv_text(path, text_columns, category_columns=(), **kw) -> pd.DataFrame:
     """``pandas.read_csv`` with ``text_columns`` read as the text written in the file: never
     parsed as numbers, booleans or missing markers (``007``, ``TRUE``, ``1.10`` and ``NA`` stay
@@ -562,7 +618,9 @@ def read_csv_text(path, text_columns, category_columns=(), **kw) -> pd.DataFrame
     na = {c: list(PANDAS_NA_STRINGS) for c in cols if c not in text}
     for c in text:
         na[c] = [""]
-    df = pd.read_csv(path, dtype={c: str for c in text if c in cols}, keep_default_na=False, na_values=na, **kw)
+    df = _read_csv_arrow(path, cols, text, kw, na)
+    if df is None:
+        df = pd.read_csv(path, dtype={c: str for c in text if c in cols}, keep_default_na=False, na_values=na, **kw)
     # text first, then Categoricals: the parser's own dtype="category" reads "1.10" as 1.1
     for c in category:
         if c in df.columns and not isinstance(df[c], pd.DataFrame):

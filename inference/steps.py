@@ -16,7 +16,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from comparemode.models.likelihood import BetaBinomialData, BetaBinomialLayout, log_betabinom_seq
-from comparemode.models.stats import Patterns
+from comparemode.models.stats import Patterns, mixture_posterior
 
 __all__ = ["LOG_MIN", "LOG_MAX", "Problem", "bb_mstep", "bb_kappa_step", "fit_tie_beta"]
 
@@ -255,11 +255,7 @@ class Problem:
 
     def evaluate(self, p, l1, l0):
         """Observed log-likelihood and the posterior P(attentive) of every pattern."""
-        x = math.log(p["pi"]) + l1
-        y = math.log1p(-p["pi"]) + l0
-        diff = x - y
-        lse = np.maximum(x, y) + np.log1p(np.exp(-np.abs(diff)))
-        return float(np.dot(self.w, lse)), np.exp(x - lse)
+        return mixture_posterior(p["pi"], l1, l0, self.w)
 
     def mstep(self, p, gamma):
         w1 = self.w * gamma

@@ -17,6 +17,7 @@ give identical statistics.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -268,6 +269,69 @@ def _replicate_kernel():
                     n_fav[u] += 1
 
     return replicate_votes
+
+
+#: Rows summed apart by the compiled mixture pass before the block sums are added: the product
+#: of a block's 1 + exp(-|x - y|) (each in (1, 2]) stays below 2**512.
+_MIXTURE_BLOCK = 512
+
+
+@lru_cache(maxsize=1)
+def _mixture_kernel():
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def mixture_terms(l1, l0, w, log_pi, log_not_pi, gamma, block_sums):
+        """Per row the posterior weight of the first component (``gamma``) and, per block of
+        rows, the sum of w * log(pi e^l1 + (1 - pi) e^l0). With e = exp(-|x - y|) the row's
+        log mixture is max(x, y) + log(1 + e) and its posterior 1 / (1 + e) or e / (1 + e):
+        one exponential per row, and for rows of weight 1 one logarithm per block (of the
+        product of their 1 + e) instead of one per row."""
+        n = l1.shape[0]
+        for b in range(block_sums.shape[0]):
+            total = 0.0
+            product = 1.0
+            for i in range(b * _MIXTURE_BLOCK, min(n, (b + 1) * _MIXTURE_BLOCK)):
+                x = log_pi + l1[i]
+                y = log_not_pi + l0[i]
+                if x >= y:
+                    e = np.exp(y - x)
+                    top = x
+                    gamma[i] = 1.0 / (1.0 + e)
+                else:
+                    e = np.exp(x - y)
+                    top = y
+                    gamma[i] = e / (1.0 + e)
+                if w[i] == 1.0:
+                    total += top
+                    product *= 1.0 + e
+                else:
+                    total += w[i] * (top + np.log1p(e))
+            block_sums[b] = total + np.log(product)
+
+    return mixture_terms
+
+
+def mixture_posterior(pi: float, l1: np.ndarray, l0: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+    """A two-component mixture with weight ``pi`` on the component of per-row log-likelihood
+    ``l1`` (and ``1 - pi`` on ``l0``), rows weighted by ``w``: the weighted sum of the rows' log
+    mixture likelihoods, and the first component's posterior probability per row. From
+    :data:`NUMBA_MIN_VOTES` rows on (the joint EM's patterns are its users) one compiled pass
+    with one exponential per row (NumPy's way takes about ten passes, three of them
+    transcendental); the two agree to about 1e-13 relative (other rounding, other maths
+    library, block sums instead of one dot product)."""
+    x0, y0 = math.log(pi), math.log1p(-pi)
+    n = l1.shape[0]
+    if n >= NUMBA_MIN_VOTES:
+        gamma = np.empty(n)
+        blocks = np.empty(-(-n // _MIXTURE_BLOCK))
+        _mixture_kernel()(np.ascontiguousarray(l1, dtype=np.float64), np.ascontiguousarray(l0, dtype=np.float64),
+                          np.ascontiguousarray(w, dtype=np.float64), x0, y0, gamma, blocks)
+        return float(np.sum(blocks)), gamma
+    x = x0 + l1
+    y = y0 + l0
+    lse = np.maximum(x, y) + np.log1p(np.exp(-np.abs(x - y)))
+    return float(np.dot(w, lse)), np.exp(x - lse)
 
 
 def _check_engine(engine: str) -> None:

@@ -100,6 +100,154 @@ def test_factorize_leaves_missing_values_and_other_dtypes_to_pandas():
         assert list(uniques) == list(want_uniques)
 
 
+# --------------------------------------------------------------------------- hashed factorize
+
+
+def _many_texts(n, distinct, seed):
+    """Text ids with many distinct values: empty strings, non-ASCII text, long and short ids,
+    and ids that differ only in their last byte or in their length."""
+    rng = np.random.default_rng(seed)
+    pool = np.array([f"u{i}" for i in range(distinct)] + ["", "ü", "üü", "a" * 300, "a" * 301, "u1\x00", "ユーザー"], dtype=object)
+    return pool[rng.integers(0, pool.size, n)]
+
+
+@pytest.mark.parametrize("pieces", [1, 5])
+@pytest.mark.parametrize("storage", ["str", "string[pyarrow]", "large"])
+def test_hashed_factorize_equals_pandas(monkeypatch, pieces, storage):
+    """The hashed path (many distinct values) gives pd.factorize's codes, in order of first
+    appearance, and its uniques, for either pyarrow string type, one chunk or several, and a
+    sliced column (a chunk that starts at an offset into its buffers)."""
+    from comparemode import _columnar
+
+    monkeypatch.setattr(_columnar, "HASHED_MIN_ROWS", 1)
+    values = _many_texts(30_000, 9_000, seed=pieces)
+    if storage == "large":
+        chunks = [pa.array(list(part), type=pa.large_string()) for part in np.array_split(values, pieces)]
+        s = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(chunks), dtype=STR))
+    elif pieces > 1:
+        s = _chunked(values, pieces=pieces)
+    else:
+        s = pd.Series(values, dtype=storage)
+    s = s.iloc[17:]  # a slice: offsets start inside the buffers
+    hashed = _columnar._factorize_hashed(s)
+    assert hashed is not None, "the hashed path was not taken"
+    for codes, uniques in (hashed, factorize(s)):
+        want_codes, want_uniques = pd.factorize(s, sort=False)
+        np.testing.assert_array_equal(codes, want_codes)
+        assert codes.dtype == np.int64
+        pd.testing.assert_index_equal(uniques, pd.Index(want_uniques), exact=True)
+
+
+def test_hashed_factorize_sees_a_collision_and_falls_back(monkeypatch):
+    """Two distinct values whose first hashes collide are not merged: the second hash tells
+    them apart, the hashed path gives up, and factorize returns pandas' exact answer. The
+    collision is forced by a first hash that keeps only each value's length."""
+    from comparemode import _columnar
+
+    monkeypatch.setattr(_columnar, "HASHED_MIN_ROWS", 1)
+    hash_values, first_rows_agreeing = _columnar._hash_kernels()
+
+    def lengths_only(offsets, data, first, second):
+        hash_values(offsets, data, first, second)
+        first[:] = np.diff(offsets).astype(np.uint64)
+
+    monkeypatch.setattr(_columnar, "_hash_kernels", lambda: (lengths_only, first_rows_agreeing))
+    values = _many_texts(20_000, 6_000, seed=3)
+    s = pd.Series(values, dtype="str")
+    assert _columnar._factorize_hashed(s) is None
+    codes, uniques = factorize(s)
+    want_codes, want_uniques = pd.factorize(s, sort=False)
+    np.testing.assert_array_equal(codes, want_codes)
+    assert len(uniques) == len(set(values)) and list(uniques) == list(want_uniques)
+
+
+def test_hashed_factorize_is_not_used_on_small_or_incomplete_columns():
+    from comparemode import _columnar
+
+    small = pd.Series(_many_texts(5_000, 4_900, seed=1), dtype="str")
+    assert len(small) < _columnar.HASHED_MIN_ROWS  # pandas below the threshold: numba not needed
+    with_missing = pd.Series(list(_many_texts(100, 90, seed=2)) + [None], dtype="str")
+    assert _columnar._factorize_hashed(with_missing) is None
+
+
+# --------------------------------------------------------------------------- pyarrow CSV reader
+
+CSV_CASES = {
+    "plain": "user,model_a,model_b,winner\nu1,x,y,model_a\nu2,y,x,tie\n",
+    "quoted-empty-is-missing": 'user,model_a,model_b,winner\n"",x,y,tie\nu1,x,y,""\n',
+    "bom": "\ufeffuser,model_a,model_b,winner\nu1,x,y,model_a\n",
+    "blank-lines": "\n\nuser,model_a,model_b,winner\n\nu1,x,y,model_a\n\n\nu2,y,x,tie\n",
+    "crlf": "user,model_a,model_b,winner\r\nu1,x,y,model_a\r\n",
+    "cr-only": "user,model_a,model_b,winner\ru1,x,y,model_a\ru2,x,y,tie\r",
+    "newline-in-quotes": 'user,model_a,model_b,winner\n"u\n1",x,y,model_a\n',
+    "quotes-and-commas": 'user,model_a,model_b,winner\n"u""1","a,b",y,model_a\n',
+    "missing-markers-stay-text": "user,model_a,model_b,winner\nNA,null,None,tie\nNaN,007,1.10,model_a\n",
+    "spaces-kept": "user,model_a,model_b,winner\n u1 ,x ,y,tie\n",
+    "no-final-newline": "user,model_a,model_b,winner\nu1,x,y,tie",
+    "header-only": "user,model_a,model_b,winner\n",
+    "unicode": "user,model_a,model_b,winner\nユーザー,ß,y,tie\n",
+    "numbers-beside-text": "user,model_a,model_b,winner,mu,w\nu1,x,y,tie,0.7,1\nu2,x,y,model_a,NA,\nu3,x,y,tie,1e-3,2.5\n",
+    # pyarrow refuses these; pandas reads them (a short row, a line of spaces, an empty header name)
+    "short-row": "user,model_a,model_b,winner\nu1,x,y\n",
+    "whitespace-line": "user,model_a,model_b,winner\n   \nu1,x,y,tie\n",
+    "unnamed-column": "user,model_a,model_b,winner,\nu1,x,y,tie,3\n",
+}
+REFUSED_BY_PYARROW = {"short-row", "whitespace-line", "unnamed-column"}
+
+
+@pytest.mark.parametrize("name", sorted(CSV_CASES))
+def test_pyarrow_csv_reader_reads_what_pandas_reads(monkeypatch, tmp_path, name):
+    """From ``ARROW_CSV_MIN_BYTES`` on, the text columns are read by pyarrow: the same frame
+    (values, missing values, dtypes, index) as pandas' reading, or, where pyarrow refuses
+    the file, pandas' reading itself."""
+    from comparemode import data
+
+    path = tmp_path / "v.csv"
+    path.write_bytes(CSV_CASES[name].encode("utf-8"))
+    text = ["user", "model_a", "model_b", "winner"]
+    monkeypatch.setattr(data, "ARROW_CSV_MIN_BYTES", 1 << 60)
+    want = data.read_csv_text(path, text, low_memory=False, sep=",")
+    monkeypatch.setattr(data, "ARROW_CSV_MIN_BYTES", 0)
+    cols = list(want.columns)
+    used = data._read_csv_arrow(path, cols, text, {"sep": ",", "low_memory": False})
+    assert (used is None) == (name in REFUSED_BY_PYARROW)
+    got = data.read_csv_text(path, text, low_memory=False, sep=",")
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_pyarrow_csv_reader_on_gzip_tsv_and_a_large_file(tmp_path, monkeypatch):
+    """A CSV and a TSV above the default threshold, and a gzipped CSV (smaller on disk than
+    the threshold, which is set to 0 for it), through ``load_votes``."""
+    import gzip
+
+    from comparemode import data
+
+    rng = np.random.default_rng(5)
+    n = 60_000
+    frame = pd.DataFrame({
+        "user": [f"u{v:05d}" for v in rng.integers(0, 9_000, n)],
+        "model_a": rng.choice(["x", "y"], n), "winner": rng.choice(["model_a", "model_b", "tie"], n),
+        "prompt": [f"p {i}, with a comma" for i in range(n)], "weight": rng.random(n),
+    })
+    frame["model_b"] = np.where(frame["model_a"] == "x", "y", "x")
+    csv_text = frame.to_csv(index=False)
+    assert len(csv_text) >= data.ARROW_CSV_MIN_BYTES  # the default threshold applies
+    paths = {"csv": tmp_path / "v.csv", "gz": tmp_path / "v.csv.gz", "tsv": tmp_path / "v.tsv"}
+    paths["csv"].write_text(csv_text)
+    with gzip.open(paths["gz"], "wt") as fh:
+        fh.write(csv_text)
+    paths["tsv"].write_text(frame.to_csv(index=False, sep="\t"))
+    for kind, path in paths.items():
+        if kind == "gz":
+            monkeypatch.setattr(data, "ARROW_CSV_MIN_BYTES", 0)
+        sep = "\t" if kind == "tsv" else ","
+        text = ["user", "model_a", "model_b", "winner", "prompt"]
+        assert data._read_csv_arrow(path, list(frame.columns), text, {"sep": sep}) is not None, kind
+        got = cm.load_votes(path)
+        pd.testing.assert_frame_equal(got.reset_index(drop=True)[list(frame.columns)], frame.astype({c: STR for c in text}), check_dtype=False)
+        assert got["user"].dtype == STR and got["weight"].dtype == np.float64
+
+
 def _mixed_frame(n=500, seed=0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(

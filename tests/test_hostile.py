@@ -653,6 +653,10 @@ def test_every_entry_point_has_cases():
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input(case: Case, tmp_path, request):
     args, kwargs = case.build(Ctx(tmp_path, request))
+    _check_case(case, args, kwargs)
+
+
+def _check_case(case: Case, args, kwargs) -> None:
     call = ENTRY_POINTS[case.entry]
     if isinstance(case.expect, type):
         # only package errors are caught here: any other exception fails the test with its traceback
@@ -664,6 +668,26 @@ def test_hostile_input(case: Case, tmp_path, request):
     else:
         result = call(*args, **kwargs)
         assert case.expect(result) is not False
+
+
+READERS = ("load_votes", "read_arena", "read_llmfao", "read_strengths")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.entry in READERS], ids=[c.id for c in CASES if c.entry in READERS])
+def test_hostile_input_through_the_pyarrow_csv_reader(case: Case, tmp_path, request, monkeypatch):
+    """Every reader case again with every CSV file, however small, offered to pyarrow's CSV
+    reader first (``ARROW_CSV_MIN_BYTES = 0``): the same outcome, error class and message."""
+    from comparemode import data
+
+    monkeypatch.setattr(data, "ARROW_CSV_MIN_BYTES", 0)
+    offered = []
+    reader = data._read_csv_arrow
+    monkeypatch.setattr(data, "_read_csv_arrow", lambda path, *a, **k: offered.append(path) or reader(path, *a, **k))
+    args, kwargs = case.build(Ctx(tmp_path, request))
+    _check_case(case, args, kwargs)
+    csv_files = [a for a in args if isinstance(a, (str, Path)) and str(a).endswith(".csv") and Path(a).is_file()]
+    if csv_files and not isinstance(case.expect, type):  # a CSV file read: pyarrow was offered it
+        assert offered, f"{case.id}: the CSV file did not reach the pyarrow reader"
 
 
 def test_cli_prints_package_errors(tmp_path, capsys):

@@ -103,3 +103,37 @@ def test_compress_engines_agree(small_sim):
     assert b.size == a.size < len(enc.user)
     for name in ("n", "t", "f", "k", "weight", "inverse", "s"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_mixture_posterior_compiled_pass_agrees_with_numpy(monkeypatch):
+    """The compiled mixture pass (from NUMBA_MIN_VOTES rows on) gives NumPy's weighted log
+    mixture likelihood and posterior to about 1e-13, with unit and other weights, also where
+    a component is impossible (-inf) or the two differ by hundreds of log units; and its
+    posterior and likelihood are the textbook ones."""
+    from comparemode.models import stats
+
+    rng = np.random.default_rng(11)
+    n = 5_000
+    l1 = rng.normal(-20, 15, n)
+    l0 = l1 + rng.normal(0, 5, n)
+    l0[:50] += 900.0  # the careless component overwhelmingly likelier
+    l1[50:100] = -np.inf  # the attentive component impossible
+    l0[100:150] = -np.inf
+    w = np.where(rng.random(n) < 0.7, 1.0, rng.integers(2, 50, n).astype(float))
+    for weights in (np.ones(n), w):
+        monkeypatch.setattr(stats, "NUMBA_MIN_VOTES", 10**9)
+        want_ll, want_gamma = stats.mixture_posterior(0.3, l1, l0, weights)
+        monkeypatch.setattr(stats, "NUMBA_MIN_VOTES", 1)
+        ll, gamma = stats.mixture_posterior(0.3, l1, l0, weights)
+        assert ll == pytest.approx(want_ll, rel=1e-13)
+        np.testing.assert_allclose(gamma, want_gamma, rtol=1e-12, atol=1e-300)
+        assert np.all(gamma[50:100] == 0.0) and np.all(gamma[100:150] == 1.0)
+        mix = 0.3 * np.exp(l1[150:]) + 0.7 * np.exp(l0[150:])  # the ordinary rows, by the definition
+        np.testing.assert_allclose(gamma[150:], 0.3 * np.exp(l1[150:]) / mix, rtol=1e-9)
+        rest = ll - float(np.dot(weights[:150], _ll_rows(l1[:150], l0[:150])))
+        assert rest == pytest.approx(float(np.dot(weights[150:], np.log(mix))), rel=1e-11)
+
+
+def _ll_rows(l1, l0):
+    """Each row's log mixture likelihood by logaddexp (the reference for the extreme rows)."""
+    return np.logaddexp(np.log(0.3) + l1, np.log(0.7) + l0)
