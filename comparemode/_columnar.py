@@ -11,6 +11,8 @@ attrs) and fall back to pandas wherever a column is not a pyarrow-backed text co
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -38,18 +40,24 @@ def _chunks(s: pd.Series) -> pa.ChunkedArray:
 def factorize(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """``pd.factorize(s, sort=False)``: codes (int64; int32 for a Categorical) in order of first appearance and the
     uniques as an Index of ``s``'s dtype. A pyarrow-backed text column with few distinct values
-    (models, winners) is encoded by pyarrow; missing values are left to pandas (code -1)."""
+    (models, winners) is encoded by pyarrow, one with many (user ids) from
+    :data:`HASHED_MIN_ROWS` rows on through integer hashes; missing values are left to pandas
+    (code -1)."""
     if isinstance(s.dtype, pd.CategoricalDtype) and not s.hasnans:
         return _factorize_categorical(s)
-    if not is_arrow_text(s) or s.hasnans:
-        codes, uniques = pd.factorize(s, sort=False)
-        return codes.astype(np.int64, copy=False), pd.Index(uniques)
-    if len(pc.unique(_chunks(s).slice(0, _PROBE))) > FEW_DISTINCT:
+    if is_arrow_text(s) and not s.hasnans:
+        if len(pc.unique(_chunks(s).slice(0, _PROBE))) <= FEW_DISTINCT:
+            return _factorize_few(s)
         hashed = _factorize_hashed(s) if len(s) >= HASHED_MIN_ROWS else None
         if hashed is not None:
             return hashed
-        codes, uniques = pd.factorize(s, sort=False)
-        return codes.astype(np.int64, copy=False), pd.Index(uniques)
+    codes, uniques = pd.factorize(s, sort=False)
+    return codes.astype(np.int64, copy=False), pd.Index(uniques)
+
+
+def _factorize_few(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """:func:`factorize` of a pyarrow text column with no missing values and few distinct
+    values, by pyarrow's dictionary encoding."""
     chunked = _chunks(s)
     # each chunk's dictionary is in order of first appearance within it; unifying appends the
     # values new to each later chunk, so the unified dictionary is in order of first appearance
@@ -70,57 +78,54 @@ def factorize(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
 #: hash table then sees integers instead of strings (about three times faster on 2,000,000 votes
 #: from 300,000 users). Below it, pandas: numba is not imported for a small table.
 HASHED_MIN_ROWS = 1 << 18
-_HASH_KERNELS = None
 
 
+@lru_cache(maxsize=1)
 def _hash_kernels():
     """The compiled loops of :func:`_factorize_hashed` (numba imported on first use)."""
-    global _HASH_KERNELS
-    if _HASH_KERNELS is None:
-        import numba
+    import numba
 
-        @numba.njit(cache=True, nogil=True)
-        def hash_values(offsets, data, first, second):  # pragma: no cover - compiled
-            # FNV-1a and an independent multiply-xorshift over each value's UTF-8 bytes, each
-            # finished by a 64-bit mixer; the second also takes the length
-            for i in range(first.shape[0]):
-                a = np.uint64(14695981039346656037)
-                b = np.uint64(0x9E3779B97F4A7C15)
-                for j in range(offsets[i], offsets[i + 1]):
-                    x = np.uint64(data[j])
-                    a = (a ^ x) * np.uint64(1099511628211)
-                    b = (b + x) * np.uint64(0xFF51AFD7ED558CCD)
-                    b ^= b >> np.uint64(29)
-                a ^= a >> np.uint64(30)
-                a *= np.uint64(0xBF58476D1CE4E5B9)
-                a ^= a >> np.uint64(27)
-                a *= np.uint64(0x94D049BB133111EB)
-                a ^= a >> np.uint64(31)
-                b ^= np.uint64(offsets[i + 1] - offsets[i])
-                b ^= b >> np.uint64(33)
-                b *= np.uint64(0xC4CEB9FE1A85EC53)
-                b ^= b >> np.uint64(33)
-                first[i] = a
-                second[i] = b
+    @numba.njit(cache=True, nogil=True)
+    def hash_values(offsets, data, first, second):  # pragma: no cover - compiled
+        # FNV-1a and an independent multiply-xorshift over each value's UTF-8 bytes, each
+        # finished by a 64-bit mixer; the second also takes the length
+        for i in range(first.shape[0]):
+            a = np.uint64(14695981039346656037)
+            b = np.uint64(0x9E3779B97F4A7C15)
+            for j in range(offsets[i], offsets[i + 1]):
+                x = np.uint64(data[j])
+                a = (a ^ x) * np.uint64(1099511628211)
+                b = (b + x) * np.uint64(0xFF51AFD7ED558CCD)
+                b ^= b >> np.uint64(29)
+            a ^= a >> np.uint64(30)
+            a *= np.uint64(0xBF58476D1CE4E5B9)
+            a ^= a >> np.uint64(27)
+            a *= np.uint64(0x94D049BB133111EB)
+            a ^= a >> np.uint64(31)
+            b ^= np.uint64(offsets[i + 1] - offsets[i])
+            b ^= b >> np.uint64(33)
+            b *= np.uint64(0xC4CEB9FE1A85EC53)
+            b ^= b >> np.uint64(33)
+            first[i] = a
+            second[i] = b
 
-        @numba.njit(cache=True, nogil=True)
-        def first_rows_agreeing(codes, k, second):  # pragma: no cover - compiled
-            # the first row of each code, and whether every row of a code has its first row's
-            # second hash (two values sharing the first hash differ in the second)
-            first = np.full(k, -1, np.int64)
-            held = np.empty(k, np.uint64)
-            agree = True
-            for i in range(codes.shape[0]):
-                c = codes[i]
-                if first[c] < 0:
-                    first[c] = i
-                    held[c] = second[i]
-                elif held[c] != second[i]:
-                    agree = False
-            return first, agree
+    @numba.njit(cache=True, nogil=True)
+    def first_rows_agreeing(codes, k, second):  # pragma: no cover - compiled
+        # the first row of each code, and whether every row of a code has its first row's
+        # second hash (two values sharing the first hash differ in the second)
+        first = np.full(k, -1, np.int64)
+        held = np.empty(k, np.uint64)
+        agree = True
+        for i in range(codes.shape[0]):
+            c = codes[i]
+            if first[c] < 0:
+                first[c] = i
+                held[c] = second[i]
+            elif held[c] != second[i]:
+                agree = False
+        return first, agree
 
-        _HASH_KERNELS = (hash_values, first_rows_agreeing)
-    return _HASH_KERNELS
+    return hash_values, first_rows_agreeing
 
 
 def _factorize_hashed(s: pd.Series) -> tuple[np.ndarray, pd.Index] | None:

@@ -572,7 +572,7 @@ def _read_csv_arrow(path, cols: list, text: list, kw: dict, na: dict | None = No
     except OSError:
         return None
     sep = kw.get("sep", ",")
-    if _csv_header(Path(path), sep) != cols or len(set(cols)) != len(cols):
+    if _csv_header(Path(path), sep) != cols:  # a name pandas made up or mangled (an empty or a repeated one)
         return None
     import pyarrow.csv as pcsv
 
