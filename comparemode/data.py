@@ -63,7 +63,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._columnar import as_categorical, relabel
+from ._columnar import as_categorical, blank_text, is_arrow_text, relabel
 from .constants import (
     MODEL_A,
     MODEL_B,
@@ -1132,7 +1132,9 @@ def _blank_mask(s: pd.Series) -> np.ndarray:
     """True where a value is missing: NaN/None/NA or a string that is empty after strip()."""
     mask = np.array(s.isna().to_numpy(dtype=bool), dtype=bool, copy=True)
     dtype = s.dtype
-    if isinstance(dtype, pd.StringDtype):
+    if is_arrow_text(s):
+        mask |= blank_text(s)
+    elif isinstance(dtype, pd.StringDtype):
         blank = s.eq("") | s.str.isspace()
         mask |= blank.to_numpy(dtype=bool, na_value=False)
     elif isinstance(dtype, pd.CategoricalDtype):

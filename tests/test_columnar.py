@@ -11,6 +11,7 @@ import pytest
 
 import comparemode as cm
 from comparemode._columnar import (
+    blank_text,
     factorize,
     first_rows,
     relabel,
@@ -310,6 +311,89 @@ def test_write_parquet_reads_back_as_a_plain_write_of_the_same_values(tmp_path, 
     pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
     if "model_a" in columns:
         assert ours["model_a"].dtype == STR
+
+
+def test_write_parquet_encodes_only_columns_with_few_distinct_values(tmp_path):
+    """Columns with many distinct values (row ids, user ids, per-user numbers) are written
+    plainly, those with few (models, decisions, Categoricals) with a dictionary; the file reads
+    back equal to pandas' own write of the same frame either way."""
+    n = 80_000
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({
+        "row": np.arange(n),
+        "user": pd.array([f"u{i}" for i in rng.permutation(n)], dtype="str"),
+        "model_a": pd.array(rng.choice(["m1", "m2", "m3"], n), dtype="str"),
+        "weight": rng.random(n),
+        "level": rng.integers(0, 5, n).astype(float),
+        "decision": pd.Categorical(["kept"] * n),
+    })
+    for name, categorical in (("ours.parquet", True), ("ours_plain.parquet", False)):
+        table = frame if categorical else frame.drop(columns="decision")
+        write_parquet(table, tmp_path / name)
+        meta = pq.ParquetFile(tmp_path / name).metadata.row_group(0)
+        encoded = {meta.column(i).path_in_schema: "RLE_DICTIONARY" in meta.column(i).encodings for i in range(meta.num_columns)}
+        assert encoded == {"row": False, "user": False, "model_a": True, "weight": False, "level": True, **({"decision": True} if categorical else {})}
+        plain = table.astype({"decision": STR}) if categorical else table
+        plain.to_parquet(tmp_path / "plain.parquet", index=False)
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / name), pd.read_parquet(tmp_path / "plain.parquet"), check_exact=True)
+
+
+_BLANK_CASES = ["", " ", "a", " a", "\u3000", "\u3000x", "\xa0\xa0", "ü", None, "\t\n", "x ", "\x1c", "\x00", "  b  ", "\u2028", "ユ"]
+
+
+@pytest.mark.parametrize("storage", ["str", "string[pyarrow]", "large"])
+def test_blank_text_equals_pandas_isspace(storage):
+    """blank_text reads empty values off the offsets and tests only the values whose first
+    byte may start whitespace: the same mask as ``s.eq("") | s.str.isspace()`` (missing values
+    False), on every rotation of the cases (so each is first, last and inside a chunk), on
+    sliced and chunked columns, and on columns of only empty or missing values."""
+    def column(values):
+        if storage == "large":
+            return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(values, type=pa.large_string())]), dtype=STR))
+        return pd.Series(values, dtype=storage)
+
+    def want(s):
+        return (s.eq("") | s.str.isspace()).to_numpy(dtype=bool, na_value=False)
+
+    for k in range(len(_BLANK_CASES)):
+        values = _BLANK_CASES[k:] + _BLANK_CASES[:k]
+        for s in (column(values), column(values * 3).iloc[5:], _chunked(values * 3, pieces=4) if storage == "str" else column(values)):
+            np.testing.assert_array_equal(blank_text(s), want(s))
+    for only in ([""], [None], ["", None, ""], [], [" "]):
+        np.testing.assert_array_equal(blank_text(column(only)), want(column(only)))
+
+
+def test_blank_user_ids_are_refused_by_the_fast_check():
+    """load_votes still names rows whose user id is empty or whitespace only (the check the
+    fast path replaced), wherever they are."""
+    votes = _votes(600)
+    for bad in ("", "\u3000", " \t"):
+        broken = votes.copy()
+        broken.loc[[3, 599], "user"] = bad
+        with pytest.raises(InvalidValueError, match=r"has no user id on rows 3 and 599|has no user id on .*3.*599"):
+            cm.load_votes(broken)
+
+
+@pytest.mark.parametrize("hashed", [True, False])
+@pytest.mark.parametrize("extra", [[], ["u7"], [None, None], [None]])
+def test_unique_index_by_hashes_equals_pandas(monkeypatch, hashed, extra):
+    """From HASHED_MIN_ROWS values unique_index compares the values' first hashes; it answers
+    as index.is_unique does, and a forced collision of every hash (a first hash that keeps
+    only the value's length) makes it compare the values instead, not call them repeated."""
+    from comparemode import _columnar
+
+    monkeypatch.setattr(_columnar, "HASHED_MIN_ROWS", 1)
+    if not hashed:
+        hash_values, agreeing = _columnar._hash_kernels()
+
+        def lengths_only(offsets, data, first, second):
+            hash_values(offsets, data, first, second)
+            first[:] = np.diff(offsets).astype(np.uint64)
+
+        monkeypatch.setattr(_columnar, "_hash_kernels", lambda: (lengths_only, agreeing))
+    values = [f"u{j}" for j in range(70_000)] + extra
+    index = pd.Index(values, dtype="str")
+    assert unique_index(index) == pd.Index(values, dtype="str").is_unique == (len(extra) <= 1 and extra != ["u7"])
 
 
 # --------------------------------------------------------------------------- load_votes(categorical=True)
