@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["is_arrow_text", "blank_text", "factorize", "first_rows", "renumber", "as_categorical", "select_rows", "relabel", "text_column", "unique_index", "write_parquet"]
+__all__ = ["is_arrow_text", "blank_text", "factorize", "first_rows", "renumber", "as_categorical", "select_rows", "relabel", "text_column", "unique_index", "write_parquet", "write_parquet_parts", "writes_in_parts", "PART_ROWS"]
 
 #: A column whose first rows hold more distinct values than this is factorized by pandas: the
 #: per-chunk dictionaries of pyarrow's encoding are then large and unifying them costs more
@@ -74,9 +74,10 @@ def _factorize_few(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
 
 
 #: From this many rows a text column with many distinct values (user ids) is factorized through
-#: two 64-bit hashes of each value, computed in one compiled pass over pyarrow's buffers: pandas'
-#: hash table then sees integers instead of strings (about three times faster on 2,000,000 votes
-#: from 300,000 users). Below it, pandas: numba is not imported for a small table.
+#: two 64-bit hashes of each value, computed in one compiled pass over pyarrow's buffers, and a
+#: compiled hash table of integers instead of pandas' of strings (10,000,000 votes from 1,000,000
+#: users: 0.6 s against 2.2 s for ``pd.factorize``). Below it, pandas: numba is not imported for a
+#: small table.
 HASHED_MIN_ROWS = 1 << 18
 
 
@@ -110,29 +111,66 @@ def _hash_kernels():
             second[i] = b
 
     @numba.njit(cache=True, nogil=True)
-    def first_rows_agreeing(codes, k, second):  # pragma: no cover - compiled
-        # the first row of each code, and whether every row of a code has its first row's
-        # second hash (two values sharing the first hash differ in the second)
-        first = np.full(k, -1, np.int64)
-        held = np.empty(k, np.uint64)
+    def hash_table(first, second):  # pragma: no cover - compiled
+        # codes in order of first appearance of the first hashes, by open addressing (linear
+        # probing from the hash's low bits: the hash is already mixed); a slot holds the first
+        # hash, the second hash of the code's first row and the code + 1 (0: empty), side by
+        # side so that a lookup reads one place. Also each code's first row, and whether every
+        # row's second hash is its code's first row's (two values sharing the first hash differ
+        # in the second). The table doubles when half full.
+        n = first.shape[0]
+        mask = np.uint64((1 << 12) - 1)
+        slots = np.zeros((1 << 12, 3), np.uint64)
+        rows = np.empty(1 << 11, np.int64)
+        codes = np.empty(n, np.int64)
+        k = 0
         agree = True
-        for i in range(codes.shape[0]):
-            c = codes[i]
-            if first[c] < 0:
-                first[c] = i
-                held[c] = second[i]
-            elif held[c] != second[i]:
-                agree = False
-        return first, agree
+        for i in range(n):
+            h = first[i]
+            j = h & mask
+            while slots[j, 2] != 0 and slots[j, 0] != h:
+                j = (j + np.uint64(1)) & mask
+            if slots[j, 2] != 0:
+                c = np.int64(slots[j, 2]) - 1
+                codes[i] = c
+                if slots[j, 1] != second[i]:
+                    agree = False
+                continue
+            if k == rows.shape[0]:
+                grown = np.empty(2 * k, np.int64)
+                grown[:k] = rows
+                rows = grown
+                old = slots
+                mask = np.uint64(4 * k - 1)
+                slots = np.zeros((4 * k, 3), np.uint64)
+                for t in range(old.shape[0]):
+                    if old[t, 2] != 0:
+                        q = old[t, 0] & mask
+                        while slots[q, 2] != 0:
+                            q = (q + np.uint64(1)) & mask
+                        slots[q, 0] = old[t, 0]
+                        slots[q, 1] = old[t, 1]
+                        slots[q, 2] = old[t, 2]
+                j = h & mask
+                while slots[j, 2] != 0:
+                    j = (j + np.uint64(1)) & mask
+            slots[j, 0] = h
+            slots[j, 1] = second[i]
+            slots[j, 2] = np.uint64(k + 1)
+            rows[k] = i
+            codes[i] = k
+            k += 1
+        return codes, rows[:k].copy(), agree
 
-    return hash_values, first_rows_agreeing
+    return hash_values, hash_table
 
 
 def _factorize_hashed(s: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
-    """:func:`factorize` of a pyarrow text column with no missing values by hashing: the codes
-    of pandas' factorize of each value's first 64-bit hash, in order of first appearance (so
-    the same codes as ``pd.factorize(s, sort=False)``), and each code's value taken from its
-    first row. Two distinct values with the same first hash would share a code; every row's
+    """:func:`factorize` of a pyarrow text column with no missing values by hashing: each value's
+    first 64-bit hash looked up in a compiled hash table of the hashes seen so far, which gives
+    codes in order of first appearance (so the same codes as ``pd.factorize(s, sort=False)``;
+    about twice as fast as pandas' factorize of the hashes, with no uniques array), and each
+    code's value taken from its first row. Two distinct values with the same first hash would share a code; every row's
     second, independent hash is compared with its code's first row's, so such a merge is seen
     and None returned (the caller then factorizes the strings). A merge that both hashes miss
     needs two values to collide in all 128 bits."""
@@ -140,14 +178,12 @@ def _factorize_hashed(s: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
     hashes = _hashes(arr)
     if hashes is None:
         return None
-    first_hash, second_hash = hashes
-    codes, uniques = pd.factorize(first_hash.view(np.int64), sort=False)
-    del first_hash
-    first, agree = _hash_kernels()[1](codes, len(uniques), second_hash)
+    codes, first, agree = _hash_kernels()[1](*hashes)
+    del hashes
     if not agree:
         return None
     values = arr.take(pa.array(first))
-    return codes.astype(np.int64, copy=False), pd.Index(type(s.array)(pa.chunked_array([values]), dtype=s.dtype))
+    return codes, pd.Index(type(s.array)(pa.chunked_array([values]), dtype=s.dtype))
 
 
 def _hashes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
@@ -346,11 +382,59 @@ def write_parquet(frame: pd.DataFrame, path) -> None:
     if not categorical:
         frame.to_parquet(path, index=False, use_dictionary=dictionary)
         return
-    plain = all(c in categorical or isinstance(frame[c].dtype, np.dtype) or is_arrow_text(frame[c]) for c in frame.columns)
-    if plain and frame.columns.is_unique:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, store_schema=False, use_dictionary=dictionary)
+    if _from_arrow(frame):
+        _write_arrow([frame], path)
         return
     frame.astype({c: pd.StringDtype("pyarrow", na_value=np.nan) for c in categorical}).to_parquet(path, index=False, use_dictionary=dictionary)
+
+
+#: Rows of one part of :func:`write_parquet_parts`: pyarrow's default row group size, so that a
+#: table written part by part has the row groups of one written whole.
+PART_ROWS = 1 << 20
+
+
+def _from_arrow(frame: pd.DataFrame) -> bool:
+    """Whether :func:`write_parquet` writes ``frame`` straight from Arrow: text Categoricals
+    beside numpy and text columns, no repeated names."""
+    if not frame.columns.is_unique:
+        return False
+    categorical = [c for c in frame.columns if _text_categorical(frame[c])]
+    return bool(categorical) and all(c in categorical or isinstance(frame[c].dtype, np.dtype) or is_arrow_text(frame[c]) for c in frame.columns)
+
+
+def writes_in_parts(frame: pd.DataFrame) -> bool:
+    """Whether :func:`write_parquet_parts` can write tables like ``frame`` part by part: written
+    straight from Arrow (:func:`write_parquet`) and no object column, so that no column's type
+    depends on the values of a part."""
+    return _from_arrow(frame) and not any(frame[c].dtype == object for c in frame.columns)
+
+
+def write_parquet_parts(parts, path) -> None:
+    """:func:`write_parquet` of the concatenation of ``parts`` (an iterable of tables like the
+    first, for which :func:`writes_in_parts` holds, in order), written one part at a time, each
+    as one row group (of at most :data:`PART_ROWS` rows; parts of exactly that many rows give
+    the file that writing the whole table at once gives): the whole table is never held. The
+    dictionary columns are chosen on the first part (:func:`_dictionary_columns` reads only
+    its first rows, so a first part of more than :data:`FEW_DISTINCT` rows chooses as the
+    whole table does). At least one part."""
+    _write_arrow(parts, path, check=True)
+
+
+def _write_arrow(parts, path, check: bool = False) -> None:
+    writer = None
+    try:
+        for part in parts:
+            if writer is None and check and not writes_in_parts(part):
+                raise ValueError("write_parquet_parts: these columns are not written straight from Arrow, or one holds objects; use write_parquet")
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, store_schema=False, use_dictionary=_dictionary_columns(part))
+            writer.write_table(table, row_group_size=PART_ROWS)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise ValueError("write_parquet_parts needs at least one part")
 
 
 def _dictionary_columns(frame: pd.DataFrame) -> list | bool:

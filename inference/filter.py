@@ -105,6 +105,32 @@ class FilterResult:
         mask = self._keep_vote if which == "kept" else ~self._keep_vote
         return self._user_weight[self._codes[mask]]
 
+    def side_parts(self, which: str, rows: int):
+        """:meth:`side` and :meth:`side_weights` in pieces of ``rows`` votes (the last one
+        shorter), in order: pairs ``(votes, weights)`` whose concatenation is the side. Each
+        piece is selected from the input when it is asked for, so the whole side is never held
+        (what the command line's Parquet writer reads)."""
+        if which not in self._sides:
+            raise ConfigError(f"side must be 'kept' or 'dropped', got {which!r}")
+        if rows < 1:
+            raise ConfigError(f"rows must be at least 1, got {rows!r}")
+        if self._sides[which] is not None or self._votes is None:
+            part, weights = self.side(which), self.side_weights(which)
+            for lo in range(0, len(part), rows):
+                yield part.iloc[lo:lo + rows], weights[lo:lo + rows]
+            return
+        mask = self._keep_vote if which == "kept" else ~self._keep_vote
+        at = np.flatnonzero(mask)
+        given = self._weights is not None or self._user_weight is None
+        for k in range(0, at.size, rows):
+            lo, hi = int(at[k]), int(at[min(k + rows, at.size) - 1]) + 1  # the input rows this piece spans
+            part = select_rows(self._votes.iloc[lo:hi], mask[lo:hi])
+            if given:
+                weights = self.weights.reindex(part.index).to_numpy(dtype=float)
+            else:
+                weights = self._user_weight[self._codes[at[k:k + rows]]]
+            yield part, weights
+
     def _kept_side(self, which: str):
         """:meth:`side`, selected once and then kept (what :attr:`kept` and :attr:`dropped` read)."""
         if self._sides[which] is None:

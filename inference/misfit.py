@@ -41,6 +41,7 @@ import pandas as pd
 from comparemode._dist import norm_isf, norm_sf
 from comparemode.constants import CODE_A, CODE_TIE
 from comparemode.errors import MisfitWarning
+from comparemode.models.stats import NUMBA_MIN_VOTES, check_engine, half_split_counts
 
 __all__ = ["vote_agreement", "favoured_counts", "favoured_from_counts", "dispersion_check", "drift_check", "checks_table", "warn_failed", "COLUMNS"]
 
@@ -128,7 +129,7 @@ def _grouped_running_agreement(user: np.ndarray, agree: np.ndarray, n_users: int
     return np.cumsum(running, out=running)
 
 
-def drift_check(user: np.ndarray, informative: np.ndarray, agree: np.ndarray, n_users: int) -> dict:
+def drift_check(user: np.ndarray, informative: np.ndarray, agree: np.ndarray, n_users: int, engine: str = "auto") -> dict:
     """First-half against second-half agreement within users, for votes in time order.
 
     For each user with at least two informative votes, the first ``h = d // 2`` of them (in the
@@ -139,17 +140,27 @@ def drift_check(user: np.ndarray, informative: np.ndarray, agree: np.ndarray, n_
 
     With the agreements grouped by user (:func:`_grouped_running_agreement`), a user's votes are one
     run of ``d`` and its first half the run's first ``h``: running sums at the runs' starts,
-    middles and ends give ``K`` and the first-half agreements, with no per-vote rank."""
-    informative = np.asarray(informative, dtype=bool)
-    u = np.asarray(user)[informative]
-    running = _grouped_running_agreement(u, np.asarray(agree, dtype=bool)[informative], n_users)
-    d = np.bincount(u, minlength=n_users)
-    use = d >= 2
-    start = (np.cumsum(d) - d)[use]
-    d = d[use]
-    h = d // 2
-    KK = (running[start + d] - running[start]).astype(float)
-    k1 = (running[start + h] - running[start]).astype(float)
+    middles and ends give ``K`` and the first-half agreements, with no per-vote rank. From
+    :data:`~comparemode.models.stats.NUMBA_MIN_VOTES` votes on (``engine="auto"``; "numba" or
+    "numpy" to choose) one compiled pass counts them instead, without the sort (the same
+    integers, so the same result to the last bit)."""
+    check_engine(engine)
+    if engine == "numba" or (engine == "auto" and NUMBA_MIN_VOTES <= np.shape(user)[0] < 1 << 31):
+        d, KK, k1 = half_split_counts(user, informative, agree, n_users)
+        use = d >= 2
+        d, KK, k1 = d[use].astype(np.int64), KK[use].astype(float), k1[use].astype(float)
+        h = d // 2
+    else:
+        informative = np.asarray(informative, dtype=bool)
+        u = np.asarray(user)[informative]
+        running = _grouped_running_agreement(u, np.asarray(agree, dtype=bool)[informative], n_users)
+        d = np.bincount(u, minlength=n_users)
+        use = d >= 2
+        start = (np.cumsum(d) - d)[use]
+        d = d[use]
+        h = d // 2
+        KK = (running[start + d] - running[start]).astype(float)
+        k1 = (running[start + h] - running[start]).astype(float)
     dd, hh = d.astype(float), h.astype(float)
     expected = hh * KK / dd
     var = hh * (KK / dd) * (1 - KK / dd) * (dd - hh) / (dd - 1)

@@ -24,6 +24,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from comparemode.constants import CODE_A, CODE_B
+from comparemode.errors import ConfigError
 
 __all__ = ["EncodedVotes", "UserStats", "Patterns", "aggregate", "without_ties", "compress", "patterns_for"]
 
@@ -271,6 +272,47 @@ def _replicate_kernel():
     return replicate_votes
 
 
+@lru_cache(maxsize=1)
+def _half_split_kernel():
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def half_split(user, informative, agree, n_users):
+        """Per user, over its informative votes in row order: their number ``d``, their
+        agreements ``K`` and the agreements among the first ``d // 2`` of them. The second
+        pass keeps a user's four counters side by side (one place read per vote); int32
+        counters, so fewer than 2**31 votes."""
+        d = np.zeros(n_users, np.int32)
+        for i in range(user.shape[0]):
+            if informative[i]:
+                d[user[i]] += 1
+        acc = np.zeros((n_users, 4), np.int32)  # votes seen, K, K among the first half, d // 2
+        for u in range(n_users):
+            acc[u, 3] = d[u] // 2
+        for i in range(user.shape[0]):
+            if informative[i]:
+                u = user[i]
+                if agree[i]:
+                    acc[u, 1] += 1
+                    if acc[u, 0] < acc[u, 3]:
+                        acc[u, 2] += 1
+                acc[u, 0] += 1
+        return d, acc[:, 1].copy(), acc[:, 2].copy()
+
+    return half_split
+
+
+def half_split_counts(user: np.ndarray, informative: np.ndarray, agree: np.ndarray, n_users: int):
+    """Per user ``(d, K, K_first)``: the number of its informative votes, their agreements and
+    the agreements among the first ``d // 2`` of them in row order (the drift check's halves),
+    in one compiled pass with no sort (:func:`comparemode.inference.misfit.drift_check` uses it
+    from :data:`NUMBA_MIN_VOTES` votes on; its sort-based path gives the same integers).
+    Fewer than 2**31 votes (int32 counters)."""
+    if np.shape(user)[0] >= 1 << 31:
+        raise OverflowError("half_split_counts counts in int32: fewer than 2**31 votes")
+    return _half_split_kernel()(np.asarray(user), np.asarray(informative, dtype=bool), np.asarray(agree, dtype=bool), int(n_users))
+
+
 #: Rows summed apart by the compiled mixture pass before the block sums are added: the product
 #: of a block's 1 + exp(-|x - y|) (each in (1, 2]) stays below 2**512.
 _MIXTURE_BLOCK = 512
@@ -334,9 +376,10 @@ def mixture_posterior(pi: float, l1: np.ndarray, l0: np.ndarray, w: np.ndarray) 
     return float(np.dot(w, lse)), np.exp(x - lse)
 
 
-def _check_engine(engine: str) -> None:
+def check_engine(engine: str) -> None:
+    """Refuse an ``engine=`` other than "auto", "numba" or "numpy" (a :class:`ConfigError`, a ``ValueError``)."""
     if engine not in ("auto", "numba", "numpy"):
-        raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
+        raise ConfigError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
 
 
 def replicate_vote_counts(user, u_tie, u_pick, tau, p_tie_vote, attentive, mu_row, rho, favours_a, informative, n_users: int, first: bool, engine: str = "auto"):
@@ -346,7 +389,7 @@ def replicate_vote_counts(user, u_tie, u_pick, tau, p_tie_vote, attentive, mu_ro
     votes on (a replicate is many passes, so compiling pays sooner) one compiled pass, else bincounts of the indicators; the same integers either way
     (``engine``: "auto", "numba" or "numpy", as in :func:`aggregate`).
     ``p_tie_vote``: each vote's tie probability, or None for the user's ``tau``."""
-    _check_engine(engine)
+    check_engine(engine)
     if engine == "numba" or (engine == "auto" and user.shape[0] >= NUMBA_MIN_VOTES // 2):
         out = [np.zeros(n_users, np.int64) for _ in range(4)]
         ptv = np.zeros(0) if p_tie_vote is None else np.ascontiguousarray(p_tie_vote, dtype=np.float64)
@@ -410,7 +453,7 @@ def aggregate(enc: EncodedVotes, mu: float | None = None, engine: str = "auto") 
     scalar = enc.mu is None
     if scalar and mu is None:
         raise ValueError("aggregate needs mu when the encoded votes carry no per-vote mu")
-    _check_engine(engine)
+    check_engine(engine)
     stronger = _STRONGER if scalar else np.zeros(6, dtype=np.int64)
     if engine == "numba" or (engine == "auto" and enc.n_votes >= NUMBA_MIN_VOTES):
         mu_row = np.zeros(0) if scalar else np.ascontiguousarray(enc.mu, dtype=np.float64)

@@ -217,3 +217,27 @@ def test_joint_method_writes_a_leaderboard(tmp_path, capsys):
     assert summary["fit"]["method"] == "joint" and len(summary["leaderboard"]) == 4
     assert main(["run", str(path), "--method", "joint", "--mu", "a=0.7", "--out", str(tmp_path / "p"), "--quiet"]) == 1
     assert "drop --mu" in capsys.readouterr().err
+
+
+def test_parquet_votes_files_written_a_row_group_at_a_time(tmp_path, monkeypatch):
+    """The kept and dropped Parquet files, written part by part (a row group of PART_ROWS votes
+    each, selected when written), hold what the whole side written at once holds: the same
+    rows, row ids, columns, weights and decisions."""
+    import pyarrow.parquet as pq
+
+    from comparemode import cli
+
+    sim = simulate_votes(n_users=400, votes_per_user=8, mu=0.7, random_seed=6)
+    path = tmp_path / "votes.parquet"
+    sim.votes.to_parquet(path)
+    args = ["run", str(path), "--mu", "model_x=0.7", "--format", "parquet", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    monkeypatch.setattr(cli, "PART_ROWS", 250)
+    assert main(args + ["--out", str(tmp_path / "parts")]) == 0
+    for name in ("kept_votes.parquet", "dropped_votes.parquet"):
+        whole, parts = pd.read_parquet(tmp_path / "whole" / name), pd.read_parquet(tmp_path / "parts" / name)
+        assert len(whole) > 250
+        assert pq.ParquetFile(tmp_path / "parts" / name).metadata.num_row_groups == -(-len(whole) // 250)
+        pd.testing.assert_frame_equal(parts, whole, check_exact=True)
+    kept, dropped = (pd.read_parquet(tmp_path / "parts" / f"{s}_votes.parquet") for s in ("kept", "dropped"))
+    assert sorted(np.concatenate([kept["row"], dropped["row"]])) == list(range(len(sim.votes)))

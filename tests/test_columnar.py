@@ -146,13 +146,13 @@ def test_hashed_factorize_sees_a_collision_and_falls_back(monkeypatch):
     from comparemode import _columnar
 
     monkeypatch.setattr(_columnar, "HASHED_MIN_ROWS", 1)
-    hash_values, first_rows_agreeing = _columnar._hash_kernels()
+    hash_values, hash_table = _columnar._hash_kernels()
 
     def lengths_only(offsets, data, first, second):
         hash_values(offsets, data, first, second)
         first[:] = np.diff(offsets).astype(np.uint64)
 
-    monkeypatch.setattr(_columnar, "_hash_kernels", lambda: (lengths_only, first_rows_agreeing))
+    monkeypatch.setattr(_columnar, "_hash_kernels", lambda: (lengths_only, hash_table))
     values = _many_texts(20_000, 6_000, seed=3)
     s = pd.Series(values, dtype="str")
     assert _columnar._factorize_hashed(s) is None
@@ -160,6 +160,28 @@ def test_hashed_factorize_sees_a_collision_and_falls_back(monkeypatch):
     want_codes, want_uniques = pd.factorize(s, sort=False)
     np.testing.assert_array_equal(codes, want_codes)
     assert len(uniques) == len(set(values)) and list(uniques) == list(want_uniques)
+
+
+def test_hashed_factorize_with_every_hash_in_one_probe_chain(monkeypatch):
+    """The hash table finds each value's code however its probes run: first hashes whose low
+    20 bits are all zero start every lookup at the same slot (one long linear-probe chain,
+    through every doubling of the table), and the codes are still pandas' exactly."""
+    from comparemode import _columnar
+
+    monkeypatch.setattr(_columnar, "HASHED_MIN_ROWS", 1)
+    hash_values, hash_table = _columnar._hash_kernels()
+
+    def one_chain(offsets, data, first, second):
+        hash_values(offsets, data, first, second)
+        first <<= np.uint64(20)
+
+    monkeypatch.setattr(_columnar, "_hash_kernels", lambda: (one_chain, hash_table))
+    s = pd.Series(_many_texts(20_000, 5_000, seed=4), dtype="str")
+    hashed = _columnar._factorize_hashed(s)
+    assert hashed is not None, "distinct first hashes were taken for a collision"
+    want_codes, want_uniques = pd.factorize(s, sort=False)
+    np.testing.assert_array_equal(hashed[0], want_codes)
+    pd.testing.assert_index_equal(hashed[1], pd.Index(want_uniques), exact=True)
 
 
 def test_hashed_factorize_is_not_used_on_small_or_incomplete_columns():
@@ -384,13 +406,13 @@ def test_unique_index_by_hashes_equals_pandas(monkeypatch, hashed, extra):
 
     monkeypatch.setattr(_columnar, "HASHED_MIN_ROWS", 1)
     if not hashed:
-        hash_values, agreeing = _columnar._hash_kernels()
+        hash_values, hash_table = _columnar._hash_kernels()
 
         def lengths_only(offsets, data, first, second):
             hash_values(offsets, data, first, second)
             first[:] = np.diff(offsets).astype(np.uint64)
 
-        monkeypatch.setattr(_columnar, "_hash_kernels", lambda: (lengths_only, agreeing))
+        monkeypatch.setattr(_columnar, "_hash_kernels", lambda: (lengths_only, hash_table))
     values = [f"u{j}" for j in range(70_000)] + extra
     index = pd.Index(values, dtype="str")
     assert unique_index(index) == pd.Index(values, dtype="str").is_unique == (len(extra) <= 1 and extra != ["u7"])
@@ -488,3 +510,34 @@ def test_unique_index_equals_pandas_on_large_text_indexes(extra):
     index = pd.Index(values, dtype="str")
     assert unique_index(index) == pd.Index(values, dtype="str").is_unique == (len(extra) <= 1 and extra != ["u7"])
     assert unique_index(pd.Index(values[:100], dtype="str")) is True
+
+
+def test_parquet_written_in_parts_is_the_file_written_whole(tmp_path, monkeypatch):
+    """write_parquet_parts of pieces of PART_ROWS rows writes the very bytes write_parquet
+    writes for the whole table (the same row groups, dictionaries and metadata); a table whose
+    columns are not written straight from Arrow is refused, as is no part at all."""
+    from comparemode import _columnar
+
+    monkeypatch.setattr(_columnar, "PART_ROWS", 5000)  # more than FEW_DISTINCT: the first part chooses the dictionaries as the whole does
+    rng = np.random.default_rng(8)
+    n = 12_345
+    frame = pd.DataFrame({
+        "row": np.arange(n) * 3,
+        "user": pd.array([f"u{i}" for i in rng.integers(0, 900, n)], dtype="str"),
+        "model_a": pd.Categorical.from_codes(rng.integers(0, 3, n), categories=pd.Index(["a", "b", "c"], dtype="str")),
+        "weight": rng.random(n),
+        "decision": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=pd.Index(["kept"], dtype="str")),
+    })
+    assert _columnar.writes_in_parts(frame)
+    write_parquet(frame, tmp_path / "whole.parquet")
+    _columnar.write_parquet_parts((frame.iloc[lo:lo + 5000] for lo in range(0, n, 5000)), tmp_path / "parts.parquet")
+    assert (tmp_path / "parts.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "parts.parquet").metadata.num_row_groups == 3
+    back = pd.read_parquet(tmp_path / "parts.parquet")
+    assert list(back["model_a"]) == list(frame["model_a"]) and list(back["user"]) == list(frame["user"])
+    plain = frame.assign(extra=[{"a": 1}] * n)  # an object column: its type depends on the values
+    assert not _columnar.writes_in_parts(plain) and not _columnar.writes_in_parts(frame.drop(columns=["model_a", "decision"]))
+    with pytest.raises(ValueError, match="not written straight from Arrow, or one holds objects"):
+        _columnar.write_parquet_parts([plain], tmp_path / "x.parquet")
+    with pytest.raises(ValueError, match="at least one part"):
+        _columnar.write_parquet_parts([], tmp_path / "y.parquet")

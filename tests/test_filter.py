@@ -281,3 +281,28 @@ def test_filter_sides_are_selected_on_demand_and_belong_to_the_filtered_votes():
     np.testing.assert_array_equal(res.side_weights("dropped"), p.reindex(want_dropped["user"]).to_numpy())
     with pytest.raises(ConfigError, match="side must be"):
         res.side("both")
+
+
+@pytest.mark.parametrize("given_weights", [False, True])
+def test_side_parts_cut_the_side_in_order(given_weights):
+    """side_parts gives the side and its weights in pieces of the asked size (the last one
+    shorter), in order, whose concatenation is side() and side_weights(); with the per-vote
+    weights given as a Series as well as from each user's weight."""
+    votes, _ = simulate_tie_habits(300, 12, random_seed=2)
+    em = cm.TwoTypeEM(random_seed=0, checks=False).fit(votes, mu={"x": 0.75})
+    res = em.filter_fdr(votes, 0.1)
+    if given_weights:
+        res.weights = pd.Series(np.arange(len(votes), dtype=float) / 7, index=votes.index)
+    for which in ("kept", "dropped"):
+        whole, weights = res.side(which), res.side_weights(which)
+        assert len(whole) > 250, "too few votes on this side to cut it"
+        for rows in (1, 97, len(whole), len(whole) + 5):
+            parts = list(res.side_parts(which, rows))
+            assert [len(p) for p, _ in parts] == [min(rows, len(whole) - lo) for lo in range(0, len(whole), rows)]
+            pd.testing.assert_frame_equal(pd.concat([p for p, _ in parts]), whole)
+            np.testing.assert_array_equal(np.concatenate([w for _, w in parts]), weights)
+            assert all(len(p) == len(w) for p, w in parts)
+    with pytest.raises(ConfigError, match="side must be"):
+        next(res.side_parts("both", 10))
+    with pytest.raises(ConfigError, match="rows must be at least 1"):
+        next(res.side_parts("kept", 0))

@@ -372,3 +372,21 @@ def test_checks_need_a_user_with_two_informative_votes(from_counts):
     em = cm.TwoTypeEM(random_seed=0).fit(cm.count_votes(two.votes) if from_counts else two.votes, **two.reference)
     assert em.checks_.loc["favoured-model dispersion", "status"] != "not run"
     assert (em.checks_.loc["drift", "status"] == "not run") == from_counts
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_drift_check_compiled_pass_equals_the_sort(seed):
+    """The compiled pass (large inputs) counts each user's halves without the sort and gives
+    the sort-based result to the last bit: users without votes, users with one, int32 codes,
+    and a row order that interleaves users."""
+    rng = np.random.default_rng(100 + seed)
+    n_users = int(rng.integers(2, 500))
+    user, informative, agree = _random_votes(rng, n_users, int(rng.integers(0, 6000)))
+    for u in (user, user.astype(np.int32)):
+        compiled = drift_check(u, informative, agree, n_users + 3, engine="numba")
+        _same(compiled, drift_check(u, informative, agree, n_users + 3, engine="numpy"))
+        _same(compiled, _drift_loop(u, informative, agree, n_users + 3), rel=1e-12)
+    backward = drift_check(user[::-1], informative[::-1], agree[::-1], n_users, engine="numba")
+    _same(backward, drift_check(user[::-1], informative[::-1], agree[::-1], n_users, engine="numpy"))
+    with pytest.raises(ValueError, match="engine must be"):
+        drift_check(user, informative, agree, n_users, engine="fast")
