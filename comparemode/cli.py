@@ -970,8 +970,9 @@ def _votes_out(part: pd.DataFrame, weight: np.ndarray, decision: str, meta: dict
 def _write_side(results, stem: str, result, decision: str, meta: dict, fmt: str) -> None:
     """The votes file of one side. Parquet, where the votes' columns are written straight from
     Arrow (:func:`writes_in_parts`), is written a row group at a time, each selected from the
-    input when it is written (the whole side is never held: on ten million votes about 200 MB
-    less at the peak); otherwise the side is selected whole and freed after its file."""
+    input when it is written (the whole side is never held: on ten million votes about 100 MB
+    less at the peak); otherwise the side is selected whole and freed after its file (the first
+    part, built to decide, is then thrown away: only for columns of Python objects)."""
     if fmt == "parquet":
         parts = (_votes_out(p, w, decision, meta).reset_index() for p, w in result.side_parts(decision, PART_ROWS))
         first = next(parts, None)

@@ -41,7 +41,7 @@ import pandas as pd
 from comparemode._dist import norm_isf, norm_sf
 from comparemode.constants import CODE_A, CODE_TIE
 from comparemode.errors import MisfitWarning
-from comparemode.models.stats import NUMBA_MIN_VOTES, check_engine, half_split_counts
+from comparemode.models.stats import HALF_SPLIT_MAX_VOTES, NUMBA_MIN_VOTES, check_engine, half_split_counts
 
 __all__ = ["vote_agreement", "favoured_counts", "favoured_from_counts", "dispersion_check", "drift_check", "checks_table", "warn_failed", "COLUMNS"]
 
@@ -145,7 +145,7 @@ def drift_check(user: np.ndarray, informative: np.ndarray, agree: np.ndarray, n_
     "numpy" to choose) one compiled pass counts them instead, without the sort (the same
     integers, so the same result to the last bit)."""
     check_engine(engine)
-    if engine == "numba" or (engine == "auto" and NUMBA_MIN_VOTES <= np.shape(user)[0] < 1 << 31):
+    if engine == "numba" or (engine == "auto" and NUMBA_MIN_VOTES <= np.shape(user)[0] < HALF_SPLIT_MAX_VOTES):
         d, KK, k1 = half_split_counts(user, informative, agree, n_users)
         use = d >= 2
         d, KK, k1 = d[use].astype(np.int64), KK[use].astype(float), k1[use].astype(float)

@@ -272,6 +272,10 @@ def _replicate_kernel():
     return replicate_votes
 
 
+#: :func:`half_split_counts` counts in int32: it takes fewer votes than this.
+HALF_SPLIT_MAX_VOTES = 1 << 31
+
+
 @lru_cache(maxsize=1)
 def _half_split_kernel():
     import numba
@@ -307,8 +311,8 @@ def half_split_counts(user: np.ndarray, informative: np.ndarray, agree: np.ndarr
     the agreements among the first ``d // 2`` of them in row order (the drift check's halves),
     in one compiled pass with no sort (:func:`comparemode.inference.misfit.drift_check` uses it
     from :data:`NUMBA_MIN_VOTES` votes on; its sort-based path gives the same integers).
-    Fewer than 2**31 votes (int32 counters)."""
-    if np.shape(user)[0] >= 1 << 31:
+    Fewer than :data:`HALF_SPLIT_MAX_VOTES` votes (int32 counters)."""
+    if np.shape(user)[0] >= HALF_SPLIT_MAX_VOTES:
         raise OverflowError("half_split_counts counts in int32: fewer than 2**31 votes")
     return _half_split_kernel()(np.asarray(user), np.asarray(informative, dtype=bool), np.asarray(agree, dtype=bool), int(n_users))
 
