@@ -15,7 +15,9 @@ At the default size, 10,000,000 votes from 1,000,000 users (10 per user), two mo
 2. runs the package once on the Parquet file, untimed in the table (a warm-up: numba compiles
    a kernel on the first call after an install or a change of its code and keeps it in its
    on-disk cache, so only a first run pays; its CPU is printed above the table), then runs,
-   each as a whole child process, side by side on the same files:
+   each as a whole child process, side by side on the same files, ``--repeat`` (3) rounds of
+   every command once (so that drift on a shared machine reaches every command alike; one run
+   varies by 10-20% in CPU, most of it system time: the kernel zeroing fresh pages):
 
    - ``comparemode run FILE --mu model_x=0.7 --out DIR --quiet`` on the Parquet file and on
      the CSV file, with the default output format (``auto``: CSV up to 1,000,000 votes,
@@ -41,8 +43,9 @@ Linux a child's ``ru_maxrss`` starts at the RSS of the parent it was forked from
 memory map's high-water mark is carried over at ``exec``), so a large parent would inflate
 every child's peak. The simulation and every check run in children for that reason.
 
-It prints one table (CPU s, wall s, peak MiB, and the CPU and memory ratio to polars on the
-same input file), the issue's acceptance checks with PASS or FAIL (the package's run with the
+It prints one table (per command the median over the rounds of CPU s, with its range and its
+system part, of wall s and of peak MiB, with its range, and the ratios of the medians to
+polars' on the same input file), the issue's acceptance checks with PASS or FAIL (the package's run with the
 default output format: on Parquet within 3x polars' CPU, goal 2x; peak memory within 2x
 polars'; on CSV within 3x polars' CPU on the CSV file), the breakdown, and the cProfile
 hotspots.
@@ -82,6 +85,7 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -340,6 +344,18 @@ def measure(cmd: list[str], env=None) -> dict:
             "peak_mib": ru.ru_maxrss / 1024.0, "rc": proc.returncode, "stdout": stdout, "stderr": stderr, "json": result}
 
 
+def _medians(rs: list[dict]) -> dict:
+    """The median CPU, wall and peak of repeated runs of one command (each its own median),
+    with the smallest and largest of each: one run on a shared machine varies by 10-20%."""
+    out = {}
+    for f in ("cpu", "user", "sys", "wall", "peak_mib"):
+        values = sorted(r[f] for r in rs)
+        out[f] = statistics.median(values)
+        out[f + "_range"] = (values[0], values[-1])
+    out["n"] = len(rs)
+    return out
+
+
 def _child_cmd(kind: str, *args) -> list[str]:
     return [sys.executable, os.path.abspath(__file__), "--child", kind, *map(str, args)]
 
@@ -398,8 +414,12 @@ def main(argv=None) -> int:
     p.add_argument("--profile-top", type=int, default=10, metavar="N", help="cProfile entries to print (default: 10)")
     p.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--repeat", type=int, default=3, metavar="R",
+                   help="rounds of the timed runs; the table gives each run's median and range (default: 3)")
     args = p.parse_args(argv)
     n_users = args.users if args.users is not None else max(1, args.votes // 10)
+    if args.repeat < 1:
+        p.error("give --repeat >= 1")
     if args.votes < 1 or n_users < 1 or n_users > args.votes:
         p.error("give --votes >= --users >= 1")
     start = time.perf_counter()
@@ -462,18 +482,23 @@ def _bench(args, n_users: int, work: str, say) -> int:
         _fail("the warm-up run", warm)
     say(f"warm-up: CPU {warm['cpu']:.2f} s, wall {warm['wall']:.2f} s")
     res, outs = {"warmup": warm}, {}
-    for key, label, cmd in runs:
-        out = _fresh(os.path.join(work, f"out-{key}"))
-        if key.startswith(("polars", "duckdb")):
-            out = out + ".parquet"
-            if os.path.exists(out):
-                os.remove(out)
-        say(f"{label} ...")
-        r = measure(cmd(out))
-        if r["rc"]:
-            _fail(label, r)
-        res[key], outs[key] = r, out
-        say(f"{label}: CPU {r['cpu']:.2f} s, wall {r['wall']:.2f} s, peak {r['peak_mib']:,.0f} MiB")
+    samples = {key: [] for key, _, _ in runs}
+    for round_ in range(args.repeat):  # round by round, every run once a round: drift on the machine reaches all alike
+        for key, label, cmd in runs:
+            out = _fresh(os.path.join(work, f"out-{key}"))
+            if key.startswith(("polars", "duckdb")):
+                out = out + ".parquet"
+                if os.path.exists(out):
+                    os.remove(out)
+            say(f"{label} (round {round_ + 1} of {args.repeat}) ...")
+            r = measure(cmd(out))
+            if r["rc"]:
+                _fail(label, r)
+            samples[key].append(r)
+            outs[key] = out  # the last round's outputs are the ones checked below
+            say(f"{label}: CPU {r['cpu']:.2f} s, wall {r['wall']:.2f} s, peak {r['peak_mib']:,.0f} MiB")
+    for key in samples:
+        res[key] = _medians(samples[key])
 
     say("breakdown: the package's run in process, stage by stage ...")
     bd = measure(_child_cmd("breakdown", pq, _fresh(os.path.join(work, "out-breakdown"))))
@@ -508,7 +533,9 @@ def _report(args, n_users, data, auto, runs, res, bd, prof, ver) -> None:
     print(f"End to end: {data['rows']:,} votes from {data['users']:,} users (seed {args.seed}), two models, "
           f"--mu {MU_MODEL}={MU_VALUE:g}; votes.parquet {_mib(data['parquet_bytes'])}, votes.csv {_mib(data['csv_bytes'])}")
     print(_versions())
-    print("Each row is one child process: CPU = user + system seconds of the child (all its threads), peak = its ru_maxrss.")
+    print(f"Each row is one command run as a child process {res['pkg_pq']['n']} times, round by round (every command once a round): "
+          "the median and the range of CPU = user + system seconds of the child (all its threads) and of peak = its ru_maxrss; "
+          "the ratios are of the medians.")
     print(f"Warm-up before the table (untimed): the package's run on the Parquet file, CPU {res['warmup']['cpu']:.2f} s "
           "(more than the table's row only where numba compiled a kernel its on-disk cache lacked: a first run after install)")
     print()
@@ -517,9 +544,11 @@ def _report(args, n_users, data, auto, runs, res, bd, prof, ver) -> None:
     for key, label, _ in runs:
         r = res[key]
         b = base["csv" if "csv" in key else "pq"]
-        rows.append([label, f"{r['cpu']:.2f}", f"{r['wall']:.2f}", f"{r['peak_mib']:,.0f}",
+        rows.append([label, f"{r['cpu']:.2f}", "{:.2f}-{:.2f}".format(*r["cpu_range"]), f"{r['sys']:.2f}", f"{r['wall']:.2f}",
+                     f"{r['peak_mib']:,.0f}", "{:,.0f}-{:,.0f}".format(*r["peak_mib_range"]),
                      f"{r['cpu'] / b['cpu']:.2f}x", f"{r['peak_mib'] / b['peak_mib']:.2f}x"])
-    print_table(["run", "CPU s", "wall s", "peak MiB", "CPU / polars (same input)", "peak / polars (same input)"], rows)
+    print_table(["run", "CPU s", "CPU range", "of it sys", "wall s", "peak MiB", "peak range", "CPU / polars (same input)",
+                 "peak / polars (same input)"], rows)
 
     print()
     print("Acceptance checks (issue 16; the package's run with the default output format):")

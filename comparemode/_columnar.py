@@ -55,6 +55,15 @@ def factorize(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes.astype(np.int64, copy=False), pd.Index(uniques)
 
 
+def release_arrow_memory() -> None:
+    """Give the memory pyarrow's pool keeps from freed buffers back to the system. Reading a
+    file decodes it through temporary buffers that the pool (mimalloc or jemalloc) otherwise
+    keeps for reuse, although what comes after allocates mostly through numpy: on ten million
+    votes read from Parquet about 350 MB of the process's resident memory, held to its end.
+    Only unused memory is released; nothing held by a live array moves."""
+    pa.default_memory_pool().release_unused()
+
+
 def _factorize_few(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """:func:`factorize` of a pyarrow text column with no missing values and few distinct
     values, by pyarrow's dictionary encoding."""
@@ -111,28 +120,25 @@ def _hash_kernels():
             second[i] = b
 
     @numba.njit(cache=True, nogil=True)
-    def hash_table(first, second):  # pragma: no cover - compiled
+    def hash_table(first, second, codes, start, slots, rows, k):  # pragma: no cover - compiled
         # codes in order of first appearance of the first hashes, by open addressing (linear
-        # probing from the hash's low bits: the hash is already mixed); a slot holds the first
-        # hash, the second hash of the code's first row and the code + 1 (0: empty), side by
-        # side so that a lookup reads one place. Also each code's first row, and whether every
-        # row's second hash is its code's first row's (two values sharing the first hash differ
-        # in the second). The table doubles when half full.
-        n = first.shape[0]
-        mask = np.uint64((1 << 12) - 1)
-        slots = np.zeros((1 << 12, 3), np.uint64)
-        rows = np.empty(1 << 11, np.int64)
-        codes = np.empty(n, np.int64)
-        k = 0
+        # probing from the hash's low bits: the hash is already mixed), for the rows start,
+        # start + 1, ... whose hashes are first and second (one block of rows; the table is
+        # carried from block to block): a slot holds the first hash, the second hash of the
+        # code's first row and the code + 1 (0: empty), side by side so that a lookup reads one
+        # place; rows[c] is code c's first row, k the number of codes. The table doubles when
+        # half full (slots has twice the rows of rows). Returns the table, its rows, k and
+        # whether every row's second hash is its code's first row's (two values sharing the
+        # first hash differ in the second).
+        mask = np.uint64(slots.shape[0] - 1)
         agree = True
-        for i in range(n):
+        for i in range(first.shape[0]):
             h = first[i]
             j = h & mask
             while slots[j, 2] != 0 and slots[j, 0] != h:
                 j = (j + np.uint64(1)) & mask
             if slots[j, 2] != 0:
-                c = np.int64(slots[j, 2]) - 1
-                codes[i] = c
+                codes[start + i] = np.int64(slots[j, 2]) - 1
                 if slots[j, 1] != second[i]:
                     agree = False
                 continue
@@ -157,10 +163,10 @@ def _hash_kernels():
             slots[j, 0] = h
             slots[j, 1] = second[i]
             slots[j, 2] = np.uint64(k + 1)
-            rows[k] = i
-            codes[i] = k
+            rows[k] = start + i
+            codes[start + i] = k
             k += 1
-        return codes, rows[:k].copy(), agree
+        return slots, rows, k, agree
 
     return hash_values, hash_table
 
@@ -174,30 +180,82 @@ def _factorize_hashed(s: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
     share a code; every row's second, independent hash is compared with its code's first
     row's, so such a merge is seen and None returned (the caller then factorizes the strings). A merge that both hashes miss
     needs two values to collide in all 128 bits."""
-    arr = _chunks(s).combine_chunks()
-    hashes = _hashes(arr)
-    if hashes is None:
+    chunked = _chunks(s)
+    if chunked.null_count or not (pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type)):
         return None
-    codes, first, agree = _hash_kernels()[1](*hashes)
-    del hashes
-    if not agree:
-        return None
-    values = arr.take(pa.array(first))
+    hash_values, hash_table = _hash_kernels()
+    codes = np.empty(len(chunked), dtype=np.int64)
+    # the table's state, carried from block to block: slots, first rows, number of codes
+    slots, rows, k = np.zeros((1 << 12, 3), np.uint64), np.empty(1 << 11, np.int64), 0
+    first = np.empty(HASH_BLOCK, dtype=np.uint64)  # one block's hashes at a time, not every row's
+    second = np.empty(HASH_BLOCK, dtype=np.uint64)
+    start = 0
+    for offsets, data in _text_buffers(chunked):
+        for lo in range(0, len(offsets) - 1, HASH_BLOCK):
+            n = min(HASH_BLOCK, len(offsets) - 1 - lo)
+            hash_values(offsets[lo : lo + n + 1], data, first[:n], second[:n])
+            slots, rows, k, agree = hash_table(first[:n], second[:n], codes, start, slots, rows, k)
+            if not agree:
+                return None
+            start += n
+    del slots
+    values = _take_ascending(chunked, rows[:k])
     return codes, pd.Index(type(s.array)(pa.chunked_array([values]), dtype=s.dtype))
 
 
-def _hashes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
-    """The two independent 64-bit hashes of every value of a pyarrow text array with no
+def _take_ascending(chunked: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """``chunked.take(rows)`` as one array, for ascending ``rows``: taken chunk by chunk (a
+    chunked text array's own ``take`` first concatenates every chunk: ten million user ids,
+    a 150 MB copy to take a million of them)."""
+    bounds = np.cumsum([0] + [len(c) for c in chunked.chunks])
+    cut = np.searchsorted(rows, bounds)
+    pieces = [chunk.take(pa.array(rows[cut[i] : cut[i + 1]] - bounds[i])) for i, chunk in enumerate(chunked.chunks) if cut[i + 1] > cut[i]]
+    return pa.concat_arrays(pieces) if pieces else pa.array([], type=chunked.type)
+
+
+def values_at(s: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """``s.take(rows).to_numpy(dtype=object)`` for ascending ``rows``; a pyarrow-backed text
+    column is taken chunk by chunk (:func:`_take_ascending`), not concatenated first: a few
+    hundred rows of ten million votes without a copy of the column."""
+    if is_arrow_text(s):
+        return np.asarray(_take_ascending(_chunks(s), np.asarray(rows, dtype=np.int64)).to_pylist(), dtype=object)
+    return s.take(rows).to_numpy(dtype=object)
+
+
+#: Rows hashed at a time by :func:`_factorize_hashed`: two arrays of this many 64-bit hashes,
+#: small enough to stay in the processor's cache between the hashing and the table's lookups
+#: (one pair of arrays for every row would be 160 MB on ten million votes).
+HASH_BLOCK = 1 << 16
+
+
+def _text_buffers(arr: pa.ChunkedArray):
+    """Each non-empty chunk of a text chunked array as its offsets (into its data, which may
+    start past 0: a sliced chunk) and its data bytes, as numpy views (no copy)."""
+    large = pa.types.is_large_string(arr.type)
+    for chunk in arr.chunks:
+        n = len(chunk)
+        if not n:
+            continue
+        _, offsets_buf, data_buf = chunk.buffers()
+        offsets = np.frombuffer(offsets_buf, dtype=np.int64 if large else np.int32)[chunk.offset : chunk.offset + n + 1]
+        data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, dtype=np.uint8)
+        yield offsets, data
+
+
+def _hashes(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two independent 64-bit hashes of every value of a pyarrow text array (or chunked
+    array, hashed chunk by chunk in place: its chunks are not combined into one copy) with no
     missing values (None for any other array), in one compiled pass over its buffers."""
     if arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         return None
-    n = len(arr)
-    _, offsets_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64 if pa.types.is_large_string(arr.type) else np.int32)[arr.offset : arr.offset + n + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, dtype=np.uint8)
-    first_hash = np.empty(n, dtype=np.uint64)
-    second_hash = np.empty(n, dtype=np.uint64)
-    _hash_kernels()[0](offsets, data, first_hash, second_hash)
+    chunked = arr if isinstance(arr, pa.ChunkedArray) else pa.chunked_array([arr])
+    first_hash = np.empty(len(arr), dtype=np.uint64)
+    second_hash = np.empty(len(arr), dtype=np.uint64)
+    start = 0
+    for offsets, data in _text_buffers(chunked):
+        n = len(offsets) - 1
+        _hash_kernels()[0](offsets, data, first_hash[start : start + n], second_hash[start : start + n])
+        start += n
     return first_hash, second_hash
 
 
@@ -344,23 +402,32 @@ def unique_index(index: pd.Index) -> bool:
     if len(index) > _PROBE and isinstance(arr, pd.arrays.ArrowStringArray):
         chunked = arr.__arrow_array__()
         if len(index) >= HASHED_MIN_ROWS:
-            hashes = _hashes(chunked.combine_chunks())
+            hashes = _hashes(chunked)
             if hashes is not None and len(pd.unique(hashes[0].view(np.int64))) == len(index):
                 return True
         return len(pc.unique(chunked)) == len(index)
     return bool(index.is_unique)
 
 
+#: Rows of each chunk of a :func:`text_column`: pyarrow's take grows its output by doubling, so
+#: a column taken whole would hold about twice its size at the end (a million per-user reasons:
+#: 200 MB for 100); taken in chunks of this many rows it holds its size and one chunk's.
+TEXT_CHUNK_ROWS = 1 << 17
+
+
 def text_column(texts, codes: np.ndarray, dtype=None) -> pd.api.extensions.ExtensionArray:
     """The text column ``texts[codes]`` (missing where a code is negative) as a pyarrow-backed
     text array of ``dtype`` (pandas' ``str`` by default), taken by pyarrow from the few distinct
     ``texts``: no Python string per row (per-user reasons of a million users are a few thousand
-    distinct texts)."""
+    distinct texts), in chunks of :data:`TEXT_CHUNK_ROWS` rows."""
     codes = np.asarray(codes, dtype=np.int64)
     values = pa.array(list(texts), type=pa.large_string())
-    index = pa.array(codes, mask=codes < 0)  # a negative code is a missing text
-    taken = values.take(index) if len(codes) else pa.array([], type=pa.large_string())
-    return pd.arrays.ArrowStringArray(pa.chunked_array([taken]), dtype=pd.StringDtype("pyarrow", na_value=np.nan) if dtype is None else dtype)
+    chunks = []
+    for lo in range(0, len(codes), TEXT_CHUNK_ROWS):
+        part = codes[lo : lo + TEXT_CHUNK_ROWS]
+        chunks.append(values.take(pa.array(part, mask=part < 0)))  # a negative code is a missing text
+    taken = pa.chunked_array(chunks, type=pa.large_string())
+    return pd.arrays.ArrowStringArray(taken, dtype=pd.StringDtype("pyarrow", na_value=np.nan) if dtype is None else dtype)
 
 
 def _text_categorical(s: pd.Series) -> bool:

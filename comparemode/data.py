@@ -63,7 +63,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._columnar import as_categorical, blank_text, is_arrow_text, relabel
+from ._columnar import as_categorical, blank_text, is_arrow_text, relabel, release_arrow_memory
 from .constants import (
     MODEL_A,
     MODEL_B,
@@ -663,6 +663,8 @@ def _read_file(path: Path, text_columns=lambda cols: [], category_columns=lambda
             "pd.read_csv(path, encoding='latin-1').to_csv(new_path, index=False)") from exc
     except (ValueError, OSError) as exc:
         raise VotesError(f"cannot read {str(path)!r} as {kind}: {exc}") from exc
+    finally:
+        release_arrow_memory()  # the reader's decoding buffers, kept by pyarrow's pool otherwise
     if kind in ("csv", "tsv") and not isinstance(df.index, pd.RangeIndex):
         # pandas turns the leading fields into an index when every data row has more fields
         # than the header; dropping that index would shift every value one column over

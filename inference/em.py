@@ -22,6 +22,7 @@ import weakref
 import numpy as np
 import pandas as pd
 
+from comparemode._columnar import values_at
 from comparemode._dist import chi2_1_ppf, chi2_1_sf
 from comparemode._params import ParamsMixin
 from comparemode._progress import Progress
@@ -373,7 +374,7 @@ class TwoTypeEM(ParamsMixin):
             return None
         rows = np.unique(np.linspace(0, len(codes) - 1, min(len(codes), 257)).astype(np.int64))
         fitted = self.users_.index.take(codes[rows]).to_numpy(dtype=object)
-        written = votes[USER].take(rows).to_numpy(dtype=object)
+        written = values_at(votes[USER], rows)  # a few rows: the column is not copied
         if any(not (f == w) for f, w in zip(fitted, written)):
             return None
         return codes

@@ -112,15 +112,20 @@ def _many_texts(n, distinct, seed):
     return pool[rng.integers(0, pool.size, n)]
 
 
+@pytest.mark.parametrize("block", [None, 1013])
 @pytest.mark.parametrize("pieces", [1, 5])
 @pytest.mark.parametrize("storage", ["str", "string[pyarrow]", "large"])
-def test_hashed_factorize_equals_pandas(monkeypatch, pieces, storage):
+def test_hashed_factorize_equals_pandas(monkeypatch, pieces, storage, block):
     """The hashed path (many distinct values) gives pd.factorize's codes, in order of first
     appearance, and its uniques, for either pyarrow string type, one chunk or several, and a
-    sliced column (a chunk that starts at an offset into its buffers)."""
+    sliced column (a chunk that starts at an offset into its buffers); with the rows hashed a
+    block at a time (``block`` rows, blocks that end inside chunks and chunks that end inside
+    blocks: the table carried across both) as well as in one block per chunk."""
     from comparemode import _columnar
 
     monkeypatch.setattr(_columnar, "HASHED_MIN_ROWS", 1)
+    if block is not None:
+        monkeypatch.setattr(_columnar, "HASH_BLOCK", block)
     values = _many_texts(30_000, 9_000, seed=pieces)
     if storage == "large":
         chunks = [pa.array(list(part), type=pa.large_string()) for part in np.array_split(values, pieces)]
@@ -541,3 +546,40 @@ def test_parquet_written_in_parts_is_the_file_written_whole(tmp_path, monkeypatc
         _columnar.write_parquet_parts([plain], tmp_path / "x.parquet")
     with pytest.raises(ValueError, match="at least one part"):
         _columnar.write_parquet_parts([], tmp_path / "y.parquet")
+
+
+def test_take_ascending_and_values_at_take_chunk_by_chunk():
+    """_take_ascending gives ChunkedArray.take's values (as one array) for ascending rows of a
+    column of several chunks, empty and sliced ones among them, and none; values_at gives
+    Series.take's values as objects, for a pyarrow text column and for any other."""
+    from comparemode._columnar import _take_ascending, values_at
+
+    rng = np.random.default_rng(5)
+    values = [f"id{i}" for i in range(500)]
+    chunks = [pa.array(values[:120]), pa.array([], type=pa.string()), pa.array(values[120:400]).slice(30), pa.array(values[400:])]
+    chunked = pa.chunked_array(chunks)
+    for rows in (np.zeros(0, dtype=np.int64), np.array([0]), np.array([len(chunked) - 1]), np.sort(rng.choice(len(chunked), 137, replace=False)), np.arange(len(chunked))):
+        got = _take_ascending(chunked, rows)
+        assert isinstance(got, pa.Array) and got.type == chunked.type
+        assert got.to_pylist() == chunked.take(pa.array(rows, type=pa.int64())).to_pylist()
+        s = pd.Series(pd.arrays.ArrowStringArray(chunked, dtype=STR))
+        np.testing.assert_array_equal(values_at(s, rows), s.take(rows).to_numpy(dtype=object))
+        ints = pd.Series(np.arange(len(chunked)) * 3)
+        np.testing.assert_array_equal(values_at(ints, rows), ints.take(rows).to_numpy(dtype=object))
+
+
+def test_text_column_in_chunks_equals_taking_it_whole(monkeypatch):
+    """text_column taken in chunks of TEXT_CHUNK_ROWS rows gives the texts of the codes, a
+    missing value where a code is negative, for lengths below, at and above a chunk."""
+    from comparemode import _columnar
+
+    monkeypatch.setattr(_columnar, "TEXT_CHUNK_ROWS", 4)
+    texts = ["a", "bb", "", "ü"]
+    rng = np.random.default_rng(2)
+    for n in (0, 3, 4, 9):
+        codes = rng.integers(-1, len(texts), n)
+        col = _columnar.text_column(texts, codes)
+        assert len(col) == n and isinstance(col.dtype, pd.StringDtype)
+        want = [texts[c] if c >= 0 else None for c in codes]
+        assert [None if pd.isna(v) else v for v in col] == want
+        assert col.__arrow_array__().num_chunks == -(-n // 4)

@@ -283,6 +283,20 @@ def test_filter_sides_are_selected_on_demand_and_belong_to_the_filtered_votes():
         res.side("both")
 
 
+def test_spans_are_the_pieces_of_the_selected_rows():
+    """_spans gives, for pieces of ``rows`` selected rows each, the input rows from the first to
+    one past the last selected row of the piece, as the positions of every selected row give
+    them: pieces that start and end in other blocks, blocks with no selected row, none."""
+    from comparemode.inference.filter import _spans
+
+    rng = np.random.default_rng(4)
+    for n, share, rows, block in [(0, 0.5, 3, 4), (1, 1.0, 1, 4), (100, 0.3, 7, 4), (1000, 0.01, 5, 16), (1000, 0.9, 1000, 8), (5000, 0.5, 64, 64), (777, 0.0, 5, 16), (300, 1.0, 299, 7)]:
+        mask = rng.random(n) < share
+        at = np.flatnonzero(mask)
+        want = [(int(at[k]), int(at[min(k + rows, at.size) - 1]) + 1) for k in range(0, at.size, rows)]
+        assert list(_spans(mask, rows, block)) == want
+
+
 @pytest.mark.parametrize("given_weights", [False, True])
 def test_side_parts_cut_the_side_in_order(given_weights):
     """side_parts gives the side and its weights in pieces of the asked size (the last one
