@@ -127,7 +127,7 @@ def _hash_kernels():
         # carried from block to block): a slot holds the first hash, the second hash of the
         # code's first row and the code + 1 (0: empty), side by side so that a lookup reads one
         # place; rows[c] is code c's first row, k the number of codes. The table doubles when
-        # half full (slots has twice the rows of rows). Returns the table, its rows, k and
+        # half full (slots has twice as many rows as rows has entries). Returns the table, rows, k and
         # whether every row's second hash is its code's first row's (two values sharing the
         # first hash differ in the second).
         mask = np.uint64(slots.shape[0] - 1)
