@@ -63,7 +63,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._columnar import as_categorical, blank_text, is_arrow_text, relabel, release_arrow_memory
+from ._columnar import as_categorical, blank_text, from_dictionary, is_arrow_text, relabel, release_arrow_memory
 from .constants import (
     MODEL_A,
     MODEL_B,
@@ -557,8 +557,11 @@ def _check_duplicate_header(path: Path, header: list[str] | None) -> None:
 ARROW_CSV_MIN_BYTES = 1 << 20
 
 
-def _read_csv_arrow(path, cols: list, text: list, kw: dict, na: dict | None = None) -> pd.DataFrame | None:
-    """``read_csv_text``'s table read by pyarrow (the text columns) and by pandas (the other
+def _read_csv_arrow(path, cols: list, text: list, kw: dict, na: dict | None = None, category=()) -> pd.DataFrame | None:
+    """``read_csv_text``'s table read by pyarrow (the text columns; those in ``category`` read
+    as dictionaries and made Categoricals as :func:`~comparemode._columnar.as_categorical`
+    makes them of the text, never one string per row: on ten million votes three model and
+    winner columns would be 450 MB of text) and by pandas (the other
     columns, if any, each read as pandas reads it, through ``usecols``, with the missing-value
     markers ``na`` of ``read_csv_text``: pandas' own by default); None where pyarrow
     cannot be relied on to read the file exactly as pandas does: a small file, an option other
@@ -585,7 +588,7 @@ def _read_csv_arrow(path, cols: list, text: list, kw: dict, na: dict | None = No
             parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(
                 include_columns=read,
-                column_types={c: pa.large_string() for c in read},
+                column_types={c: pa.dictionary(pa.int32(), pa.large_string()) if c in category else pa.large_string() for c in read},
                 null_values=[""],  # as in pandas' reading: only an empty field, quoted or not, is missing text
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
@@ -593,7 +596,8 @@ def _read_csv_arrow(path, cols: list, text: list, kw: dict, na: dict | None = No
         )
     except (pa.ArrowException, OSError, ValueError):
         return None
-    columns = {c: pd.arrays.ArrowStringArray(table.column(c), dtype=pd.StringDtype("pyarrow", na_value=np.nan)) for c in read}
+    str_dtype = pd.StringDtype("pyarrow", na_value=np.nan)
+    columns = {c: from_dictionary(table.column(c), str_dtype, name=c) if c in category else pd.arrays.ArrowStringArray(table.column(c), dtype=str_dtype) for c in read}
     del table
     others = [c for c in cols if c not in text]
     if others:
@@ -618,7 +622,7 @@ def read_csv_text(path, text_columns, category_columns=(), **kw) -> pd.DataFrame
     na = {c: list(PANDAS_NA_STRINGS) for c in cols if c not in text}
     for c in text:
         na[c] = [""]
-    df = _read_csv_arrow(path, cols, text, kw, na)
+    df = _read_csv_arrow(path, cols, text, kw, na, category)
     if df is None:
         df = pd.read_csv(path, dtype={c: str for c in text if c in cols}, keep_default_na=False, na_values=na, **kw)
     # text first, then Categoricals: the parser's own dtype="category" reads "1.10" as 1.1

@@ -243,6 +243,56 @@ def test_pyarrow_csv_reader_reads_what_pandas_reads(monkeypatch, tmp_path, name)
     pd.testing.assert_frame_equal(got, want)
 
 
+def _read_by_pandas_and_pyarrow(monkeypatch, path) -> pd.DataFrame:
+    """``read_csv_text`` of ``path`` with ``user`` as text and the models and winner as
+    Categoricals, by pandas (the threshold out of reach) and by pyarrow (threshold 0): the two
+    frames are asserted equal and pyarrow's is returned."""
+    from comparemode import data
+
+    text, category = ["user"], ["model_a", "model_b", "winner"]
+    monkeypatch.setattr(data, "ARROW_CSV_MIN_BYTES", 1 << 60)
+    want = data.read_csv_text(path, text, category, low_memory=False, sep=",")
+    monkeypatch.setattr(data, "ARROW_CSV_MIN_BYTES", 0)
+    got = data.read_csv_text(path, text, category, low_memory=False, sep=",")
+    pd.testing.assert_frame_equal(got, want)
+    return got
+
+
+@pytest.mark.parametrize("name", sorted(CSV_CASES))
+def test_pyarrow_csv_reader_reads_categoricals_as_pandas_and_as_categorical_do(monkeypatch, tmp_path, name):
+    """With category columns, pyarrow reads them as dictionaries and makes the Categoricals
+    straight from them: the frame of pandas' text reading followed by as_categorical (values,
+    categories in order of first appearance, missing values, dtypes)."""
+    path = tmp_path / "v.csv"
+    path.write_bytes(CSV_CASES[name].encode("utf-8"))
+    got = _read_by_pandas_and_pyarrow(monkeypatch, path)
+    if name not in REFUSED_BY_PYARROW and len(got):
+        assert isinstance(got["winner"].dtype, pd.CategoricalDtype)
+
+
+def test_pyarrow_csv_categoricals_over_many_chunks_and_many_values(monkeypatch, tmp_path):
+    """A file of many of pyarrow's blocks (each with its own dictionary), values first seen
+    in later blocks, missing values, and a column with more than FEW_DISTINCT distinct values
+    (left as text, as as_categorical leaves it): the same frame as pandas' reading."""
+    from comparemode import _columnar
+
+    rng = np.random.default_rng(8)
+    n = 200_000
+    late = np.where(np.arange(n) > 150_000, "late", "early")  # a category first seen in a later block
+    frame = pd.DataFrame({
+        "user": [f"u{v}" for v in rng.integers(0, 50_000, n)],
+        "model_a": np.where(rng.random(n) < 0.01, "", rng.choice(["x", "y", "z"], n)),
+        "model_b": [f"m{v}" for v in rng.integers(0, _columnar.FEW_DISTINCT + 500, n)],
+        "winner": np.where(rng.random(n) < 0.5, late, rng.choice(["model_a", "model_b", "tie"], n)),
+    })
+    path = tmp_path / "v.csv"
+    frame.to_csv(path, index=False)
+    got = _read_by_pandas_and_pyarrow(monkeypatch, path)
+    assert isinstance(got["model_a"].dtype, pd.CategoricalDtype) and got["model_a"].isna().any()
+    assert got["model_b"].dtype == STR  # too many distinct values for a Categorical
+    assert list(got["winner"].cat.categories)[-1] == "late"
+
+
 def test_pyarrow_csv_reader_on_gzip_tsv_and_a_large_file(tmp_path, monkeypatch):
     """A CSV and a TSV above the default threshold, and a gzipped CSV (smaller on disk than
     the threshold, which is set to 0 for it), through ``load_votes``."""
