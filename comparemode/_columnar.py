@@ -309,12 +309,13 @@ def as_categorical(s: pd.Series) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(codes, categories=uniques), index=s.index, name=s.name)
 
 
-def from_dictionary(chunked: pa.ChunkedArray, dtype, name=None) -> pd.api.extensions.ExtensionArray:
+def from_dictionary(chunked: pa.ChunkedArray, dtype, name=None, most: int | None = FEW_DISTINCT) -> pd.api.extensions.ExtensionArray:
     """What :func:`as_categorical` makes of the text column that a dictionary-encoded text
     column (a chunked array read as dictionaries, e.g. by pyarrow's CSV reader) decodes to,
     without ever building that text column: a Categorical of the values in order of first
-    appearance (missing values missing), or, with more than :data:`FEW_DISTINCT` distinct
-    values, the decoded text column of ``dtype``. Each chunk's dictionary is in order of first
+    appearance (missing values missing), or, with more than ``most`` distinct values
+    (:data:`FEW_DISTINCT`; None: no limit, as pandas' reading of a Parquet dictionary), the
+    decoded text column of ``dtype``. Each chunk's dictionary is in order of first
     appearance within it and unifying appends the values new to each later chunk, so the
     categories are in order of first appearance, as ``factorize`` gives them (and named ``name``
     where no value is missing, as its pyarrow path names them)."""
@@ -323,10 +324,11 @@ def from_dictionary(chunked: pa.ChunkedArray, dtype, name=None) -> pd.api.extens
         values = unified.chunk(0).dictionary.cast(pa.large_string())
     else:
         values = pa.array([], type=pa.large_string())
-    if len(values) > FEW_DISTINCT:
+    if most is not None and len(values) > most:
         decoded = [c.dictionary_decode().cast(pa.large_string()) for c in unified.chunks]
         return pd.arrays.ArrowStringArray(pa.chunked_array(decoded, type=pa.large_string()), dtype=dtype)
-    codes = np.empty(len(unified), dtype=np.int8 if len(values) < 127 else np.int16)  # -1 is missing
+    # -1 is missing; the type pandas gives codes of this many categories
+    codes = np.empty(len(unified), dtype=np.int8 if len(values) < 127 else np.int16 if len(values) < 32767 else np.int32)
     start = 0
     for chunk in unified.chunks:
         codes[start:start + len(chunk)] = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False)

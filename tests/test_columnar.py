@@ -14,6 +14,7 @@ from comparemode._columnar import (
     blank_text,
     factorize,
     first_rows,
+    from_dictionary,
     relabel,
     renumber,
     select_rows,
@@ -479,6 +480,56 @@ def test_unique_index_by_hashes_equals_pandas(monkeypatch, hashed, extra):
 def _votes(n=3000, seed=0) -> pd.DataFrame:
     sim = cm.simulate_votes(n // 6, 6, mu=0.7, random_seed=seed)
     return sim.votes[["user", "model_a", "model_b", "winner"]].assign(note=[f"n{i % 7}" for i in range(len(sim.votes))])
+
+
+def _parquet_files(tmp_path):
+    """Parquet files of votes as readers meet them: written by pandas with a named index,
+    attributes, missing models, many row groups (each its own dictionaries, a value first seen
+    late) and more distinct values than FEW_DISTINCT; by pyarrow without pandas' metadata; one
+    whose model column is also its index; one with integer column names."""
+    from comparemode import _columnar
+
+    rng = np.random.default_rng(9)
+    n = 6000
+    frame = pd.DataFrame({
+        "user": [f"u{v}" for v in rng.integers(0, 400, n)],
+        "model_a": np.where(rng.random(n) < 0.05, None, rng.choice(["x", "y", "z"], n)),
+        "w": rng.random(n),
+        "model_b": [f"m{v}" for v in rng.permutation(n) % (_columnar.FEW_DISTINCT + 300)],
+        "winner": np.where(np.arange(n) > 5000, "late", rng.choice(["model_a", "model_b", "tie"], n)),
+    }, index=pd.Index([f"r{i}" for i in range(n)], name="vote_id"))
+    frame.attrs["note"] = "kept"
+    files = {"pandas": tmp_path / "pandas.parquet", "pyarrow": tmp_path / "pyarrow.parquet",
+             "index-is-a-model": tmp_path / "index.parquet", "integer-names": tmp_path / "ints.parquet"}
+    frame.to_parquet(files["pandas"], row_group_size=777)
+    pq.write_table(pa.table({c: pa.array([None if pd.isna(v) else v for v in frame[c]], type=pa.large_string()) for c in ("user", "model_a", "winner")}), files["pyarrow"], row_group_size=1000)
+    frame.reset_index().set_index("model_b").to_parquet(files["index-is-a-model"])
+    frame.reset_index(drop=True).set_axis(range(5), axis=1).to_parquet(files["integer-names"])
+    return files
+
+
+def test_parquet_dictionaries_made_categoricals_as_pandas_makes_them(tmp_path, monkeypatch):
+    """The Parquet reader's Categoricals, made from the file's dictionaries, are the frame
+    pandas' read_parquet(read_dictionary=...) gives: values, categories in order of first
+    appearance over row groups, missing values, codes, index, attributes, column order; and
+    the files it leaves to pandas (a model column that is the index, integer names) too."""
+    from comparemode import data
+
+    made = []
+    monkeypatch.setattr(data, "from_dictionary", lambda *a, **k: made.append(a[0]) or from_dictionary(*a, **k))
+    wanted = lambda cols: [c for c in cols if c in ("model_a", "model_b", "winner", "1", "4")]  # noqa: E731 - "1", "4": model_a, winner of the integer names
+    for name, path in _parquet_files(tmp_path).items():
+        made.clear()
+        schema = pq.read_schema(path)
+        dictionary = [f.name for f in schema if f.name in wanted(schema.names) and pa.types.is_string(f.type) | pa.types.is_large_string(f.type)]
+        want = pd.read_parquet(path, read_dictionary=dictionary) if dictionary else pd.read_parquet(path)
+        got = data._read_parquet(path, wanted)
+        pd.testing.assert_frame_equal(got, want, obj=name)
+        assert got.attrs == want.attrs, name
+        assert len(made) == {"pandas": 3, "pyarrow": 2}.get(name, 0), name  # the file's dictionaries, or pandas' reading
+        if name == "pandas":
+            assert list(got["winner"].cat.categories)[-1] == "late" and got["model_a"].isna().any()
+            assert got["model_b"].cat.categories.size > 4096  # a Categorical however many values, as pandas reads it
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
