@@ -25,6 +25,8 @@ __all__ = ["is_arrow_text", "blank_text", "factorize", "first_rows", "renumber",
 #: per-chunk dictionaries of pyarrow's encoding are then large and unifying them costs more
 #: than pandas' one hash table (user ids, millions of them).
 FEW_DISTINCT = 4096
+#: pandas' ``str`` dtype backed by pyarrow, missing values NaN: the text columns this module builds.
+TEXT_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)
 _PROBE = 65536
 
 
@@ -181,7 +183,7 @@ def _factorize_hashed(s: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
     row's, so such a merge is seen and None returned (the caller then factorizes the strings). A merge that both hashes miss
     needs two values to collide in all 128 bits."""
     chunked = _chunks(s)
-    if chunked.null_count or not (pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type)):
+    if not _plain_text(chunked):
         return None
     hash_values, hash_table = _hash_kernels()
     codes = np.empty(len(chunked), dtype=np.int64)
@@ -228,6 +230,12 @@ def values_at(s: pd.Series, rows: np.ndarray) -> np.ndarray:
 HASH_BLOCK = 1 << 16
 
 
+def _plain_text(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether the hash kernels can read ``arr``: pyarrow text (``string`` or ``large_string``)
+    with no missing value."""
+    return not arr.null_count and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type))
+
+
 def _text_buffers(arr: pa.ChunkedArray):
     """Each non-empty chunk of a text chunked array as its offsets (into its data, which may
     start past 0: a sliced chunk) and its data bytes, as numpy views (no copy)."""
@@ -246,7 +254,7 @@ def _hashes(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | 
     """The two independent 64-bit hashes of every value of a pyarrow text array (or chunked
     array, hashed chunk by chunk in place: its chunks are not combined into one copy) with no
     missing values (None for any other array), in one compiled pass over its buffers."""
-    if arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+    if not _plain_text(arr):
         return None
     chunked = arr if isinstance(arr, pa.ChunkedArray) else pa.chunked_array([arr])
     first_hash = np.empty(len(arr), dtype=np.uint64)
@@ -309,7 +317,7 @@ def as_categorical(s: pd.Series) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(codes, categories=uniques), index=s.index, name=s.name)
 
 
-def from_dictionary(chunked: pa.ChunkedArray, dtype, name=None, most: int | None = FEW_DISTINCT) -> pd.api.extensions.ExtensionArray:
+def from_dictionary(chunked: pa.ChunkedArray, dtype=TEXT_DTYPE, name=None, most: int | None = FEW_DISTINCT) -> pd.api.extensions.ExtensionArray:
     """What :func:`as_categorical` makes of the text column that a dictionary-encoded text
     column (a chunked array read as dictionaries, e.g. by pyarrow's CSV reader) decodes to,
     without ever building that text column: a Categorical of the values in order of first
@@ -456,7 +464,7 @@ def text_column(texts, codes: np.ndarray, dtype=None) -> pd.api.extensions.Exten
         part = codes[lo : lo + TEXT_CHUNK_ROWS]
         chunks.append(values.take(pa.array(part, mask=part < 0)))  # a negative code is a missing text
     taken = pa.chunked_array(chunks, type=pa.large_string())
-    return pd.arrays.ArrowStringArray(taken, dtype=pd.StringDtype("pyarrow", na_value=np.nan) if dtype is None else dtype)
+    return pd.arrays.ArrowStringArray(taken, dtype=TEXT_DTYPE if dtype is None else dtype)
 
 
 def _text_categorical(s: pd.Series) -> bool:
@@ -481,7 +489,7 @@ def write_parquet(frame: pd.DataFrame, path) -> None:
     if _from_arrow(frame):
         _write_arrow([frame], path)
         return
-    frame.astype({c: pd.StringDtype("pyarrow", na_value=np.nan) for c in categorical}).to_parquet(path, index=False, use_dictionary=dictionary)
+    frame.astype({c: TEXT_DTYPE for c in categorical}).to_parquet(path, index=False, use_dictionary=dictionary)
 
 
 #: Rows of one part of :func:`write_parquet_parts`: pyarrow's default row group size, so that a

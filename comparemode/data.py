@@ -63,7 +63,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._columnar import as_categorical, blank_text, from_dictionary, is_arrow_text, relabel, release_arrow_memory
+from ._columnar import TEXT_DTYPE, as_categorical, blank_text, from_dictionary, is_arrow_text, relabel, release_arrow_memory
 from .constants import (
     MODEL_A,
     MODEL_B,
@@ -596,8 +596,7 @@ def _read_csv_arrow(path, cols: list, text: list, kw: dict, na: dict | None = No
         )
     except (pa.ArrowException, OSError, ValueError):
         return None
-    str_dtype = pd.StringDtype("pyarrow", na_value=np.nan)
-    columns = {c: from_dictionary(table.column(c), str_dtype, name=c) if c in category else pd.arrays.ArrowStringArray(table.column(c), dtype=str_dtype) for c in read}
+    columns = {c: from_dictionary(table.column(c), name=c) if c in category else pd.arrays.ArrowStringArray(table.column(c), dtype=TEXT_DTYPE) for c in read}
     del table
     others = [c for c in cols if c not in text]
     if others:
@@ -713,10 +712,10 @@ def _read_parquet(path: Path, category_columns) -> pd.DataFrame:
     table = pq.read_table(path, columns=dictionary, read_dictionary=dictionary)
     if table.num_rows != len(rest):  # pragma: no cover - one file, two reads of its columns
         raise VotesError(f"cannot read {str(path)!r} as parquet: its columns have different numbers of rows")
-    str_dtype = pd.StringDtype("pyarrow", na_value=np.nan)
-    columns = {n: from_dictionary(table.column(n), str_dtype, most=None) if n in dictionary else rest[n] for n in schema.names if n not in stored_index}
+    columns = {n: pd.Series(from_dictionary(table.column(n), most=None), index=rest.index, copy=False) if n in dictionary else rest[n]
+               for n in schema.names if n not in stored_index}
     del table
-    out = pd.DataFrame({n: pd.Series(v, index=rest.index, copy=False) if n in dictionary else v for n, v in columns.items()}, index=rest.index, copy=False)
+    out = pd.DataFrame(columns, index=rest.index, copy=False)
     out.attrs = rest.attrs
     return out
 
