@@ -479,7 +479,8 @@ def write_parquet(frame: pd.DataFrame, path) -> None:
     them is skipped: about three times faster on ten million votes) and without the Arrow
     schema in the file's metadata (``store_schema=False``, which is what would make a reader
     rebuild them as dictionaries; pandas' extension dtypes also need it, hence the condition);
-    otherwise they are cast to text first. Columns with many distinct values are written
+    otherwise they are cast to text first; the columns written from a dictionary then carry
+    no min/max statistics (the others do). Columns with many distinct values are written
     without a dictionary (:func:`_dictionary_columns`)."""
     categorical = [c for c in frame.columns if _text_categorical(frame[c])]
     dictionary = _dictionary_columns(frame)
@@ -532,7 +533,12 @@ def _write_arrow(parts, path, check: bool = False) -> None:
                 raise ValueError("write_parquet_parts: these columns are not written straight from Arrow, or one holds objects; use write_parquet")
             table = pa.Table.from_pandas(part, preserve_index=False)
             if writer is None:
-                writer = pq.ParquetWriter(path, table.schema, store_schema=False, use_dictionary=_dictionary_columns(part))
+                # no min/max statistics for the columns written from a dictionary (models,
+                # winners, decisions): pyarrow computes them from every row's index, about a
+                # quarter of writing ten million votes, for bounds that span every row group
+                # (a few values, in no order); the other columns keep theirs
+                stats = [c for c in table.schema.names if not pa.types.is_dictionary(table.schema.field(c).type)]
+                writer = pq.ParquetWriter(path, table.schema, store_schema=False, use_dictionary=_dictionary_columns(part), write_statistics=stats)
             writer.write_table(table, row_group_size=PART_ROWS)
     finally:
         if writer is not None:

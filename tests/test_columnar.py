@@ -411,6 +411,10 @@ def test_write_parquet_encodes_only_columns_with_few_distinct_values(tmp_path):
         meta = pq.ParquetFile(tmp_path / name).metadata.row_group(0)
         encoded = {meta.column(i).path_in_schema: "RLE_DICTIONARY" in meta.column(i).encodings for i in range(meta.num_columns)}
         assert encoded == {"row": False, "user": False, "model_a": True, "weight": False, "level": True, **({"decision": True} if categorical else {})}
+        # min/max statistics on every column but those written from a Categorical's dictionary
+        stats = {meta.column(i).path_in_schema: meta.column(i).is_stats_set for i in range(meta.num_columns)}
+        assert stats == {"row": True, "user": True, "model_a": True, "weight": True, "level": True, **({"decision": False} if categorical else {})}
+        assert (meta.column(0).statistics.min, meta.column(0).statistics.max) == (0, n - 1)
         plain = table.astype({"decision": STR}) if categorical else table
         plain.to_parquet(tmp_path / "plain.parquet", index=False)
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / name), pd.read_parquet(tmp_path / "plain.parquet"), check_exact=True)

@@ -328,3 +328,85 @@ def test_entries_of_single_votes_equal_the_entries_with_counts_of_one(n_users, n
     assert int(got[3].sum()) == n and (got[3] >= 1).all()
     key = (got[0] * n_contexts + got[1]) * 3 + got[2]
     assert (np.diff(key) > 0).all()  # sorted, each entry once
+
+
+def _arena_votes(seed: int, n: int, n_users: int, n_models: int, kind: str) -> pd.DataFrame:
+    """Votes with heavy-tailed users and models shown with unequal frequency, some models only
+    ever in one column, written as ``kind``: text, Python objects or Categoricals (with unused
+    categories, in another order than the rows'), and integer user ids."""
+    rng = np.random.default_rng(seed)
+    names = np.array([f"model-{i:04d}" for i in range(n_models)], dtype=object)
+    w = rng.pareto(1.2, n_models) + 0.05
+    a = rng.choice(n_models, n, p=w / w.sum())
+    b = (a + 1 + rng.integers(0, max(n_models - 1, 1), n)) % n_models
+    if n_models > 3:
+        b[b == 0] = 1 + (a[b == 0] % (n_models - 1))  # model 0 never shown second...
+        b[a == b] = (b[a == b] + 1) % n_models
+        b[(b == 0) | (a == b)] = 2 if n_models > 2 else 1
+    user = np.minimum(rng.zipf(1.6, n), n_users) - 1
+    winner = rng.choice(["model_a", "model_b", "tie", "tie (bothbad)"], n, p=[0.4, 0.35, 0.2, 0.05])
+    frame = pd.DataFrame({"user": user if kind == "int" else np.array([f"u{u}" for u in user], dtype=object),
+                          "model_a": names[a], "model_b": names[b], "winner": winner})
+    if kind == "str":
+        frame = frame.astype({c: "str" for c in frame.columns if c != "user"} | {"user": "str"})
+    elif kind == "category":
+        for c in ("model_a", "model_b", "winner"):
+            values = sorted(set(frame[c])) + ["never-shown"]
+            frame[c] = pd.Categorical(frame[c], categories=values[::-1])
+    return frame
+
+
+@pytest.mark.parametrize("n_models, kind", [(2, "category"), (2, "str"), (7, "object"), (40, "category"), (40, "int"),
+                                            (1100, "str")])
+def test_the_compiled_count_equals_the_numpy_steps(monkeypatch, n_models, kind):
+    """count_votes on large tables codes models, contexts and outcomes and counts the entries in
+    one compiled pass: the same users, models, contexts, entries, row codes and dtypes as the
+    numpy steps, on tables of every column kind, with two models, many (a dense pair table),
+    and more than the pass takes (numpy's path on both sides); with many contexts per user the
+    entries' key space is too large to count densely and numpy counts them."""
+    from comparemode.models import counts as mc
+
+    n = 30_000
+    votes = _arena_votes(n_models + len(kind), n, 25_000 if n_models == 40 else 3_000, n_models, kind)
+    monkeypatch.setattr(mc, "FUSED_MIN_VOTES", 1 << 40)
+    want = count_votes(votes, keep_rows=True)
+    calls = []
+    real = mc._fused_kernel
+
+    def spy():
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(mc, "FUSED_MIN_VOTES", 1)
+    monkeypatch.setattr(mc, "_fused_kernel", spy)
+    got = count_votes(votes, keep_rows=True)
+    assert bool(calls) == (n_models <= mc.FUSED_MAX_MODELS)
+    pd.testing.assert_index_equal(got.users, want.users)
+    pd.testing.assert_index_equal(got.models, want.models)
+    pd.testing.assert_frame_equal(got.contexts, want.contexts)
+    for g, w in zip((got.user, got.context, got.outcome, got.count, *got.rows), (want.user, want.context, want.outcome, want.count, *want.rows)):
+        np.testing.assert_array_equal(g, w)
+        assert g.dtype == w.dtype
+    assert got == want
+    if n_models == 40:  # 25,000 users, hundreds of contexts: beyond the dense key space
+        assert len(want.users) * len(want.contexts) * 3 > 16 * n + (1 << 20)
+
+
+def test_the_compiled_count_leaves_a_missing_code_to_numpy(monkeypatch):
+    """A table counted without validation whose model column has a missing value: the compiled
+    pass gives up on the negative code and the numpy steps count the table as before."""
+    from comparemode.models import counts as mc
+
+    votes = _arena_votes(3, 5_000, 500, 4, "category")
+    votes.loc[17, "model_b"] = np.nan
+    monkeypatch.setattr(mc, "FUSED_MIN_VOTES", 1 << 40)
+    try:
+        want = count_votes(votes, validated=True)
+    except Exception as err:  # whatever the numpy steps do with it, the compiled path does too
+        want = type(err)
+    monkeypatch.setattr(mc, "FUSED_MIN_VOTES", 1)
+    if isinstance(want, type):
+        with pytest.raises(want):
+            count_votes(votes, validated=True)
+    else:
+        assert count_votes(votes, validated=True) == want
