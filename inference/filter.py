@@ -209,13 +209,25 @@ def _p_attentive(users: pd.DataFrame) -> np.ndarray:
 
 
 def _reasons(p: np.ndarray, keep: np.ndarray, kept_text: str, dropped_text: str):
-    """Each user's reason, ``P(attentive) 0.937`` and what the rule did: the few distinct
-    texts built once (three decimals give at most 1,001) and the column taken from them
-    (:func:`~comparemode._columnar.text_column`). Each probability is formatted once per
-    distinct value, not once per user."""
+    """Each user's reason, ``P(attentive) 0.937`` and what the rule did, as a Categorical: the
+    few distinct texts built once (three decimals give at most 1,001) and a code per user.
+    Each probability is formatted once per distinct value, not once per user; the text column
+    is taken from them once, where the reasons are final (:func:`_text_reasons`)."""
     codes, shown = _formatted(p, "%.3f")
     texts = [f"P(attentive) {v}{kept_text}" for v in shown] + [f"P(attentive) {v}{dropped_text}" for v in shown]
-    return text_column(texts, np.where(keep, codes, codes + len(shown)))
+    return pd.Categorical.from_codes(np.where(keep, codes, codes + len(shown)), categories=pd.Index(texts, dtype=object))
+
+
+def _text_reasons(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a Categorical ``reason`` column (:func:`_reasons`) as a text column,
+    taken from its distinct texts (:func:`~comparemode._columnar.text_column`: no Python
+    string per user); any other table as it is."""
+    reason = table["reason"] if "reason" in table.columns else None
+    if reason is None or not isinstance(reason.dtype, pd.CategoricalDtype):
+        return table
+    table = table.copy(deep=False)
+    table["reason"] = text_column([str(v) for v in reason.cat.categories], reason.cat.codes.to_numpy())
+    return table
 
 
 def _formatted(x: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray]:
@@ -307,9 +319,8 @@ def mark_uninformative(table: pd.DataFrame, policy: str = "keep") -> pd.DataFram
     return table
 
 
-def decide_users(users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
-    """Decision table from a user table with a ``p_attentive`` column: keep where
-    ``p_attentive >= threshold``."""
+def _decide_users(users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+    """:func:`decide_users` with the reasons a Categorical (:func:`_reasons`)."""
     threshold = check_probability(threshold, "threshold")
     p = _p_attentive(users)
     keep = p >= threshold
@@ -318,6 +329,12 @@ def decide_users(users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> p
     table["reason"] = _reasons(p, keep, f" >= {threshold:g}", f" < {threshold:g}")
     table.attrs["rule"] = {"rule": "p_attentive >= threshold", "threshold": threshold}
     return table
+
+
+def decide_users(users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+    """Decision table from a user table with a ``p_attentive`` column: keep where
+    ``p_attentive >= threshold``."""
+    return _text_reasons(_decide_users(users, threshold))
 
 
 def fdr_keep(p: np.ndarray, alpha: float):
@@ -347,6 +364,11 @@ def decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
     (exactly so if the probabilities are calibrated). Users with equal probability are kept
     or dropped together, so the rule does not depend on row order.
     """
+    return _text_reasons(_decide_fdr(users, alpha))
+
+
+def _decide_fdr(users: pd.DataFrame, alpha: float = 0.1) -> pd.DataFrame:
+    """:func:`decide_fdr` with the reasons a Categorical (:func:`_reasons`)."""
     alpha = check_probability(alpha, "alpha")
     p = _p_attentive(users)
     keep, expected, cut = fdr_keep(p, alpha)
@@ -496,12 +518,13 @@ def _decided(votes, users, decide, *args, uninformative: str = "keep") -> Filter
             pass
         if hasattr(users, "user_codes_of") and isinstance(table, pd.DataFrame):
             codes = users.user_codes_of(votes)  # the fit's own codes: no second lookup of every user id
-    decided = mark_uninformative(decide(table, *args), uninformative)
+    # the reasons stay codes until mark_uninformative has added to them: one text column
+    decided = _text_reasons(mark_uninformative(decide(table, *args), uninformative))
     release_arrow_memory()  # the reason column mark_uninformative rewrote, otherwise kept by pyarrow's pool
     result = apply_decisions(votes, decided, codes if codes is not None and decided.index.equals(table.index) else None)
     if alt is not None and result.summary.get("promise", {}).get("status") == "void":
         alt_codes = codes if codes is not None and alt.index.equals(table.index) else None
-        result.alternative = apply_decisions(votes, mark_uninformative(decide(alt, *args), uninformative), alt_codes)
+        result.alternative = apply_decisions(votes, _text_reasons(mark_uninformative(decide(alt, *args), uninformative)), alt_codes)
         result.alternative.summary["model"] = result.summary["promise"].get("better_fit")
         result.alternative.summary["promise"] = {
             "status": "alternative",
@@ -526,7 +549,7 @@ def filter_votes(votes: pd.DataFrame, users: pd.DataFrame, threshold: float = DE
     uninformative : what to do with users whose decisive votes carry no evidence either way
         (:func:`mark_uninformative`): ``"keep"``, ``"drop"`` or ``"weight"``.
     """
-    return _decided(votes, users, decide_users, threshold, uninformative=uninformative)
+    return _decided(votes, users, _decide_users, threshold, uninformative=uninformative)
 
 
 def filter_fdr(votes: pd.DataFrame, users: pd.DataFrame, alpha: float = 0.1, *, uninformative: str = "keep") -> FilterResult:
@@ -535,7 +558,7 @@ def filter_fdr(votes: pd.DataFrame, users: pd.DataFrame, alpha: float = 0.1, *, 
     :class:`~comparemode.inference.mcmc.BayesianTwoType` (posterior probabilities) or of
     :class:`~comparemode.TwoTypeEM` (the plug-in version of the rule), or the fitted estimator
     itself (see :func:`filter_votes`). ``uninformative`` as in :func:`filter_votes`."""
-    return _decided(votes, users, decide_fdr, alpha, uninformative=uninformative)
+    return _decided(votes, users, _decide_fdr, alpha, uninformative=uninformative)
 
 
 def filter_credible(votes: pd.DataFrame, model, level: float = DEFAULT_THRESHOLD, prob: float = 0.9) -> FilterResult:

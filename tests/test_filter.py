@@ -320,3 +320,29 @@ def test_side_parts_cut_the_side_in_order(given_weights):
         next(res.side_parts("both", 10))
     with pytest.raises(ConfigError, match="rows must be at least 1"):
         next(res.side_parts("kept", 0))
+
+
+@pytest.mark.parametrize("policy", ["keep", "drop", "weight"])
+@pytest.mark.parametrize("rule", ["fdr", "threshold"])
+def test_filters_give_the_reasons_of_the_public_steps(policy, rule):
+    """filter_fdr and filter_votes keep the reasons as codes until the uninformative users'
+    texts are added and take the text column once: the same decision table, text reasons
+    included (pandas' str), as decide_fdr / decide_users followed by mark_uninformative, with
+    and without users who carry no evidence."""
+    from comparemode.inference.filter import decide_users, mark_uninformative
+
+    rng = np.random.default_rng(11)
+    n = 4000
+    users = pd.DataFrame({"p_attentive": np.round(rng.beta(2, 1, n), 4), "n_decisive": rng.integers(0, 8, n),
+                          "llr_decisive_per_vote": rng.normal(0.0, 0.8, n)},
+                         index=pd.Index([f"user {i:05d}" for i in range(n)], name="user"))
+    votes = pd.DataFrame({"user": np.repeat(users.index.to_numpy(), 2), "model_a": "a", "model_b": "b", "winner": "model_a"})
+    for table in (users, users.assign(n_decisive=50, llr_decisive_per_vote=1.0)):  # the second: nobody uninformative
+        if rule == "fdr":
+            got, want = filter_fdr(votes, table, 0.2, uninformative=policy), decide_fdr(table, 0.2)
+        else:
+            got, want = filter_votes(votes, table, 0.6, uninformative=policy), decide_users(table, 0.6)
+        want = mark_uninformative(want, policy)
+        assert got.users["reason"].dtype == want["reason"].dtype and isinstance(want["reason"].dtype, pd.StringDtype)
+        pd.testing.assert_frame_equal(got.users[want.columns], want)
+        assert want["reason"].str.startswith("P(attentive) ").all()
