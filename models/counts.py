@@ -110,6 +110,12 @@ def _context_codes(a: np.ndarray, b: np.ndarray, mu: np.ndarray | None):
     return codes.astype(np.min_scalar_type(-max(len(contexts), 1)), copy=False), contexts
 
 
+def _dense_limit(n_entries: int) -> int:
+    """The largest key space :func:`_entries` (and the compiled count) counts with one array
+    over every key rather than by sorting the keys."""
+    return 16 * n_entries + (1 << 20)
+
+
 def _entries(user: np.ndarray, context: np.ndarray, outcome: np.ndarray, count: np.ndarray | None, n_contexts: int):
     """Sum equal (user, context, outcome) entries; the result sorted by that key. ``count``
     None: every entry is one vote (no array of ones is built)."""
@@ -120,7 +126,7 @@ def _entries(user: np.ndarray, context: np.ndarray, outcome: np.ndarray, count: 
     if key.size == 0:
         return key, key, key.astype(np.int8), key
     space = int(key.max()) + 1
-    if space <= 16 * key.size + (1 << 20):  # a dense key space: one bincount, no sort
+    if space <= _dense_limit(key.size):  # a dense key space: one bincount, no sort
         ones = count is None or bool((np.asarray(count) == 1).all())
         if not ones:
             count = np.asarray(count, dtype=np.int64)
@@ -425,8 +431,8 @@ def _model_codes(col_a: pd.Series, col_b: pd.Series):
 
 #: From this many votes (and no ``mu`` column) :func:`count_votes` codes the models, contexts
 #: and outcomes and counts the entries in one compiled pass (:func:`_count_fused`) instead of
-#: a numpy pass for each step: on ten million votes about 0.1 CPU s against 0.9 s, most of
-#: which was the memory each step's array touches fresh. Below it, numpy (numba not imported).
+#: a numpy pass for each step: on ten million votes about 0.25 CPU s against 0.3-1.1 s, the
+#: spread being the memory each step's array touches fresh. Below it, numpy (numba not imported).
 FUSED_MIN_VOTES = 1 << 18
 #: The most distinct model names (both columns together) the compiled pass takes: it keeps a
 #: dense table of every ordered pair (a million entries at most); beyond, numpy.
@@ -525,7 +531,7 @@ def _count_fused(votes: pd.DataFrame, user: np.ndarray, n_users: int):
     cb, ub = _column_codes(votes[MODEL_B])
     names = ua.append(ub)
     codes, uniq = pd.factorize(names, sort=False)  # a name in both columns: one code
-    if len(uniq) > FUSED_MAX_MODELS or (len(uniq) == 0 and len(votes)):
+    if len(uniq) > FUSED_MAX_MODELS:  # (no name at all: every code is missing, and the pass gives up)
         return None
     winner = votes[WINNER]
     if isinstance(winner.dtype, pd.CategoricalDtype):
@@ -540,7 +546,7 @@ def _count_fused(votes: pd.DataFrame, user: np.ndarray, n_users: int):
     model, ctx_a, ctx_b, status, u, c, o, k = _fused_kernel()(
         np.ascontiguousarray(user, dtype=np.int64), n_users, ca, np.ascontiguousarray(codes[: len(ua)], dtype=np.int64),
         cb, np.ascontiguousarray(codes[len(ua):], dtype=np.int64), max(len(uniq), 1), cw, wmap, context, outcome,
-        16 * len(votes) + (1 << 20))  # the dense condition of _entries
+        _dense_limit(len(votes)))
     if status == 1:
         return None
     seen = np.flatnonzero(model >= 0)
